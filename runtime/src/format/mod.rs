@@ -1,0 +1,152 @@
+//! The `.lrt` file format, version 1: layout constants, the reader that turns bytes
+//! into a validated [`Model`], and (with `std`) the writer and the mmap loader.
+//! The specification is `runtime/FORMAT.md`; this module is its implementation.
+
+mod bytes;
+pub mod checksum;
+mod layout;
+mod reader;
+pub mod record;
+#[cfg(feature = "std")]
+mod file;
+#[cfg(feature = "std")]
+pub mod writer;
+
+pub use layout::{expected_tensor, tensor_count, TensorSpec};
+pub use reader::{LayerWeights, MetadataIter, Model, TensorInfo};
+#[cfg(feature = "std")]
+pub use file::ModelFile;
+
+use crate::error::Error;
+
+/// First four bytes of every `.lrt` file.
+pub const MAGIC: [u8; 4] = *b"LNRT";
+/// Readers reject files whose major version differs from theirs.
+pub const VERSION_MAJOR: u16 = 1;
+/// Minor versions only add optional fields in reserved space; readers accept any.
+pub const VERSION_MINOR: u16 = 0;
+/// Size of the fixed header.
+pub const HEADER_SIZE: usize = 64;
+/// Size of the typed model config record (version 1.0).
+pub const CONFIG_SIZE: usize = 128;
+/// Size of one tensor directory entry.
+pub const ENTRY_SIZE: usize = 64;
+/// Every tensor's data (and scales) starts on this boundary, so it can be used in
+/// place from an mmap or from flash by SIMD loads.
+pub const DATA_ALIGN: u64 = 64;
+/// The buffer handed to [`Model::from_bytes`] must be aligned to at least this,
+/// so f32 tensors can be borrowed in place.
+pub const BUFFER_ALIGN: usize = 4;
+
+/// Element type of a stored tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32 = 0,
+    /// IEEE binary16, widened to f32 for compute.
+    F16 = 1,
+    /// Symmetric int8 with f32 scales per output row or per block of a row.
+    I8 = 2,
+}
+
+impl DType {
+    pub fn from_u8(code: u8) -> Result<Self, Error> {
+        match code {
+            0 => Ok(DType::F32),
+            1 => Ok(DType::F16),
+            2 => Ok(DType::I8),
+            _ => Err(Error::UnknownEnum { field: "tensor.dtype", value: code as u32 }),
+        }
+    }
+    /// Bytes per element of the data section.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+            DType::I8 => 1,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::I8 => "int8",
+        }
+    }
+}
+
+macro_rules! tensor_roles {
+    ($($variant:ident = $code:literal, $name:literal;)+) => {
+        /// What a tensor is for. Per-layer roles are combined with a layer index.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum TensorRole {
+            $($variant = $code,)+
+        }
+        impl TensorRole {
+            pub fn from_u16(code: u16) -> Option<Self> {
+                match code {
+                    $($code => Some(TensorRole::$variant),)+
+                    _ => None,
+                }
+            }
+            /// The fast-transformers style parameter name (without the layer prefix).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(TensorRole::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+tensor_roles! {
+    Embedding = 1, "embedding.weight";
+    InputWeight = 2, "input_projection.weight";
+    InputBias = 3, "input_projection.bias";
+    FinalNormWeight = 4, "norm.weight";
+    FinalNormBias = 5, "norm.bias";
+    OutputWeight = 6, "output_projection.weight";
+    OutputBias = 7, "output_projection.bias";
+    QueryWeight = 16, "attention.query_projection.weight";
+    QueryBias = 17, "attention.query_projection.bias";
+    KeyWeight = 18, "attention.key_projection.weight";
+    KeyBias = 19, "attention.key_projection.bias";
+    ValueWeight = 20, "attention.value_projection.weight";
+    ValueBias = 21, "attention.value_projection.bias";
+    OutWeight = 22, "attention.out_projection.weight";
+    OutBias = 23, "attention.out_projection.bias";
+    Linear1Weight = 24, "linear1.weight";
+    Linear1Bias = 25, "linear1.bias";
+    Linear2Weight = 26, "linear2.weight";
+    Linear2Bias = 27, "linear2.bias";
+    Norm1Weight = 28, "norm1.weight";
+    Norm1Bias = 29, "norm1.bias";
+    Norm2Weight = 30, "norm2.weight";
+    Norm2Bias = 31, "norm2.bias";
+}
+
+/// The 16 per-layer roles in the order the directory lists them.
+pub const LAYER_ROLES: [TensorRole; 16] = [
+    TensorRole::QueryWeight,
+    TensorRole::QueryBias,
+    TensorRole::KeyWeight,
+    TensorRole::KeyBias,
+    TensorRole::ValueWeight,
+    TensorRole::ValueBias,
+    TensorRole::OutWeight,
+    TensorRole::OutBias,
+    TensorRole::Linear1Weight,
+    TensorRole::Linear1Bias,
+    TensorRole::Linear2Weight,
+    TensorRole::Linear2Bias,
+    TensorRole::Norm1Weight,
+    TensorRole::Norm1Bias,
+    TensorRole::Norm2Weight,
+    TensorRole::Norm2Bias,
+];
+
+impl TensorRole {
+    /// True for roles repeated in every layer.
+    pub fn is_per_layer(self) -> bool {
+        (self as u16) >= 16
+    }
+}

@@ -1,0 +1,140 @@
+//! The `.lrt` writer (std only): lays out header, config, directory, metadata and
+//! 64-byte aligned tensor data exactly as the reader expects, then seals the checksum.
+
+use std::string::String;
+use std::vec::Vec;
+
+use super::checksum::{file_checksum, CHECKSUM_OFFSET};
+use super::layout::{expected_tensor, tensor_count};
+use super::record::{encode_config, Entry, Header};
+use super::{DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR};
+use crate::config::ModelConfig;
+use crate::error::Error;
+
+/// Collects a config, f32 tensors and metadata, and writes a version 1 image.
+#[derive(Debug, Clone)]
+pub struct LrtWriter {
+    config: ModelConfig,
+    tensors: Vec<(TensorRole, u32, Vec<f32>)>,
+    metadata: Vec<(String, String)>,
+}
+
+impl LrtWriter {
+    pub fn new(config: ModelConfig) -> Self {
+        LrtWriter { config, tensors: Vec::new(), metadata: Vec::new() }
+    }
+
+    /// Adds (or replaces) the f32 tensor `(role, layer)`, row-major `[rows, cols]`.
+    pub fn tensor(&mut self, role: TensorRole, layer: u32, values: Vec<f32>) -> &mut Self {
+        self.tensors.retain(|(r, l, _)| !(*r == role && *l == layer));
+        self.tensors.push((role, layer, values));
+        self
+    }
+
+    /// Adds a metadata entry (vocabulary, provenance, …).
+    pub fn metadata(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    /// Serialises the model; fails if a tensor is missing, misshapen or not finite.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        let cfg = &self.config;
+        cfg.validate()?;
+        let count = tensor_count(cfg);
+
+        let mut meta = Vec::new();
+        meta.extend_from_slice(&(self.metadata.len() as u32).to_le_bytes());
+        for (k, v) in &self.metadata {
+            let key_len = u16::try_from(k.len()).map_err(|_| Error::BadMetadata { offset: meta.len() as u64 })?;
+            let val_len = u32::try_from(v.len()).map_err(|_| Error::BadMetadata { offset: meta.len() as u64 })?;
+            meta.extend_from_slice(&key_len.to_le_bytes());
+            meta.extend_from_slice(k.as_bytes());
+            meta.extend_from_slice(&val_len.to_le_bytes());
+            meta.extend_from_slice(v.as_bytes());
+        }
+        let metadata_size = u32::try_from(meta.len()).map_err(|_| Error::SizeOverflow)?;
+
+        let config_offset = HEADER_SIZE as u64;
+        let directory_offset = config_offset + CONFIG_SIZE as u64;
+        let metadata_offset = directory_offset + (count * ENTRY_SIZE) as u64;
+        let mut cursor = metadata_offset + meta.len() as u64;
+
+        let mut entries = Vec::with_capacity(count);
+        let mut data: Vec<&[f32]> = Vec::with_capacity(count);
+        for index in 0..count {
+            let spec = expected_tensor(cfg, index).ok_or(Error::SizeOverflow)?;
+            let values = self
+                .tensors
+                .iter()
+                .find(|(r, l, _)| *r == spec.role && *l == spec.layer)
+                .map(|(_, _, v)| v.as_slice())
+                .ok_or(Error::MissingTensor { role: spec.role, layer: spec.layer })?;
+            let elements = spec.dims[0] as u64 * spec.dims[1] as u64;
+            if values.len() as u64 != elements {
+                return Err(Error::SizeMismatch { role: spec.role, layer: spec.layer, expected: elements * 4, found: values.len() as u64 * 4 });
+            }
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFiniteWeight { role: spec.role, layer: spec.layer });
+            }
+            let offset = cursor.next_multiple_of(DATA_ALIGN);
+            let size = elements * DType::F32.size();
+            entries.push(Entry {
+                role: spec.role as u16,
+                layer: spec.layer as u16,
+                dtype: DType::F32 as u8,
+                layout: 0,
+                rank: spec.rank,
+                dims: spec.dims,
+                data_offset: offset,
+                data_size: size,
+                scales_offset: 0,
+                scales_size: 0,
+                block_size: 0,
+            });
+            data.push(values);
+            cursor = offset + size;
+        }
+        let file_size = cursor;
+
+        let header = Header {
+            magic: MAGIC,
+            major: VERSION_MAJOR,
+            minor: VERSION_MINOR,
+            header_size: HEADER_SIZE as u32,
+            flags: 0,
+            file_size,
+            config_offset,
+            config_size: CONFIG_SIZE as u32,
+            tensor_count: count as u32,
+            directory_offset,
+            metadata_offset,
+            metadata_size,
+            checksum: 0,
+        };
+        let mut out = Vec::with_capacity(usize::try_from(file_size).map_err(|_| Error::SizeOverflow)?);
+        out.extend_from_slice(&header.encode());
+        out.extend_from_slice(&encode_config(cfg));
+        for e in &entries {
+            out.extend_from_slice(&e.encode());
+        }
+        out.extend_from_slice(&meta);
+        for (e, values) in entries.iter().zip(data) {
+            out.resize(e.data_offset as usize, 0);
+            for v in values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        seal(&mut out);
+        Ok(out)
+    }
+}
+
+/// Recomputes and stores the checksum of an image (used by the writer, and by tests
+/// that build hostile files which must fail for a reason other than the checksum).
+pub fn seal(bytes: &mut [u8]) {
+    if bytes.len() >= HEADER_SIZE {
+        let crc = file_checksum(bytes);
+        bytes[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+}

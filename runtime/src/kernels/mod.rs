@@ -1,0 +1,5 @@
+//! Numeric kernels. Every kernel has a portable scalar version in [`scalar`]; SIMD
+//! versions per ISA (x86_64 AVX2/AVX-512, aarch64 NEON) sit beside it and are tested
+//! against it.
+
+pub mod scalar;

@@ -1,0 +1,151 @@
+//! Portable scalar kernels: the reference every SIMD path is tested against.
+//! Callers pass slices of exactly the documented lengths (the session checks them).
+
+/// Dot product with eight independent partial sums (lets LLVM vectorise it and
+/// keeps rounding error low on long rows).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = 0f32;
+    for i in chunks * 8..n {
+        tail += a[i] * b[i];
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `y = W·x + b` for a row-major `W` of `y.len()` rows and `x.len()` columns.
+pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    let cols = x.len();
+    for (o, (yo, row)) in y.iter_mut().zip(w.chunks_exact(cols)).enumerate() {
+        *yo = dot(row, x) + b[o];
+    }
+}
+
+/// `Y = X·Wᵀ + b` for `T` rows: `x` is `[T, cols]`, `y` is `[T, rows]`.
+pub fn matmul(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32], rows: usize) {
+    for (xt, yt) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
+        matvec(w, b, xt, yt);
+    }
+}
+
+/// `x += y`.
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// LayerNorm over the whole slice, in place: biased variance, eps inside the sqrt.
+pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / libm::sqrtf(var + eps);
+    for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta) {
+        *v = (*v - mean) * inv * g + b;
+    }
+}
+
+/// φ(x) = elu(x) + 1, in place.
+pub fn elu_plus_one(x: &mut [f32]) {
+    for v in x {
+        *v = if *v > 0.0 { *v + 1.0 } else { libm::expf(*v) };
+    }
+}
+
+pub fn relu(x: &mut [f32]) {
+    for v in x {
+        *v = v.max(0.0);
+    }
+}
+
+/// Exact gelu: `0.5·x·(1 + erf(x/√2))`.
+pub fn gelu(x: &mut [f32]) {
+    for v in x {
+        *v = 0.5 * *v * (1.0 + libm::erff(*v * core::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// `S += k·vᵀ` for one head: `s` is `[k.len(), v.len()]` row-major.
+pub fn rank1_update(s: &mut [f32], k: &[f32], v: &[f32]) {
+    for (row, &kd) in s.chunks_exact_mut(v.len()).zip(k) {
+        for (sm, &vm) in row.iter_mut().zip(v) {
+            *sm += kd * vm;
+        }
+    }
+}
+
+/// `out = qᵀ·S` for one head: `s` is `[q.len(), out.len()]` row-major.
+pub fn vec_mat(q: &[f32], s: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for (row, &qd) in s.chunks_exact(out.len()).zip(q) {
+        for (o, &sm) in out.iter_mut().zip(row) {
+            *o += qd * sm;
+        }
+    }
+}
+
+/// `x *= a`.
+pub fn scale(x: &mut [f32], a: f32) {
+    for v in x {
+        *v *= a;
+    }
+}
+
+/// `y += a·x`.
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (yv, xv) in y.iter_mut().zip(x) {
+        *yv += a * xv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_handles_odd_lengths() {
+        for n in [0usize, 1, 7, 8, 9, 17] {
+            let a: [f32; 17] = core::array::from_fn(|i| i as f32);
+            let b = [2f32; 17];
+            let want: f32 = (0..n).map(|i| 2.0 * i as f32).sum();
+            assert_eq!(dot(&a[..n], &b[..n]), want);
+        }
+    }
+
+    #[test]
+    fn elu_plus_one_is_positive_and_continuous() {
+        let mut x = [-30.0f32, -1.0, 0.0, 1e-7, 2.0];
+        elu_plus_one(&mut x);
+        assert!(x.iter().all(|v| *v > 0.0));
+        assert_eq!(x[2], 1.0);
+        assert!((x[1] - libm::expf(-1.0)).abs() < 1e-7);
+        assert_eq!(x[4], 3.0);
+    }
+
+    #[test]
+    fn layer_norm_normalises() {
+        let mut x = [1.0f32, 2.0, 3.0, 4.0];
+        layer_norm(&mut x, &[1.0; 4], &[0.0; 4], 0.0);
+        let mean: f32 = x.iter().sum::<f32>() / 4.0;
+        let var: f32 = x.iter().map(|v| v * v).sum::<f32>() / 4.0;
+        assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn gelu_matches_known_values() {
+        let mut x = [-1.0f32, 0.0, 1.0];
+        gelu(&mut x);
+        assert!((x[0] + 0.158_655_26).abs() < 1e-6);
+        assert_eq!(x[1], 0.0);
+        assert!((x[2] - 0.841_344_74).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,37 @@
+//! linrt: a runtime for linear-attention transformers ("Transformers are RNNs",
+//! Katharopoulos et al., 2020) in their recurrent form.
+//!
+//! The crate is `#![no_std]` and never allocates: a [`Model`] borrows the bytes of a
+//! `.lrt` file (mmap, flash, `include_bytes!`), a [`Session`] keeps its state and
+//! scratch in one byte slice the caller provides ([`Model::arena_bytes`] says how
+//! big). The `std` feature adds file loading through memmap2 and the `.lrt` writer.
+//!
+//! Layers, bottom-up: [`kernels`] and [`config`] → [`format`] (bytes → validated
+//! [`Model`]) → [`model`] (arena, session, layers, attention).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), linrt::Error> {
+//! let file = linrt::ModelFile::open("model.lrt")?;
+//! let model = file.model()?;
+//! let opts = linrt::SessionOptions::default();
+//! let mut arena = vec![0u8; model.arena_bytes(opts)?];
+//! let mut session = linrt::Session::new(&model, &mut arena, opts)?;
+//! let mut out = vec![0f32; model.config().output_dim()];
+//! session.step(linrt::Input::Token(3), &mut out)?;
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod config;
+pub mod error;
+pub mod format;
+pub mod kernels;
+pub mod model;
+
+pub use config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind};
+pub use error::Error;
+pub use format::{DType, Model, TensorRole};
+#[cfg(feature = "std")]
+pub use format::{writer::LrtWriter, ModelFile};
+pub use model::{Input, Inputs, Session, SessionOptions};

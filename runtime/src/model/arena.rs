@@ -1,0 +1,75 @@
+//! How a session's arena is carved up. Like TFLite Micro's tensor arena, the caller
+//! owns one byte slice; the model says exactly how many bytes it needs.
+
+use crate::config::ModelConfig;
+use crate::error::Error;
+use crate::format::Model;
+
+/// Sizing choices a session is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Most positions one `step_chunk` call may take (1 = stepping only).
+    pub max_chunk: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { max_chunk: 1 }
+    }
+}
+
+/// Regions are rounded up to 16 floats (64 bytes) so each starts cache-line aligned
+/// relative to the arena.
+const REGION_FLOATS: usize = 16;
+
+/// Float counts of every region, in arena order.
+pub(crate) struct ArenaLayout {
+    pub state: usize,
+    pub hidden: usize,
+    pub normed: usize,
+    pub query: usize,
+    pub key: usize,
+    pub value: usize,
+    pub attended: usize,
+    pub ffn: usize,
+}
+
+impl ArenaLayout {
+    pub fn new(cfg: &ModelConfig, opts: SessionOptions) -> Result<Self, Error> {
+        if opts.max_chunk == 0 {
+            return Err(Error::BadChunkLength { len: 0, max: 0 });
+        }
+        let t = opts.max_chunk;
+        let rows = |width: usize| -> Result<usize, Error> {
+            let n = t.checked_mul(width).ok_or(Error::SizeOverflow)?;
+            n.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow)
+        };
+        let d = cfg.d_model as usize;
+        Ok(ArenaLayout {
+            state: cfg.state_floats()?.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow)?,
+            hidden: rows(d)?,
+            normed: rows(d)?,
+            query: rows(cfg.qk_width())?,
+            key: rows(cfg.qk_width())?,
+            value: rows(cfg.v_width())?,
+            attended: rows(cfg.v_width())?,
+            ffn: rows(cfg.d_ff as usize)?,
+        })
+    }
+
+    pub fn total_floats(&self) -> Result<usize, Error> {
+        [self.hidden, self.normed, self.query, self.key, self.value, self.attended, self.ffn]
+            .iter()
+            .try_fold(self.state, |acc, &n| acc.checked_add(n))
+            .ok_or(Error::SizeOverflow)
+    }
+}
+
+impl Model<'_> {
+    /// Exact arena size in bytes for a session with `opts`:
+    /// `4 · (state + T·(2·d_model + 2·H·Dk + 2·H·Dv + d_ff))` with T = `max_chunk`
+    /// and every term rounded up to a multiple of 16 floats.
+    pub fn arena_bytes(&self, opts: SessionOptions) -> Result<usize, Error> {
+        ArenaLayout::new(self.config(), opts)?.total_floats()?.checked_mul(4).ok_or(Error::SizeOverflow)
+    }
+}

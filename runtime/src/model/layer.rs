@@ -1,0 +1,86 @@
+//! One encoder layer of fast-transformers' `TransformerEncoderLayer`, over T rows:
+//!
+//! post-norm (fast-transformers): `x = norm1(x + out(attn(x)))`, `x = norm2(x + linear2(act(linear1(x))))`
+//! pre-norm:                      `x = x + out(attn(norm1(x)))`, `x = x + linear2(act(linear1(norm2(x))))`
+
+use super::attention::Heads;
+use crate::config::{Activation, ModelConfig, NormPlacement};
+use crate::format::LayerWeights;
+use crate::kernels::scalar::{add_assign, elu_plus_one, gelu, layer_norm, matmul, relu};
+
+/// Working buffers carved from the arena, each at least `T × width`.
+pub(crate) struct Scratch<'s> {
+    pub hidden: &'s mut [f32],
+    pub normed: &'s mut [f32],
+    pub query: &'s mut [f32],
+    pub key: &'s mut [f32],
+    pub value: &'s mut [f32],
+    pub attended: &'s mut [f32],
+    pub ffn: &'s mut [f32],
+}
+
+/// Which form of attention runs: the recurrent step (T = 1) or the causal parallel form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    Recurrent,
+    Causal,
+}
+
+/// LayerNorm applied to each of the `rows.len() / width` rows.
+pub(crate) fn layer_norm_rows(rows: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps: f32) {
+    for row in rows.chunks_exact_mut(width) {
+        layer_norm(row, gamma, beta, eps);
+    }
+}
+
+/// Runs one layer on `scratch.hidden[..t·d_model]` in place, advancing `state`.
+pub(crate) fn encoder_layer(cfg: &ModelConfig, w: &LayerWeights, state: &mut [f32], s: &mut Scratch, t: usize, form: Form) {
+    let d = cfg.d_model as usize;
+    let (qk_w, v_w, ff) = (cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize);
+    let eps = cfg.layernorm_eps;
+    let pre = cfg.norm_placement == NormPlacement::Pre;
+    let x = &mut s.hidden[..t * d];
+    let normed = &mut s.normed[..t * d];
+    let (q, k, v) = (&mut s.query[..t * qk_w], &mut s.key[..t * qk_w], &mut s.value[..t * v_w]);
+    let attended = &mut s.attended[..t * v_w];
+    let hidden_ff = &mut s.ffn[..t * ff];
+
+    // Attention block.
+    if pre {
+        normed.copy_from_slice(x);
+        layer_norm_rows(normed, d, w.n1_w, w.n1_b, eps);
+    }
+    let attn_in: &[f32] = if pre { &*normed } else { &*x };
+    matmul(w.q_w, w.q_b, attn_in, d, q, qk_w);
+    matmul(w.k_w, w.k_b, attn_in, d, k, qk_w);
+    matmul(w.v_w, w.v_b, attn_in, d, v, v_w);
+    elu_plus_one(q);
+    elu_plus_one(k);
+    let heads = Heads { n: cfg.n_heads as usize, dk: cfg.d_query as usize, dv: cfg.d_value as usize, eps: cfg.attention_eps };
+    match form {
+        Form::Recurrent => heads.step(state, q, k, v, attended),
+        Form::Causal => heads.causal(state, t, q, k, v, attended),
+    }
+    matmul(w.o_w, w.o_b, attended, v_w, normed, d);
+    add_assign(x, normed);
+    if !pre {
+        layer_norm_rows(x, d, w.n1_w, w.n1_b, eps);
+    }
+
+    // Feed-forward block.
+    if pre {
+        normed.copy_from_slice(x);
+        layer_norm_rows(normed, d, w.n2_w, w.n2_b, eps);
+    }
+    let ffn_in: &[f32] = if pre { &*normed } else { &*x };
+    matmul(w.l1_w, w.l1_b, ffn_in, d, hidden_ff, ff);
+    match cfg.activation {
+        Activation::Relu => relu(hidden_ff),
+        Activation::Gelu => gelu(hidden_ff),
+    }
+    matmul(w.l2_w, w.l2_b, hidden_ff, ff, normed, d);
+    add_assign(x, normed);
+    if !pre {
+        layer_norm_rows(x, d, w.n2_w, w.n2_b, eps);
+    }
+}

@@ -1,0 +1,218 @@
+//! A session: one stream's recurrent state plus scratch, all inside the caller's
+//! arena. Stepping never allocates; the state never grows.
+
+use super::arena::{ArenaLayout, SessionOptions};
+use super::layer::{encoder_layer, layer_norm_rows, Form, Scratch};
+use crate::config::{InputKind, ModelConfig, OutputKind};
+use crate::error::Error;
+use crate::format::{Model, TensorRole};
+use crate::kernels::scalar::matmul;
+
+/// One position of input.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'x> {
+    Token(u32),
+    Vector(&'x [f32]),
+}
+
+/// T positions of input, for [`Session::step_chunk`].
+#[derive(Debug, Clone, Copy)]
+pub enum Inputs<'x> {
+    Tokens(&'x [u32]),
+    /// `T × input_dim` values, row-major.
+    Vectors(&'x [f32]),
+}
+
+/// Saved state starts with this many bytes: magic `LRTS`, version, model checksum, float count.
+pub const STATE_HEADER_BYTES: usize = 16;
+const STATE_MAGIC: [u8; 4] = *b"LRTS";
+const STATE_VERSION: u32 = 1;
+
+/// A stream running a [`Model`] with its state in a caller-provided arena.
+pub struct Session<'a> {
+    model: Model<'a>,
+    state: &'a mut [f32],
+    scratch: Scratch<'a>,
+    max_chunk: usize,
+    layer_state_floats: usize,
+}
+
+impl<'a> Session<'a> {
+    /// Carves state and scratch out of `arena` (at least
+    /// [`Model::arena_bytes`]`(opts)` bytes, 4-byte aligned) and zeroes the state.
+    pub fn new(model: &Model<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
+        let layout = ArenaLayout::new(model.config(), opts)?;
+        let needed = layout.total_floats()?.checked_mul(4).ok_or(Error::SizeOverflow)?;
+        if arena.len() < needed {
+            return Err(Error::ArenaTooSmall { needed, given: arena.len() });
+        }
+        let floats: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut arena[..needed])
+            .map_err(|_| Error::Misaligned { what: "arena", align: 4 })?;
+        let (state, rest) = floats.split_at_mut(layout.state);
+        // The region is padded to 64 bytes; the state itself is exactly L·(H·Dk·Dv + H·Dk).
+        let state_floats = model.config().state_floats()?;
+        let state = &mut state[..state_floats];
+        let (hidden, rest) = rest.split_at_mut(layout.hidden);
+        let (normed, rest) = rest.split_at_mut(layout.normed);
+        let (query, rest) = rest.split_at_mut(layout.query);
+        let (key, rest) = rest.split_at_mut(layout.key);
+        let (value, rest) = rest.split_at_mut(layout.value);
+        let (attended, ffn) = rest.split_at_mut(layout.attended);
+        let mut session = Session {
+            model: *model,
+            state,
+            scratch: Scratch { hidden, normed, query, key, value, attended, ffn },
+            max_chunk: opts.max_chunk,
+            layer_state_floats: state_floats / model.config().n_layers as usize,
+        };
+        session.reset();
+        Ok(session)
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    /// Forgets the stream: zero state, as at creation.
+    pub fn reset(&mut self) {
+        self.state.fill(0.0);
+    }
+
+    /// Advances the stream by one position with the recurrent form and writes
+    /// `output_dim` values to `output`.
+    pub fn step(&mut self, input: Input, output: &mut [f32]) -> Result<(), Error> {
+        let inputs = match input {
+            Input::Token(ref t) => Inputs::Tokens(core::slice::from_ref(t)),
+            Input::Vector(v) => Inputs::Vectors(v),
+        };
+        self.run(inputs, 1, output, Form::Recurrent)
+    }
+
+    /// Advances the stream by T positions at once with the causal parallel form
+    /// (1 ≤ T ≤ `max_chunk`); `output` gets `T × output_dim` values. Equal to T
+    /// calls of [`Session::step`] up to f32 rounding.
+    pub fn step_chunk(&mut self, inputs: Inputs, output: &mut [f32]) -> Result<(), Error> {
+        let t = match inputs {
+            Inputs::Tokens(ids) => ids.len(),
+            Inputs::Vectors(v) => v.len() / self.config().input_width().max(1),
+        };
+        if t == 0 || t > self.max_chunk {
+            return Err(Error::BadChunkLength { len: t, max: self.max_chunk });
+        }
+        self.run(inputs, t, output, Form::Causal)
+    }
+
+    fn run(&mut self, inputs: Inputs, t: usize, output: &mut [f32], form: Form) -> Result<(), Error> {
+        let cfg = *self.model.config();
+        let expected_out = t * cfg.output_dim();
+        if output.len() != expected_out {
+            return Err(Error::BadLength { what: "output", expected: expected_out, found: output.len() });
+        }
+        self.embed(inputs, t)?;
+        // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back.
+        for (layer, state) in (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats)) {
+            let weights = self.model.layer(layer)?;
+            encoder_layer(&cfg, &weights, state, &mut self.scratch, t, form);
+        }
+        let d = cfg.d_model as usize;
+        let x = &mut self.scratch.hidden[..t * d];
+        if cfg.final_norm {
+            let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
+            let b = self.model.f32_tensor(TensorRole::FinalNormBias, 0)?;
+            layer_norm_rows(x, d, g, b, cfg.layernorm_eps);
+        }
+        match cfg.output_kind {
+            OutputKind::Hidden => output.copy_from_slice(x),
+            OutputKind::Linear => {
+                let w = self.model.f32_tensor(TensorRole::OutputWeight, 0)?;
+                let b = self.model.f32_tensor(TensorRole::OutputBias, 0)?;
+                matmul(w, b, x, d, output, cfg.output_dim as usize);
+            }
+        }
+        Ok(())
+    }
+
+    /// The state slice of one layer: `[S: H×Dk×Dv][z: H×Dk]`.
+    /// Writes the first hidden vectors of T positions into the scratch.
+    fn embed(&mut self, inputs: Inputs, t: usize) -> Result<(), Error> {
+        let cfg = *self.model.config();
+        let d = cfg.d_model as usize;
+        let x = &mut self.scratch.hidden[..t * d];
+        match (cfg.input_kind, inputs) {
+            (InputKind::Tokens, Inputs::Tokens(ids)) => {
+                let table = self.model.f32_tensor(TensorRole::Embedding, 0)?;
+                for (&id, row) in ids.iter().zip(x.chunks_exact_mut(d)) {
+                    if id >= cfg.input_dim {
+                        return Err(Error::TokenOutOfRange { token: id, vocab: cfg.input_dim });
+                    }
+                    let at = id as usize * d;
+                    row.copy_from_slice(&table[at..at + d]);
+                }
+            }
+            (InputKind::Vectors, Inputs::Vectors(v)) => {
+                let width = cfg.input_dim as usize;
+                if v.len() != t * width {
+                    return Err(Error::BadLength { what: "input", expected: t * width, found: v.len() });
+                }
+                if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(Error::NonFiniteInput { index });
+                }
+                if cfg.input_projection {
+                    let w = self.model.f32_tensor(TensorRole::InputWeight, 0)?;
+                    let b = self.model.f32_tensor(TensorRole::InputBias, 0)?;
+                    matmul(w, b, v, width, x, d);
+                } else {
+                    x.copy_from_slice(v);
+                }
+            }
+            _ => return Err(Error::WrongInputKind { expected: cfg.input_kind }),
+        }
+        Ok(())
+    }
+
+    /// Bytes [`Session::save_state`] writes.
+    pub fn state_bytes(&self) -> usize {
+        STATE_HEADER_BYTES + 4 * self.state.len()
+    }
+
+    /// Writes the stream's state (tagged with the model's checksum) to `out`;
+    /// returns the number of bytes written.
+    pub fn save_state(&self, out: &mut [u8]) -> Result<usize, Error> {
+        let n = self.state_bytes();
+        if out.len() < n {
+            return Err(Error::BadLength { what: "state buffer", expected: n, found: out.len() });
+        }
+        out[0..4].copy_from_slice(&STATE_MAGIC);
+        out[4..8].copy_from_slice(&STATE_VERSION.to_le_bytes());
+        out[8..12].copy_from_slice(&self.model.checksum().to_le_bytes());
+        out[12..16].copy_from_slice(&(self.state.len() as u32).to_le_bytes());
+        for (dst, v) in out[STATE_HEADER_BYTES..n].chunks_exact_mut(4).zip(self.state.iter()) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+        Ok(n)
+    }
+
+    /// Restores a state written by [`Session::save_state`] for the same model.
+    /// Nothing changes unless the whole state is valid.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let n = self.state_bytes();
+        if bytes.len() != n {
+            return Err(Error::BadState { reason: "wrong length for this model" });
+        }
+        let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        if bytes[0..4] != STATE_MAGIC || word(4) != STATE_VERSION {
+            return Err(Error::BadState { reason: "not a linrt state" });
+        }
+        if word(8) != self.model.checksum() || word(12) as usize != self.state.len() {
+            return Err(Error::BadState { reason: "saved from a different model" });
+        }
+        let values = bytes[STATE_HEADER_BYTES..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        if values.clone().any(|v| !v.is_finite()) {
+            return Err(Error::BadState { reason: "contains NaN or infinite values" });
+        }
+        for (dst, v) in self.state.iter_mut().zip(values) {
+            *dst = v;
+        }
+        Ok(())
+    }
+}
