@@ -31,7 +31,7 @@ pub mod model;
 
 pub use config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind};
 pub use error::Error;
-pub use format::{DType, Model, TensorRole};
 #[cfg(feature = "std")]
-pub use format::{writer::LrtWriter, ModelFile};
-pub use model::{Input, Inputs, Session, SessionOptions};
+pub use format::{writer::LrtWriter, AlignedBytes, ModelFile};
+pub use format::{DType, Model, TensorRole};
+pub use model::{Input, Inputs, Session, SessionOptions, STATE_HEADER_BYTES};

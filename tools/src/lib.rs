@@ -1,0 +1,10 @@
+//! The `linrt` command line: convert ONNX to `.lrt`, verify, inspect, run.
+//! Everything that knows about files, ONNX and the terminal lives here; the
+//! runtime crate knows none of it.
+
+pub mod cli;
+pub mod inspect;
+pub mod npy;
+#[cfg(feature = "onnx")]
+pub mod onnx;
+pub mod run;

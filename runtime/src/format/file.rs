@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::vec::Vec;
 
 use memmap2::Mmap;
 
@@ -34,5 +35,33 @@ impl ModelFile {
     /// Validates the file and borrows a [`Model`] from the mapping.
     pub fn model(&self) -> Result<Model<'_>, Error> {
         Model::from_bytes(&self.map)
+    }
+}
+
+/// Model bytes held in memory with the alignment [`Model::from_bytes`] needs
+/// (a plain `Vec<u8>` guarantees none).
+#[derive(Debug, Clone)]
+pub struct AlignedBytes {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    pub fn from_slice(bytes: &[u8]) -> Self {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        AlignedBytes {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
+    }
+
+    /// Validates the bytes and borrows a [`Model`] from them.
+    pub fn model(&self) -> Result<Model<'_>, Error> {
+        Model::from_bytes(self.as_bytes())
     }
 }

@@ -4,18 +4,18 @@
 
 mod bytes;
 pub mod checksum;
+#[cfg(feature = "std")]
+mod file;
 mod layout;
 mod reader;
 pub mod record;
 #[cfg(feature = "std")]
-mod file;
-#[cfg(feature = "std")]
 pub mod writer;
 
+#[cfg(feature = "std")]
+pub use file::{AlignedBytes, ModelFile};
 pub use layout::{expected_tensor, tensor_count, TensorSpec};
 pub use reader::{LayerWeights, MetadataIter, Model, TensorInfo};
-#[cfg(feature = "std")]
-pub use file::ModelFile;
 
 use crate::error::Error;
 
@@ -54,7 +54,10 @@ impl DType {
             0 => Ok(DType::F32),
             1 => Ok(DType::F16),
             2 => Ok(DType::I8),
-            _ => Err(Error::UnknownEnum { field: "tensor.dtype", value: code as u32 }),
+            _ => Err(Error::UnknownEnum {
+                field: "tensor.dtype",
+                value: code as u32,
+            }),
         }
     }
     /// Bytes per element of the data section.

@@ -76,7 +76,12 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
         final_norm: match u8_at(b, 26) {
             0 => false,
             1 => true,
-            v => return Err(Error::UnknownEnum { field: "config.final_norm", value: v as u32 }),
+            v => {
+                return Err(Error::UnknownEnum {
+                    field: "config.final_norm",
+                    value: v as u32,
+                })
+            }
         },
         feature_map: FeatureMap::from_code(u8_at(b, 27))?,
         attention_eps: f32_at(b, 32),
@@ -85,7 +90,12 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
         input_projection: match u8_at(b, 41) {
             0 => false,
             1 => true,
-            v => return Err(Error::UnknownEnum { field: "config.input_projection", value: v as u32 }),
+            v => {
+                return Err(Error::UnknownEnum {
+                    field: "config.input_projection",
+                    value: v as u32,
+                })
+            }
         },
         input_dim: u32_at(b, 44),
         output_kind: OutputKind::from_code(u8_at(b, 48))?,
@@ -95,7 +105,10 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
     // for elu+1 it must equal d_query.
     let feature_dim = u32_at(b, 28);
     if feature_dim != cfg.d_query {
-        return Err(Error::BadConfig { field: "feature_dim (must equal d_query for elu+1)", value: feature_dim as u64 });
+        return Err(Error::BadConfig {
+            field: "feature_dim (must equal d_query for elu+1)",
+            value: feature_dim as u64,
+        });
     }
     cfg.validate()?;
     Ok(cfg)

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Golden fixtures for the equivalence tests, computed by fast-transformers itself.
+
+For three models it builds fast-transformers encoders (TransformerEncoderBuilder with
+"causal-linear" and RecurrentEncoderBuilder with "linear", same weights), exports both
+ONNX forms through export_onnx.py, and writes 512 steps of inputs and reference outputs:
+  tests/golden/<name>/step.onnx         recurrent-step ONNX graph
+  tests/golden/<name>/sequence.onnx     causal-sequence ONNX graph, cumsum form
+  tests/golden/<name>/weights.bin.gz    the weights both graphs share (ONNX external data, gzip)
+  tests/golden/<name>/input.npy         [512] int64 token ids or [512, d_in] float32
+  tests/golden/<name>/recurrent.npy     [512, d_out] float32, RecurrentEncoder stepped
+  tests/golden/<name>/causal.npy        [512, d_out] float32, TransformerEncoder + causal mask
+plus tests/golden/softmax/sequence.onnx.gz: the tiny model with *softmax* attention under
+the same parameter names and metadata, which conversion must reject at verification.
+
+Weights are PyTorch's default init snapped to a grid of 1/8 of the init bound, so the
+gzip'd weights stay small (tests decompress them); LayerNorm gains and biases are
+randomised so that a mix-up between them cannot pass. CI never runs this script.
+
+  python models/make_golden.py            # about a minute on 2 cores
+"""
+import gzip
+import io
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+from fast_transformers.builders import RecurrentEncoderBuilder, TransformerEncoderBuilder
+from fast_transformers.masking import TriangularCausalMask
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_onnx  # noqa: E402
+
+STEPS = 512
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
+
+MODELS = {
+    # d_model 64, 2 layers, 4 heads, ffn 256: token ids in, logits out.
+    "tiny": dict(n_layers=2, n_heads=4, d_query=16, d_value=16, d_ff=256, activation="relu",
+                 final_norm=True, input="tokens", input_dim=50, input_projection=False,
+                 output_dim=50, prefix=""),
+    # d_model 256, 4 layers, 8 heads, ffn 1024: 80-dim feature frames projected in, 29 logits out.
+    "small": dict(n_layers=4, n_heads=8, d_query=32, d_value=32, d_ff=1024, activation="relu",
+                  final_norm=True, input="vectors", input_dim=80, input_projection=True,
+                  output_dim=29, prefix=""),
+    # query dims != value dims, gelu, no final norm, vectors straight in, hidden state out,
+    # encoder wrapped under an "encoder." prefix.
+    "mixed": dict(n_layers=2, n_heads=4, d_query=16, d_value=32, d_ff=256, activation="gelu",
+                  final_norm=False, input="vectors", input_dim=128, input_projection=False,
+                  output_dim=0, prefix="encoder."),
+}
+
+
+def snap(t, bound):
+    step = bound / 8
+    return torch.round(t / step) * step
+
+
+def build(name, spec, seed):
+    torch.manual_seed(seed)
+    cfg = dict(spec, d_model=spec["n_heads"] * spec["d_value"], norm_placement="post",
+               feature_map="elu+1", attention_eps=1e-6, layernorm_eps=1e-5)
+    kw = dict(n_layers=cfg["n_layers"], n_heads=cfg["n_heads"], query_dimensions=cfg["d_query"],
+              value_dimensions=cfg["d_value"], feed_forward_dimensions=cfg["d_ff"],
+              activation=cfg["activation"], final_normalization=cfg["final_norm"], dropout=0.0,
+              attention_dropout=0.0)
+    encoder = TransformerEncoderBuilder.from_kwargs(attention_type="causal-linear", **kw).get().eval()
+    recurrent = RecurrentEncoderBuilder.from_kwargs(attention_type="linear", **kw).get().eval()
+    with torch.no_grad():
+        for pname, p in encoder.named_parameters():
+            if "norm" in pname:
+                p.copy_(snap((1.0 if pname.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p), 1.0))
+            else:
+                fan_in = p.shape[-1] if p.dim() == 2 else p.shape[0]
+                p.copy_(snap(p, 1.0 / (fan_in ** 0.5)))
+    recurrent.load_state_dict(encoder.state_dict(), strict=True)
+    d = cfg["d_model"]
+    embedding = projection = head = None
+    extra = {}
+    if cfg["input"] == "tokens":
+        embedding = torch.nn.Embedding(cfg["input_dim"], d)
+        with torch.no_grad():
+            embedding.weight.copy_(snap(embedding.weight, 1.0))
+        extra["embedding.weight"] = embedding.weight
+    elif cfg["input_projection"]:
+        projection = torch.nn.Linear(cfg["input_dim"], d)
+        with torch.no_grad():
+            for p in projection.parameters():
+                p.copy_(snap(p, 1.0 / cfg["input_dim"] ** 0.5))
+        extra.update({"input_projection." + k: v for k, v in projection.state_dict().items()})
+    if cfg["output_dim"]:
+        head = torch.nn.Linear(d, cfg["output_dim"])
+        with torch.no_grad():
+            for p in head.parameters():
+                p.copy_(snap(p, 1.0 / d ** 0.5))
+        extra.update({"output_projection." + k: v for k, v in head.state_dict().items()})
+
+    def embed(x):
+        if embedding is not None:
+            return embedding(x)
+        return projection(x) if projection is not None else x
+
+    def out(h):
+        return head(h) if head is not None else h
+
+    state_dict = {cfg["prefix"] + k: v for k, v in encoder.state_dict().items()}
+    state_dict.update({k: v.detach() for k, v in extra.items()})
+    if cfg["input"] == "tokens":
+        inputs = torch.randint(0, cfg["input_dim"], (STEPS,))
+    else:
+        inputs = torch.randn(STEPS, cfg["input_dim"])
+    with torch.no_grad():
+        state, rec = None, []
+        for t in range(STEPS):
+            y, state = recurrent(embed(inputs[t : t + 1]), state=state)
+            rec.append(out(y)[0])
+        rec = torch.stack(rec)
+        h = embed(inputs[None])
+        causal = out(encoder(h, attn_mask=TriangularCausalMask(STEPS)))[0]
+    return cfg, state_dict, inputs, rec, causal
+
+
+def gzip_file(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as g:
+        g.write(raw)
+    with open(path + ".gz", "wb") as f:
+        f.write(buf.getvalue())
+    os.remove(path)
+
+
+class SoftmaxAttentionSequence:
+    """Causal softmax attention with the linear model's parameters: same names, other op."""
+
+    def __init__(self, attention):
+        self.a = attention
+
+    def __call__(self, x):
+        a = self.a
+        N, T, H = x.shape[0], x.shape[1], a.n_heads
+        Q = a.query_projection(x).view(N, T, H, -1).transpose(1, 2)
+        K = a.key_projection(x).view(N, T, H, -1).transpose(1, 2)
+        V = a.value_projection(x).view(N, T, H, -1).transpose(1, 2)
+        scores = Q @ K.transpose(-1, -2) / (Q.shape[-1] ** 0.5)
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        w = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
+        return a.out_projection((w @ V).transpose(1, 2).reshape(N, T, -1))
+
+
+def export_softmax(cfg, state_dict, path):
+    original = export_onnx.Attention.sequence
+    export_onnx.Attention.sequence = lambda self, x: SoftmaxAttentionSequence(self)(x)
+    try:
+        export_onnx.export(state_dict, cfg, path, "sequence")
+    finally:
+        export_onnx.Attention.sequence = original
+
+
+def main():
+    for seed, (name, spec) in enumerate(MODELS.items()):
+        cfg, sd, inputs, rec, causal = build(name, spec, seed)
+        folder = os.path.join(ROOT, name)
+        os.makedirs(folder, exist_ok=True)
+        weights = None
+        for form in ("step", "sequence"):
+            path = os.path.join(folder, f"{form}.onnx")
+            export_onnx.export(sd, cfg, path, form)
+            # Both forms keep their weights in one shared external file (ONNX external
+            # data), committed gzip'd: the small model would otherwise weigh 25 MB.
+            proto = onnx.load(path)
+            if os.path.exists(os.path.join(folder, "weights.bin")):
+                os.remove(os.path.join(folder, "weights.bin"))  # onnx appends to it otherwise
+            inits = sorted(proto.graph.initializer, key=lambda t: t.name)
+            del proto.graph.initializer[:]
+            proto.graph.initializer.extend(inits)
+            onnx.save_model(proto, path, save_as_external_data=True,
+                            all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+            with open(os.path.join(folder, "weights.bin"), "rb") as f:
+                data = f.read()
+            assert weights is None or weights == data, "step and sequence forms must share weights.bin"
+            weights = data
+        gzip_file(os.path.join(folder, "weights.bin"))
+        np.save(os.path.join(folder, "input.npy"), inputs.numpy())
+        np.save(os.path.join(folder, "recurrent.npy"), rec.numpy().astype(np.float32))
+        np.save(os.path.join(folder, "causal.npy"), causal.numpy().astype(np.float32))
+        gap = (rec - causal).abs().max().item() / causal.abs().max().item()
+        print(f"{name}: d_model {cfg['d_model']}, recurrent vs causal max rel gap {gap:.2e}")
+        if name == "tiny":
+            folder = os.path.join(ROOT, "softmax")
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, "sequence.onnx")
+            export_softmax(cfg, sd, path)
+            gzip_file(path)
+
+
+if __name__ == "__main__":
+    main()

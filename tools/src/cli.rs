@@ -1,0 +1,365 @@
+//! Argument parsing and dispatch. Every failure ends as one line on stderr,
+//! `error: …`, and a non-zero exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use linrt::ModelFile;
+
+use crate::{inspect, npy, run};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "linrt",
+    version,
+    about = "Run linear-attention transformers as RNNs: convert, inspect, verify, run"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Convert an ONNX export to a .lrt file, verified against tract.
+    #[command(
+        after_help = "Examples:\n  linrt convert model.onnx -o model.lrt\n  linrt convert model.onnx -o model.lrt --n-heads 8 --activation gelu\n\nHyperparameters come from the exporter's linrt.* metadata (models/export_onnx.py writes them),\nthe flags below, and the graph itself; sources that disagree are an error."
+    )]
+    Convert(ConvertArgs),
+    /// Compare a .lrt file with the ONNX it came from, on random inputs.
+    #[command(after_help = "Example:\n  linrt verify model.lrt model.onnx --steps 64")]
+    Verify(VerifyArgs),
+    /// Show a .lrt file's config, tensors, sizes, arena bytes and provenance.
+    #[command(after_help = "Example:\n  linrt inspect model.lrt --json")]
+    Inspect {
+        model: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a model over an .npy of inputs ([T] token ids or [T, d_in] float32), one step per row.
+    #[command(
+        after_help = "Example:\n  linrt run model.lrt --input x.npy --output y.npy\n  linrt run model.lrt --input x.npy --output y.npy --chunk 64   # causal parallel form"
+    )]
+    Run {
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// Positions per call: 1 steps the recurrent form, more uses the causal parallel form.
+        #[arg(long, default_value_t = 1)]
+        chunk: usize,
+    },
+    /// Show this build: version, format version, kernels.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConvertArgs {
+    /// The ONNX file (step or sequence form).
+    pub onnx: PathBuf,
+    /// Where to write the .lrt file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Number of attention heads.
+    #[arg(long)]
+    pub n_heads: Option<u32>,
+    /// Feed-forward activation: relu or gelu.
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// LayerNorm placement: post (fast-transformers) or pre.
+    #[arg(long)]
+    pub norm: Option<String>,
+    /// eps added to the attention normaliser.
+    #[arg(long)]
+    pub attention_eps: Option<f32>,
+    /// LayerNorm eps.
+    #[arg(long)]
+    pub layernorm_eps: Option<f32>,
+    /// Prefix of the encoder's parameter names, e.g. "encoder.".
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Module name of the token embedding (default: embedding).
+    #[arg(long)]
+    pub embedding: Option<String>,
+    /// Module name of the input projection (default: input_projection).
+    #[arg(long)]
+    pub input_projection: Option<String>,
+    /// Module name of the output head (default: output_projection, head, lm_head).
+    #[arg(long)]
+    pub output_head: Option<String>,
+    /// Skip verification against tract.
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Positions fed to both runtimes during verification.
+    #[arg(long, default_value_t = 16)]
+    pub steps: usize,
+    /// Largest accepted max|linrt − tract| / max|tract| per output.
+    #[arg(long, default_value_t = 1e-4)]
+    pub tolerance: f32,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    pub model: PathBuf,
+    pub onnx: PathBuf,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry point of the binary: parses, runs, prints errors; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    // A panic is a bug; it still ends as one line and a non-zero code.
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(|| execute(cli.command));
+    match outcome {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            1
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            eprintln!(
+                "error: internal error (please report): {}",
+                msg.unwrap_or_default()
+            );
+            101
+        }
+    }
+}
+
+/// An error chain on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn open(path: &PathBuf) -> Result<ModelFile> {
+    ModelFile::open(path).map_err(|e| anyhow!("cannot open {}: {e}", path.display()))
+}
+
+pub fn execute(command: Command) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match command {
+        Command::Inspect { model, json } => {
+            let file = open(&model)?;
+            let m = file
+                .model()
+                .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            if json {
+                writeln!(out, "{}", inspect::json(&m))?;
+            } else {
+                write!(out, "{}", inspect::text(&m))?;
+            }
+        }
+        Command::Run {
+            model,
+            input,
+            output,
+            chunk,
+        } => {
+            let file = open(&model)?;
+            let m = file
+                .model()
+                .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let inputs = run::read_inputs(&input, &m)?;
+            let width = m.config().input_width();
+            if inputs.is_empty() {
+                bail!("{}: no positions to run", input.display());
+            }
+            let y = run::run_model(&m, &inputs, chunk)?;
+            npy::write_f32(&output, &[inputs.len(width), m.config().output_dim()], &y)?;
+        }
+        Command::Info { json } => {
+            let (major, minor) = (linrt::format::VERSION_MAJOR, linrt::format::VERSION_MINOR);
+            let onnx = cfg!(feature = "onnx");
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "format_version": format!("{major}.{minor}"),
+                                       "kernels": "scalar", "onnx_import": onnx})
+                )?;
+            } else {
+                writeln!(out, "linrt {}", env!("CARGO_PKG_VERSION"))?;
+                writeln!(out, "format       .lrt {major}.{minor}")?;
+                writeln!(out, "kernels      scalar (f32)")?;
+                writeln!(
+                    out,
+                    "onnx import  {}",
+                    if onnx {
+                        "yes (tract-onnx)"
+                    } else {
+                        "no (built without the onnx feature)"
+                    }
+                )?;
+            }
+        }
+        Command::Convert(args) => convert(args, &mut out)?,
+        Command::Verify(args) => verify(args, &mut out)?,
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "onnx"))]
+fn convert(_: ConvertArgs, _: &mut dyn Write) -> Result<()> {
+    bail!("this linrt was built without ONNX import (cargo feature \"onnx\")")
+}
+
+#[cfg(not(feature = "onnx"))]
+fn verify(_: VerifyArgs, _: &mut dyn Write) -> Result<()> {
+    bail!("this linrt was built without ONNX import (cargo feature \"onnx\")")
+}
+
+#[cfg(feature = "onnx")]
+fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::onnx::convert::{convert_file, ConvertOptions};
+    use crate::onnx::infer::{parse_activation, parse_norm, Overrides};
+    use crate::onnx::verify::VerifyOptions;
+
+    let overrides = Overrides {
+        n_heads: args.n_heads,
+        activation: args
+            .activation
+            .as_deref()
+            .map(parse_activation)
+            .transpose()?,
+        norm_placement: args.norm.as_deref().map(parse_norm).transpose()?,
+        attention_eps: args.attention_eps,
+        layernorm_eps: args.layernorm_eps,
+        prefix: args.prefix,
+        embedding: args.embedding,
+        input_projection: args.input_projection,
+        output_head: args.output_head,
+    };
+    let opts = ConvertOptions {
+        overrides,
+        skip_verify: args.no_verify,
+        verify: VerifyOptions {
+            steps: args.check.steps,
+            tolerance: args.check.tolerance,
+            ..VerifyOptions::default()
+        },
+    };
+    let quiet = args.json;
+    let done = convert_file(&args.onnx, &args.output, &opts, &mut |msg| {
+        if !quiet {
+            eprintln!("{msg}");
+        }
+    })?;
+    if args.json {
+        let report = done.report.as_ref().map(report_json);
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"output": args.output.display().to_string(), "bytes": done.file_size,
+                               "form": done.inferred.form.name(), "verification": report})
+        )?;
+    } else {
+        if let Some(r) = &done.report {
+            write_report(out, r)?;
+        } else {
+            writeln!(out, "verification skipped (--no-verify)")?;
+        }
+        writeln!(
+            out,
+            "wrote {} ({} bytes)",
+            args.output.display(),
+            done.file_size
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "onnx")]
+fn verify(args: VerifyArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::onnx::verify::{verify, VerifyOptions};
+    let bytes = std::fs::read(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let opts = VerifyOptions {
+        steps: args.check.steps,
+        tolerance: args.check.tolerance,
+        ..VerifyOptions::default()
+    };
+    let report = verify(&bytes, &args.onnx, opts)?;
+    if args.json {
+        writeln!(out, "{}", report_json(&report))?;
+    } else {
+        write_report(out, &report)?;
+    }
+    if !report.passed() {
+        bail!(
+            "verification failed: {} and {} disagree beyond tolerance {:.0e}",
+            args.model.display(),
+            args.onnx.display(),
+            report.tolerance
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "onnx")]
+fn write_report(out: &mut dyn Write, r: &crate::onnx::verify::VerifyReport) -> Result<()> {
+    writeln!(
+        out,
+        "verification: linrt vs tract, {} form, {} steps, tolerance {:.0e} relative to output scale",
+        r.form.name(),
+        r.steps,
+        r.tolerance
+    )?;
+    for o in &r.outputs {
+        writeln!(
+            out,
+            "  {:<18} max abs {:>10.3e}  max rel {:>10.3e}  {}",
+            o.name,
+            o.max_abs,
+            o.max_rel,
+            if o.passed { "ok" } else { "FAIL" }
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "onnx")]
+fn report_json(r: &crate::onnx::verify::VerifyReport) -> serde_json::Value {
+    let finite = |x: f32| {
+        if x.is_finite() {
+            serde_json::json!(x)
+        } else {
+            serde_json::json!(null)
+        }
+    };
+    serde_json::json!({
+        "form": r.form.name(), "steps": r.steps, "tolerance": r.tolerance, "passed": r.passed(),
+        "outputs": r.outputs.iter().map(|o| serde_json::json!({"name": o.name, "max_abs": finite(o.max_abs),
+                                                               "max_rel": finite(o.max_rel), "passed": o.passed})).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,191 @@
+//! ONNX → `.lrt`: map the initializers onto the tensors the config requires, verify
+//! the result against tract, and only then write the file (atomically).
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use linrt::format::expected_tensor;
+use linrt::{LrtWriter, TensorRole};
+
+use super::graph::OnnxGraph;
+use super::infer::{infer, Inferred, Overrides};
+use super::verify::{verify, VerifyOptions, VerifyReport};
+
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    pub overrides: Overrides,
+    /// Skip the tract comparison (not recommended: nothing then checks the mapping).
+    pub skip_verify: bool,
+    pub verify: VerifyOptions,
+}
+
+/// What a conversion produced.
+pub struct Converted {
+    pub inferred: Inferred,
+    pub report: Option<VerifyReport>,
+    pub file_size: usize,
+}
+
+/// Converts `onnx` to `out`. On any failure, including verification, no file is left at `out`.
+pub fn convert_file(
+    onnx: &Path,
+    out: &Path,
+    opts: &ConvertOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Converted> {
+    progress(&format!("reading {}", onnx.display()));
+    let graph = OnnxGraph::load(onnx)?;
+    let inferred = infer(&graph, &opts.overrides)?;
+    let c = &inferred.config;
+    progress(&format!(
+        "{} form: d_model {}, {} layers, {} heads (Dk {}, Dv {}), ffn {} {}, {}-norm, eps {:e}/{:e}",
+        inferred.form.name(),
+        c.d_model,
+        c.n_layers,
+        c.n_heads,
+        c.d_query,
+        c.d_value,
+        c.d_ff,
+        c.activation.name(),
+        c.norm_placement.name(),
+        c.attention_eps,
+        c.layernorm_eps
+    ));
+    let mut writer = build_writer(&graph, &inferred)?;
+    let report = if opts.skip_verify {
+        None
+    } else {
+        progress(&format!(
+            "verifying against tract ({} steps)",
+            opts.verify.steps
+        ));
+        let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
+        let report = verify(&bytes, onnx, opts.verify)?;
+        if !report.passed() {
+            let worst = report
+                .outputs
+                .iter()
+                .filter(|o| !o.passed)
+                .map(|o| format!("{} max rel {:.3e}", o.name, o.max_rel))
+                .collect::<Vec<_>>();
+            bail!(
+                "verification failed: linrt and tract disagree ({}; tolerance {:.0e}); the ONNX graph is not the linear transformer its weights describe; no file written",
+                worst.join(", "),
+                report.tolerance
+            );
+        }
+        Some(report)
+    };
+    writer
+        .metadata(
+            "source.file",
+            onnx.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )
+        .metadata("source.sha256", sha256_file(onnx)?)
+        .metadata("source.form", inferred.form.name())
+        .metadata("source.producer", graph.producer_tag())
+        .metadata("converter", format!("linrt {}", env!("CARGO_PKG_VERSION")))
+        .metadata("quantization", "f32");
+    if let Some(r) = &report {
+        writer.metadata("verification.max_rel_error", format!("{:.3e}", r.max_rel()));
+        writer.metadata("verification.steps", r.steps.to_string());
+    }
+    let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
+    write_atomically(out, &bytes)?;
+    Ok(Converted {
+        inferred,
+        report,
+        file_size: bytes.len(),
+    })
+}
+
+/// The ONNX initializer name of each `.lrt` tensor.
+fn source_name(inf: &Inferred, role: TensorRole, layer: u32) -> Result<String> {
+    let block = |b: &Option<String>| {
+        b.clone()
+            .ok_or_else(|| anyhow!("no tensor for {}", role.name()))
+    };
+    Ok(match role {
+        TensorRole::Embedding => format!("{}weight", block(&inf.embedding)?),
+        TensorRole::InputWeight => format!("{}weight", block(&inf.input_projection)?),
+        TensorRole::InputBias => format!("{}bias", block(&inf.input_projection)?),
+        TensorRole::OutputWeight => format!("{}weight", block(&inf.output_head)?),
+        TensorRole::OutputBias => format!("{}bias", block(&inf.output_head)?),
+        TensorRole::FinalNormWeight | TensorRole::FinalNormBias => {
+            format!("{}{}", inf.prefix, role.name())
+        }
+        per_layer => format!("{}layers.{layer}.{}", inf.prefix, per_layer.name()),
+    })
+}
+
+fn build_writer(graph: &OnnxGraph, inf: &Inferred) -> Result<LrtWriter> {
+    let mut writer = LrtWriter::new(inf.config);
+    for index in 0.. {
+        let Some(spec) = expected_tensor(&inf.config, index) else {
+            break;
+        };
+        let name = source_name(inf, spec.role, spec.layer)?;
+        if !graph.has_initializer(&name) {
+            bail!("missing tensor {name}");
+        }
+        let (shape, values) = graph.f32_initializer(&name)?;
+        let want: Vec<usize> = if spec.rank == 1 {
+            vec![spec.dims[0] as usize]
+        } else {
+            spec.dims.iter().map(|&d| d as usize).collect()
+        };
+        if shape != want {
+            bail!("tensor {name} has shape {shape:?}, expected {want:?}");
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            bail!("tensor {name} contains NaN or infinite values");
+        }
+        writer.tensor(spec.role, spec.layer, values);
+    }
+    Ok(writer)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file =
+        fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Writes next to the target and renames, so a failure never leaves a partial file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("output path {} has no file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        anyhow!("cannot write {}: {e}", path.display())
+    })
+}

@@ -1,0 +1,528 @@
+//! Hyperparameters of a linear transformer found in an ONNX file. Each value can come
+//! from three places: the exporter's `linrt.*` metadata, a command-line flag, and the
+//! graph itself (weight shapes, state input shapes, reshape constants, ops, attributes).
+//! Sources that are present must agree; a value with no source is an error naming the
+//! flag and the metadata key that would supply it.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use anyhow::{anyhow, bail, Result};
+use linrt::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind};
+
+use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_INT32, ONNX_INT64};
+
+/// Values given on the command line; each overrides nothing, it must agree.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub n_heads: Option<u32>,
+    pub activation: Option<Activation>,
+    pub norm_placement: Option<NormPlacement>,
+    pub attention_eps: Option<f32>,
+    pub layernorm_eps: Option<f32>,
+    /// Prefix of the encoder's parameter names, e.g. `encoder.`.
+    pub prefix: Option<String>,
+    /// Module names of the input and output blocks, when not the conventional ones.
+    pub embedding: Option<String>,
+    pub input_projection: Option<String>,
+    pub output_head: Option<String>,
+}
+
+/// The two export forms the converter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// One recurrent step; per-layer state tensors as extra inputs and outputs.
+    Step,
+    /// The whole causal sequence `[N, T, …]` (cumsum form).
+    Sequence,
+}
+
+impl Form {
+    pub fn name(self) -> &'static str {
+        match self {
+            Form::Step => "step",
+            Form::Sequence => "sequence",
+        }
+    }
+}
+
+/// Everything the converter needs to map the ONNX onto a `.lrt` model.
+#[derive(Debug, Clone)]
+pub struct Inferred {
+    pub config: ModelConfig,
+    pub form: Form,
+    /// Prefix of the encoder parameters (`layers.0…`).
+    pub prefix: String,
+    /// Full parameter-name prefixes of the input and output blocks (`embedding.`).
+    pub embedding: Option<String>,
+    pub input_projection: Option<String>,
+    pub output_head: Option<String>,
+    pub data_input: ValueInfo,
+}
+
+const QUERY_SUFFIX: &str = "layers.0.attention.query_projection.weight";
+const EMBEDDING_NAMES: &[&str] = &["embedding", "embed", "token_embedding", "tok_embeddings"];
+const INPUT_PROJECTION_NAMES: &[&str] = &["input_projection", "input_proj"];
+const OUTPUT_HEAD_NAMES: &[&str] = &["output_projection", "head", "lm_head", "output"];
+
+/// One hyperparameter gathered from its sources.
+struct Field<'k, T> {
+    key: &'k str,
+    flag: &'k str,
+    values: Vec<(&'static str, T)>,
+}
+
+impl<'k, T: PartialEq + Display + Copy> Field<'k, T> {
+    fn new(key: &'k str, flag: &'k str) -> Self {
+        Field {
+            key,
+            flag,
+            values: Vec::new(),
+        }
+    }
+    fn add(mut self, source: &'static str, value: Option<T>) -> Self {
+        if let Some(v) = value {
+            self.values.push((source, v));
+        }
+        self
+    }
+    /// The agreed value, or an error naming the key.
+    fn resolve(self) -> Result<T> {
+        let Some(&(first_src, first)) = self.values.first() else {
+            bail!(
+                "cannot determine {}: pass {} or write ONNX metadata key linrt.{}",
+                self.key,
+                self.flag,
+                self.key
+            );
+        };
+        if let Some((src, v)) = self.values.iter().find(|(_, v)| *v != first) {
+            bail!(
+                "contradictory {}: {first_src} says {first}, {src} says {v}",
+                self.key
+            );
+        }
+        Ok(first)
+    }
+}
+
+/// A metadata value parsed, or an error naming the key.
+fn meta<T: FromStr>(g: &OnnxGraph, key: &str) -> Result<Option<T>> {
+    match g.metadata.get(&format!("linrt.{key}")) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow!("metadata key linrt.{key} has unusable value {v:?}")),
+    }
+}
+
+fn meta_bool(g: &OnnxGraph, key: &str) -> Result<Option<bool>> {
+    match g.metadata.get(&format!("linrt.{key}")).map(String::as_str) {
+        None => Ok(None),
+        Some("true" | "True" | "1") => Ok(Some(true)),
+        Some("false" | "False" | "0") => Ok(Some(false)),
+        Some(v) => bail!("metadata key linrt.{key} has unusable value {v:?} (true or false)"),
+    }
+}
+
+pub fn parse_activation(s: &str) -> Result<Activation> {
+    match s {
+        "relu" => Ok(Activation::Relu),
+        "gelu" => Ok(Activation::Gelu),
+        _ => bail!("unknown activation {s:?} (relu or gelu)"),
+    }
+}
+
+pub fn parse_norm(s: &str) -> Result<NormPlacement> {
+    match s {
+        "post" => Ok(NormPlacement::Post),
+        "pre" => Ok(NormPlacement::Pre),
+        _ => bail!("unknown norm placement {s:?} (post or pre)"),
+    }
+}
+
+/// Wraps enums so `Field` can compare and print them.
+#[derive(Clone, Copy, PartialEq)]
+struct Named<T>(T, &'static str);
+impl<T> Display for Named<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.1)
+    }
+}
+fn named_act(a: Activation) -> Named<Activation> {
+    Named(a, a.name())
+}
+fn named_norm(n: NormPlacement) -> Named<NormPlacement> {
+    Named(n, n.name())
+}
+
+pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
+    // Where the encoder's parameters live.
+    let found: Vec<String> = g
+        .initializer_names()
+        .filter_map(|n| n.strip_suffix(QUERY_SUFFIX).map(str::to_string))
+        .filter(|p| p.is_empty() || p.ends_with('.'))
+        .collect();
+    let meta_prefix: Option<String> = g.metadata.get("linrt.prefix").cloned();
+    let prefix = match (o.prefix.clone().or(meta_prefix), found.as_slice()) {
+        (Some(p), _) if found.contains(&p) => p,
+        (Some(p), _) => bail!("missing tensor {p}{QUERY_SUFFIX} (prefix {p:?} from flag or metadata)"),
+        (None, [one]) => one.clone(),
+        (None, []) => bail!(
+            "missing tensor {QUERY_SUFFIX}: no initializer with fast-transformers parameter names; \
+             not a linear transformer, or the exporter renamed the weights (export with do_constant_folding=False)"
+        ),
+        (None, many) => bail!("several encoders in one file (prefixes {many:?}); choose one with --prefix"),
+    };
+    let name = |suffix: &str| format!("{prefix}{suffix}");
+    let dims = |n: &str| -> Result<Vec<usize>> {
+        g.initializer_dims(n)
+            .ok_or_else(|| anyhow!("missing tensor {n}"))
+    };
+    let matrix = |n: &str| -> Result<[usize; 2]> {
+        match dims(n)?.as_slice() {
+            [r, c] => Ok([*r, *c]),
+            other => bail!("tensor {n} has shape {other:?}, expected a matrix"),
+        }
+    };
+
+    let q = matrix(&name("layers.0.attention.query_projection.weight"))?;
+    let vw = matrix(&name("layers.0.attention.value_projection.weight"))?;
+    let ff = matrix(&name("layers.0.linear1.weight"))?;
+    let d_model = q[1];
+    let mut n_layers = 0u32;
+    while g.has_initializer(&name(&format!(
+        "layers.{n_layers}.attention.query_projection.weight"
+    ))) {
+        n_layers += 1;
+    }
+
+    let inputs = g.inputs();
+    let data_input = inputs
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("the graph has no inputs"))?;
+    let form_from_graph = if inputs.len() > 1 {
+        Form::Step
+    } else {
+        Form::Sequence
+    };
+    let form = match g.metadata.get("linrt.form").map(String::as_str) {
+        None => form_from_graph,
+        Some(f) if f == form_from_graph.name() => form_from_graph,
+        Some(f) => bail!(
+            "contradictory form: metadata linrt.form says {f}, the graph's inputs say {}",
+            form_from_graph.name()
+        ),
+    };
+
+    let n_heads = Field::new("n_heads", "--n-heads")
+        .add("metadata", meta::<u32>(g, "n_heads")?)
+        .add("--n-heads", o.n_heads)
+        .add("the graph", heads_from_graph(g, form, &inputs)?)
+        .resolve()?;
+    if n_heads == 0 || q[0] % n_heads as usize != 0 || vw[0] % n_heads as usize != 0 {
+        bail!(
+            "n_heads {n_heads} does not divide the query width {} and value width {}",
+            q[0],
+            vw[0]
+        );
+    }
+    let d_query = (q[0] / n_heads as usize) as u32;
+    let d_value = (vw[0] / n_heads as usize) as u32;
+
+    let ops = |op: &str| g.nodes().iter().any(|n| n.op_type == op);
+    let act_from_graph = if ops("Erf") || ops("Gelu") {
+        Some(Activation::Gelu)
+    } else if ops("Relu") {
+        Some(Activation::Relu)
+    } else {
+        None
+    };
+    let meta_act = match g.metadata.get("linrt.activation") {
+        Some(s) => {
+            Some(parse_activation(s).map_err(|e| anyhow!("metadata key linrt.activation: {e}"))?)
+        }
+        None => None,
+    };
+    let activation = Field::new("activation", "--activation")
+        .add("metadata", meta_act.map(named_act))
+        .add("--activation", o.activation.map(named_act))
+        .add("the graph", act_from_graph.map(named_act))
+        .resolve()?
+        .0;
+
+    let meta_norm = match g.metadata.get("linrt.norm_placement") {
+        Some(s) => {
+            Some(parse_norm(s).map_err(|e| anyhow!("metadata key linrt.norm_placement: {e}"))?)
+        }
+        None => None,
+    };
+    // The graph alone does not say where the norms sit; fast-transformers is post-norm.
+    let norm_field = Field::new("norm_placement", "--norm")
+        .add("metadata", meta_norm.map(named_norm))
+        .add("--norm", o.norm_placement.map(named_norm));
+    let norm_placement = if norm_field.values.is_empty() {
+        NormPlacement::Post
+    } else {
+        norm_field.resolve()?.0
+    };
+
+    let feature_map_from_graph = ops("Elu").then_some("elu+1");
+    let feature_map = Field::new("feature_map", "(no flag: elu+1 is the only map)")
+        .add(
+            "metadata",
+            g.metadata.get("linrt.feature_map").map(String::as_str),
+        )
+        .add("the graph", feature_map_from_graph)
+        .resolve()?;
+    let feature_map = match feature_map {
+        "elu+1" => FeatureMap::EluPlusOne,
+        other => bail!("unsupported feature map {other:?} (linrt runs elu+1)"),
+    };
+
+    let layernorm_eps = Field::new("layernorm_eps", "--layernorm-eps")
+        .add("metadata", meta::<f32>(g, "layernorm_eps")?)
+        .add("--layernorm-eps", o.layernorm_eps)
+        .add(
+            "the graph",
+            single("LayerNormalization epsilon", layer_norm_eps(g))?,
+        )
+        .resolve()?;
+    let attention_eps = Field::new("attention_eps", "--attention-eps")
+        .add("metadata", meta::<f32>(g, "attention_eps")?)
+        .add("--attention-eps", o.attention_eps)
+        .add(
+            "the graph",
+            single("attention normaliser eps", normaliser_eps(g))?,
+        )
+        .resolve()?;
+
+    let final_norm_in_graph = g.has_initializer(&name("norm.weight"));
+    Field::new("final_norm", "(weights)")
+        .add("metadata", meta_bool(g, "final_norm")?)
+        .add("the graph", Some(final_norm_in_graph))
+        .resolve()?;
+
+    // Input block.
+    let block = |flag: &Option<String>, conventional: &[&str]| -> Option<String> {
+        let candidates: Vec<String> = match flag {
+            Some(n) => vec![format!("{}.", n.trim_end_matches('.'))],
+            None => conventional
+                .iter()
+                .flat_map(|c| [format!("{c}."), format!("{prefix}{c}.")])
+                .collect(),
+        };
+        candidates
+            .into_iter()
+            .find(|c| g.has_initializer(&format!("{c}weight")))
+    };
+    let tokens_in = matches!(data_input.elem_type, ONNX_INT64 | ONNX_INT32);
+    if !tokens_in && data_input.elem_type != ONNX_FLOAT {
+        bail!(
+            "input {} has ONNX element type {}; expected float32 vectors or int64 token ids",
+            data_input.name,
+            data_input.elem_type
+        );
+    }
+    let embedding = if tokens_in {
+        block(&o.embedding, EMBEDDING_NAMES)
+    } else {
+        None
+    };
+    let input_projection = if tokens_in {
+        None
+    } else {
+        block(&o.input_projection, INPUT_PROJECTION_NAMES)
+    };
+    let (input_kind, input_dim) = if tokens_in {
+        let e = embedding.clone().ok_or_else(|| {
+            anyhow!("input {} takes token ids but there is no embedding tensor (embedding.weight); name it with --embedding", data_input.name)
+        })?;
+        let [vocab, width] = matrix(&format!("{e}weight"))?;
+        if width != d_model {
+            bail!("tensor {e}weight has shape [{vocab}, {width}], expected [vocab, {d_model}]");
+        }
+        (InputKind::Tokens, vocab)
+    } else if let Some(p) = &input_projection {
+        let [rows, cols] = matrix(&format!("{p}weight"))?;
+        if rows != d_model {
+            bail!("tensor {p}weight has shape [{rows}, {cols}], expected [{d_model}, d_in]");
+        }
+        (InputKind::Vectors, cols)
+    } else {
+        (InputKind::Vectors, d_model)
+    };
+    let output_head = block(&o.output_head, OUTPUT_HEAD_NAMES);
+    let output_dim = match &output_head {
+        Some(h) => {
+            let [rows, cols] = matrix(&format!("{h}weight"))?;
+            if cols != d_model {
+                bail!("tensor {h}weight has shape [{rows}, {cols}], expected [d_out, {d_model}]");
+            }
+            rows
+        }
+        None => 0,
+    };
+
+    let narrow =
+        |v: usize, what: &str| u32::try_from(v).map_err(|_| anyhow!("{what} {v} is too large"));
+    let config = ModelConfig {
+        d_model: narrow(d_model, "d_model")?,
+        n_layers,
+        n_heads,
+        d_query,
+        d_value,
+        d_ff: narrow(ff[0], "d_ff")?,
+        activation,
+        norm_placement,
+        final_norm: final_norm_in_graph,
+        feature_map,
+        attention_eps,
+        layernorm_eps,
+        input_kind,
+        input_dim: narrow(input_dim, "input_dim")?,
+        input_projection: input_projection.is_some(),
+        output_kind: if output_head.is_some() {
+            OutputKind::Linear
+        } else {
+            OutputKind::Hidden
+        },
+        output_dim: narrow(output_dim, "output_dim")?,
+    };
+    config.validate().map_err(|e| anyhow!("{e}"))?;
+    for (key, value) in [
+        ("d_model", config.d_model),
+        ("n_layers", config.n_layers),
+        ("d_query", config.d_query),
+        ("d_value", config.d_value),
+        ("d_ff", config.d_ff),
+        ("input_dim", config.input_dim),
+        ("output_dim", config.output_dim),
+    ] {
+        if let Some(m) = meta::<u32>(g, key)? {
+            if m != value {
+                bail!("contradictory {key}: metadata says {m}, the weights say {value}");
+            }
+        }
+    }
+    Ok(Inferred {
+        config,
+        form,
+        prefix,
+        embedding,
+        input_projection,
+        output_head,
+        data_input,
+    })
+}
+
+/// One value if every occurrence agrees, None if there is none.
+fn single(what: &str, values: Vec<f32>) -> Result<Option<f32>> {
+    match values.first() {
+        None => Ok(None),
+        Some(&v) if values.iter().all(|&x| x == v) => Ok(Some(v)),
+        Some(_) => bail!("contradictory {what}: the graph uses several values {values:?}"),
+    }
+}
+
+/// Head count from the state inputs (`S: [N, H, Dk, Dv]`, `z: [N, H, Dk]`) in step
+/// form, or from the `[N, T, H, -1]` reshapes of the sequence form.
+fn heads_from_graph(g: &OnnxGraph, form: Form, inputs: &[ValueInfo]) -> Result<Option<u32>> {
+    let mut found: Vec<u32> = Vec::new();
+    match form {
+        Form::Step => {
+            for s in inputs.iter().skip(1) {
+                if let Some(Some(h)) = s.dims.get(1) {
+                    found.push(*h as u32);
+                }
+            }
+        }
+        Form::Sequence => {
+            for n in g.nodes().iter().filter(|n| n.op_type == "Reshape") {
+                let Some(shape) = n.input.get(1).and_then(|s| shape_constant(g, s)) else {
+                    continue;
+                };
+                if let [_, _, Some(h), Some(-1)] = shape.as_slice() {
+                    if *h > 0 {
+                        found.push(*h as u32);
+                    }
+                }
+            }
+        }
+    }
+    found.sort_unstable();
+    found.dedup();
+    match found.as_slice() {
+        [] => Ok(None),
+        [h] => Ok(Some(*h)),
+        many => bail!("contradictory n_heads: the graph suggests {many:?}; pass --n-heads"),
+    }
+}
+
+/// A reshape target assembled from constants; entries computed at run time are None.
+fn shape_constant(g: &OnnxGraph, value: &str) -> Option<Vec<Option<i64>>> {
+    if let Some(c) = g.constant_ints(value) {
+        return Some(c.into_iter().map(Some).collect());
+    }
+    let node = g.producer(value)?;
+    if node.op_type != "Concat" {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in &node.input {
+        match constant_through_unsqueeze(g, part) {
+            Some(c) => out.extend(c.into_iter().map(Some)),
+            None => out.push(None),
+        }
+    }
+    Some(out)
+}
+
+fn constant_through_unsqueeze(g: &OnnxGraph, value: &str) -> Option<Vec<i64>> {
+    if let Some(c) = g.constant_ints(value) {
+        return Some(c);
+    }
+    let node = g.producer(value)?;
+    if node.op_type == "Unsqueeze" {
+        return g.constant_ints(node.input.first()?);
+    }
+    None
+}
+
+/// Epsilon attributes of all LayerNormalization nodes (ONNX default 1e-5).
+fn layer_norm_eps(g: &OnnxGraph) -> Vec<f32> {
+    g.nodes()
+        .iter()
+        .filter(|n| n.op_type == "LayerNormalization")
+        .map(|n| {
+            n.attribute
+                .iter()
+                .find(|a| a.name == "epsilon")
+                .map(|a| a.f)
+                .unwrap_or(1e-5)
+        })
+        .collect()
+}
+
+/// The constant c in `1 / (φ(q)·z + c)`: an Add of a scalar constant whose result is
+/// the divisor of a Div or the input of a Reciprocal.
+fn normaliser_eps(g: &OnnxGraph) -> Vec<f32> {
+    let mut found = Vec::new();
+    for add in g.nodes().iter().filter(|n| n.op_type == "Add") {
+        let Some(out) = add.output.first() else {
+            continue;
+        };
+        let divides = g.consumers(out).any(|c| {
+            (c.op_type == "Div" && c.input.get(1) == Some(out)) || c.op_type == "Reciprocal"
+        });
+        if !divides {
+            continue;
+        }
+        if let Some(c) = add.input.iter().find_map(|i| g.constant_scalar(i)) {
+            found.push(c);
+        }
+    }
+    found
+}

@@ -1,0 +1,376 @@
+//! Verification: tract runs the ONNX on deterministic random inputs, linrt runs the
+//! `.lrt` on the same inputs, and every output is compared relative to its scale.
+//! A conversion that does not match is not a conversion.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use linrt::{InputKind, Inputs, Model, Session, SessionOptions, STATE_HEADER_BYTES};
+use tract_onnx::prelude::*;
+
+use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_INT32, ONNX_INT64};
+use super::guard;
+use super::infer::Form;
+
+/// How hard to check.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions {
+    /// Positions fed to both runtimes.
+    pub steps: usize,
+    /// Largest accepted `max |linrt − tract| / max |tract|` per output.
+    pub tolerance: f32,
+    /// Seed of the random inputs.
+    pub seed: u64,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            steps: 16,
+            tolerance: 1e-4,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Error of one compared output.
+#[derive(Debug, Clone)]
+pub struct OutputError {
+    pub name: String,
+    pub max_abs: f32,
+    /// `max_abs / max |reference|`.
+    pub max_rel: f32,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    pub form: Form,
+    pub steps: usize,
+    pub tolerance: f32,
+    pub outputs: Vec<OutputError>,
+}
+
+impl VerifyReport {
+    pub fn passed(&self) -> bool {
+        self.outputs.iter().all(|o| o.passed)
+    }
+    /// The worst relative error over all outputs.
+    pub fn max_rel(&self) -> f32 {
+        self.outputs.iter().map(|o| o.max_rel).fold(0.0, f32::max)
+    }
+}
+
+/// Deterministic inputs: splitmix64 for token ids, Box–Muller normals for vectors.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f32 {
+        let (u, v) = (self.uniform().max(1e-12), self.uniform());
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+}
+
+enum TestInputs {
+    Tokens(Vec<u32>),
+    Vectors(Vec<f32>),
+}
+
+/// Runs both runtimes on the same inputs and compares.
+pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<VerifyReport> {
+    if opts.steps == 0 {
+        bail!("verification needs at least one step");
+    }
+    let bytes = linrt::AlignedBytes::from_slice(lrt);
+    let model = bytes.model().map_err(|e| anyhow!("{e}"))?;
+    let cfg = *model.config();
+    let graph = OnnxGraph::load(onnx_path)?;
+    let inputs = graph.inputs();
+    let form = if inputs.len() > 1 {
+        Form::Step
+    } else {
+        Form::Sequence
+    };
+    let data = inputs
+        .first()
+        .ok_or_else(|| anyhow!("the ONNX graph has no inputs"))?;
+
+    let t = opts.steps;
+    let mut rng = Rng(opts.seed);
+    let test = match cfg.input_kind {
+        InputKind::Tokens => TestInputs::Tokens(
+            (0..t)
+                .map(|_| (rng.next() % cfg.input_dim as u64) as u32)
+                .collect(),
+        ),
+        InputKind::Vectors => TestInputs::Vectors(
+            (0..t * cfg.input_dim as usize)
+                .map(|_| rng.normal())
+                .collect(),
+        ),
+    };
+
+    let d_out = cfg.output_dim();
+    let (reference_y, reference_states) = match form {
+        Form::Step => run_tract_steps(onnx_path, data, &inputs, &cfg, &test, t)?,
+        Form::Sequence => (
+            run_tract_sequence(onnx_path, data, &cfg, &test, t)?,
+            Vec::new(),
+        ),
+    };
+    if reference_y.len() != t * d_out {
+        bail!(
+            "the ONNX output has {} values for {t} steps, the model expects {t} × {d_out}: the graph is not the model the weights describe",
+            reference_y.len()
+        );
+    }
+
+    let (stepped, causal, state) = run_linrt(&model, &test, t)?;
+    let mut outputs = vec![
+        compare("y", &stepped, &reference_y, opts.tolerance),
+        compare("y (causal form)", &causal, &reference_y, opts.tolerance),
+    ];
+    if form == Form::Step {
+        let per_layer = cfg.state_floats().map_err(|e| anyhow!("{e}"))? / cfg.n_layers as usize;
+        let s_len = (cfg.n_heads * cfg.d_query * cfg.d_value) as usize;
+        for (layer, chunk) in state.chunks_exact(per_layer).enumerate() {
+            let (s, z) = chunk.split_at(s_len);
+            let (rs, rz) = (
+                &reference_states[2 * layer],
+                &reference_states[2 * layer + 1],
+            );
+            outputs.push(compare(&format!("S_{layer}"), s, rs, opts.tolerance));
+            outputs.push(compare(&format!("z_{layer}"), z, rz, opts.tolerance));
+        }
+    }
+    Ok(VerifyReport {
+        form,
+        steps: t,
+        tolerance: opts.tolerance,
+        outputs,
+    })
+}
+
+fn compare(name: &str, got: &[f32], want: &[f32], tolerance: f32) -> OutputError {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let mut max_abs = if got.len() == want.len() {
+        0f32
+    } else {
+        f32::INFINITY
+    };
+    for (a, b) in got.iter().zip(want) {
+        let d = (a - b).abs();
+        max_abs = if d.is_nan() {
+            f32::INFINITY
+        } else {
+            max_abs.max(d)
+        };
+    }
+    let max_rel = max_abs / scale.max(f32::MIN_POSITIVE);
+    OutputError {
+        name: name.to_string(),
+        max_abs,
+        max_rel,
+        passed: max_rel <= tolerance,
+    }
+}
+
+/// linrt stepping, linrt's causal form over the whole sequence, and the final state.
+fn run_linrt(model: &Model, test: &TestInputs, t: usize) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let cfg = model.config();
+    let d_out = cfg.output_dim();
+    let e = |e: linrt::Error| anyhow!("linrt: {e}");
+    let opts = SessionOptions { max_chunk: t };
+    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
+    let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
+    let mut stepped = vec![0f32; t * d_out];
+    let width = cfg.input_width();
+    for (p, out) in stepped.chunks_exact_mut(d_out).enumerate() {
+        let input = match test {
+            TestInputs::Tokens(ids) => linrt::Input::Token(ids[p]),
+            TestInputs::Vectors(v) => linrt::Input::Vector(&v[p * width..(p + 1) * width]),
+        };
+        session.step(input, out).map_err(e)?;
+    }
+    let mut saved = vec![0u8; session.state_bytes()];
+    session.save_state(&mut saved).map_err(e)?;
+    let state = saved[STATE_HEADER_BYTES..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    session.reset();
+    let mut causal = vec![0f32; t * d_out];
+    let inputs = match test {
+        TestInputs::Tokens(ids) => Inputs::Tokens(ids),
+        TestInputs::Vectors(v) => Inputs::Vectors(v),
+    };
+    session.step_chunk(inputs, &mut causal).map_err(e)?;
+    Ok((stepped, causal, state))
+}
+
+/// The data input as a tract tensor of `shape`, in the element type the graph declares.
+fn data_tensor(
+    info: &ValueInfo,
+    shape: &[usize],
+    test: &TestInputs,
+    range: std::ops::Range<usize>,
+    width: usize,
+) -> Result<Tensor> {
+    let tensor = match (test, info.elem_type) {
+        (TestInputs::Tokens(ids), ONNX_INT64) => Tensor::from_shape(
+            shape,
+            &ids[range].iter().map(|&i| i as i64).collect::<Vec<_>>(),
+        )?,
+        (TestInputs::Tokens(ids), ONNX_INT32) => Tensor::from_shape(
+            shape,
+            &ids[range].iter().map(|&i| i as i32).collect::<Vec<_>>(),
+        )?,
+        (TestInputs::Vectors(v), ONNX_FLOAT) => {
+            Tensor::from_shape(shape, &v[range.start * width..range.end * width])?
+        }
+        _ => bail!(
+            "the ONNX input {} has element type {}, which does not match the model's input kind",
+            info.name,
+            info.elem_type
+        ),
+    };
+    Ok(tensor)
+}
+
+/// Shape of the data input for `t` positions: the graph's rank, batch 1.
+fn data_shape(info: &ValueInfo, cfg: &linrt::ModelConfig, t: usize, form: Form) -> Vec<usize> {
+    let width = cfg.input_width();
+    let tokens = cfg.input_kind == InputKind::Tokens;
+    match (form, info.dims.len(), tokens) {
+        (Form::Step, 1, true) => vec![1],
+        (Form::Step, _, true) => vec![1, 1],
+        (Form::Step, 3, false) => vec![1, 1, width],
+        (Form::Step, _, false) => vec![1, width],
+        (Form::Sequence, _, true) => vec![1, t],
+        (Form::Sequence, _, false) => vec![1, t, width],
+    }
+}
+
+fn plan(
+    onnx_path: &Path,
+    facts: Vec<(DatumType, Vec<usize>)>,
+) -> Result<std::sync::Arc<TypedRunnableModel>> {
+    guard("tract could not load the ONNX", || {
+        let mut model = tract_onnx::onnx().model_for_path(onnx_path)?;
+        for (i, (dt, shape)) in facts.into_iter().enumerate() {
+            model.set_input_fact(i, InferenceFact::dt_shape(dt, shape))?;
+        }
+        model.into_optimized()?.into_runnable()
+    })
+}
+
+fn datum(elem_type: i32) -> DatumType {
+    match elem_type {
+        ONNX_INT64 => DatumType::I64,
+        ONNX_INT32 => DatumType::I32,
+        _ => DatumType::F32,
+    }
+}
+
+fn flat(v: &TValue) -> Result<Vec<f32>> {
+    super::graph::tensor_to_f32(v).context("tract output is not numeric")
+}
+
+fn run_tract_sequence(
+    path: &Path,
+    data: &ValueInfo,
+    cfg: &linrt::ModelConfig,
+    test: &TestInputs,
+    t: usize,
+) -> Result<Vec<f32>> {
+    let shape = data_shape(data, cfg, t, Form::Sequence);
+    let runnable = plan(path, vec![(datum(data.elem_type), shape.clone())])?;
+    let x = data_tensor(data, &shape, test, 0..t, cfg.input_width())?;
+    let out = guard("tract failed running the ONNX", || {
+        runnable.run(tvec![x.into_tvalue()])
+    })?;
+    flat(
+        out.first()
+            .ok_or_else(|| anyhow!("the ONNX graph has no outputs"))?,
+    )
+}
+
+/// Steps tract `t` times, feeding each step's state outputs back as inputs.
+/// Returns all `y` and the final states.
+fn run_tract_steps(
+    path: &Path,
+    data: &ValueInfo,
+    inputs: &[ValueInfo],
+    cfg: &linrt::ModelConfig,
+    test: &TestInputs,
+    t: usize,
+) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    let (h, dk, dv) = (
+        cfg.n_heads as usize,
+        cfg.d_query as usize,
+        cfg.d_value as usize,
+    );
+    let layers = cfg.n_layers as usize;
+    if inputs.len() != 1 + 2 * layers {
+        bail!(
+            "the step-form ONNX has {} inputs; a {layers}-layer model needs 1 + 2×{layers} (x, then S and z per layer)",
+            inputs.len()
+        );
+    }
+    let shape = data_shape(data, cfg, 1, Form::Step);
+    let mut facts = vec![(datum(data.elem_type), shape.clone())];
+    let mut states: Vec<Tensor> = Vec::new();
+    for layer in 0..layers {
+        for (dims, name) in [(vec![1, h, dk, dv], "S"), (vec![1, h, dk], "z")] {
+            let info = &inputs[1 + 2 * layer + states.len() % 2];
+            let declared: Vec<Option<i64>> = info.dims.iter().skip(1).copied().collect();
+            let want: Vec<Option<i64>> = dims.iter().skip(1).map(|&d| Some(d as i64)).collect();
+            if declared
+                .iter()
+                .zip(&want)
+                .any(|(a, b)| a.is_some() && a != b)
+                || declared.len() != want.len()
+            {
+                bail!(
+                    "state input {} has shape {:?}, expected {name} of layer {layer} as [N, {:?}]",
+                    info.name,
+                    info.dims,
+                    &dims[1..]
+                );
+            }
+            facts.push((DatumType::F32, dims.clone()));
+            states.push(Tensor::zero::<f32>(&dims)?);
+        }
+    }
+    let runnable = plan(path, facts)?;
+    let mut ys = Vec::new();
+    for p in 0..t {
+        let mut args: TVec<TValue> =
+            tvec![data_tensor(data, &shape, test, p..p + 1, cfg.input_width())?.into_tvalue()];
+        args.extend(states.iter().map(|s| s.clone().into_tvalue()));
+        let out = guard("tract failed running the ONNX", || runnable.run(args))?;
+        if out.len() != 1 + 2 * layers {
+            bail!(
+                "the step-form ONNX has {} outputs; expected y and S, z per layer ({})",
+                out.len(),
+                1 + 2 * layers
+            );
+        }
+        ys.extend(flat(&out[0])?);
+        states = out[1..].iter().map(|v| v.clone().into_tensor()).collect();
+    }
+    let finals = states
+        .iter()
+        .map(|s| super::graph::tensor_to_f32(s))
+        .collect::<Result<_>>()?;
+    Ok((ys, finals))
+}
