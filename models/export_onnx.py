@@ -233,14 +233,16 @@ def export(state_dict, cfg, path, form, steps=8):
             dynamo=False,
         )
     proto = onnx.load(path)
-    # The exportable twin registers its encoder under `prefix`; strip the "model." the
-    # _Form wrapper adds so names are exactly the user's state_dict names.
-    for init in proto.graph.initializer:
-        if init.name.startswith("model."):
-            old = init.name
-            init.name = old[len("model."):]
-            for node in proto.graph.node:
-                node.input[:] = [init.name if i == old else i for i in node.input]
+    # Strip the "model." the _Form wrapper adds, so names are exactly the state_dict's.
+    # (torch writes a parameter equal to another as Identity(other): rename those too.)
+    def strip(name):
+        return name[len("model."):] if name.startswith("model.") else name
+
+    for t in proto.graph.initializer:
+        t.name = strip(t.name)
+    for node in proto.graph.node:
+        node.input[:] = [strip(i) for i in node.input]
+        node.output[:] = [strip(o) for o in node.output]
     meta = metadata(cfg, form)
     del proto.metadata_props[:]
     for k, v in meta.items():

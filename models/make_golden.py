@@ -10,7 +10,9 @@ ONNX forms through export_onnx.py, and writes 512 steps of inputs and reference 
   tests/golden/<name>/input.npy         [512] int64 token ids or [512, d_in] float32
   tests/golden/<name>/recurrent.npy     [512, d_out] float32, RecurrentEncoder stepped
   tests/golden/<name>/causal.npy        [512, d_out] float32, TransformerEncoder + causal mask
-plus tests/golden/softmax/sequence.onnx.gz: the tiny model with *softmax* attention under
+plus tests/golden/broken/: a 1-layer model and copies each wrong in one way (missing
+tensor, wrong shape, contradictory or unusable metadata, corrupted bytes, not a transformer),
+and tests/golden/softmax/sequence.onnx.gz: the tiny model with *softmax* attention under
 the same parameter names and metadata, which conversion must reject at verification.
 
 Weights are PyTorch's default init snapped to a grid of 1/8 of the init bound, so the
@@ -160,7 +162,57 @@ def export_softmax(cfg, state_dict, path):
         export_onnx.Attention.sequence = original
 
 
+def make_broken():
+    """Small ONNX files each wrong in one way, for the converter's error tests."""
+    folder = os.path.join(ROOT, "broken")
+    os.makedirs(folder, exist_ok=True)
+    torch.manual_seed(7)
+    cfg = dict(d_model=16, n_layers=1, n_heads=2, d_query=8, d_value=8, d_ff=32, activation="relu",
+               norm_placement="post", final_norm=True, feature_map="elu+1", attention_eps=1e-6,
+               layernorm_eps=1e-5, input="vectors", input_dim=16, input_projection=False, output_dim=0,
+               prefix="")
+    sd = export_onnx.ExportModel(cfg).state_dict()
+    valid = os.path.join(folder, "micro.step.onnx")
+    export_onnx.export(sd, cfg, valid, "step")
+    base = onnx.load(valid)
+
+    def variant(name, edit):
+        m = onnx.ModelProto()
+        m.CopyFrom(base)
+        edit(m)
+        onnx.save(m, os.path.join(folder, name))
+
+    def drop(m, tensor):
+        keep = [t for t in m.graph.initializer if t.name != tensor]
+        del m.graph.initializer[:]
+        m.graph.initializer.extend(keep)
+
+    def reshape(m, tensor):
+        t = next(t for t in m.graph.initializer if t.name == tensor)
+        t.CopyFrom(onnx.numpy_helper.from_array(np.zeros((31, 16), np.float32), tensor))
+
+    def meta(m, key, value):
+        next(e for e in m.metadata_props if e.key == key).value = value
+
+    variant("missing_tensor.onnx", lambda m: drop(m, "layers.0.linear2.bias"))
+    variant("shape_mismatch.onnx", lambda m: reshape(m, "layers.0.linear1.weight"))
+    variant("contradictory_heads.onnx", lambda m: meta(m, "linrt.n_heads", "4"))
+    variant("bad_metadata.onnx", lambda m: meta(m, "linrt.layernorm_eps", "tiny"))
+    # A valid ONNX that is no transformer at all.
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])
+    relu = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    onnx.save(onnx.helper.make_model(relu), os.path.join(folder, "not_a_transformer.onnx"))
+    # The first half of a valid file followed by garbage.
+    with open(valid, "rb") as f:
+        raw = f.read()
+    rng = np.random.default_rng(3)
+    with open(os.path.join(folder, "corrupted.onnx"), "wb") as f:
+        f.write(raw[: len(raw) // 2] + rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+
+
 def main():
+    make_broken()
     for seed, (name, spec) in enumerate(MODELS.items()):
         cfg, sd, inputs, rec, causal = build(name, spec, seed)
         folder = os.path.join(ROOT, name)

@@ -207,51 +207,30 @@ impl ModelConfig {
         ];
         for (field, v) in dims {
             if v == 0 || v > MAX_DIM {
-                return Err(Error::BadConfig {
-                    field,
-                    value: v as u64,
-                });
+                return Err(Error::BadConfig { field, value: v as u64 });
             }
         }
         if self.n_layers == 0 || self.n_layers > MAX_LAYERS {
-            return Err(Error::BadConfig {
-                field: "n_layers",
-                value: self.n_layers as u64,
-            });
+            return Err(Error::BadConfig { field: "n_layers", value: self.n_layers as u64 });
         }
         let qk = self.n_heads as u64 * self.d_query as u64;
         let v = self.n_heads as u64 * self.d_value as u64;
         if qk > MAX_DIM as u64 {
-            return Err(Error::BadConfig {
-                field: "n_heads*d_query",
-                value: qk,
-            });
+            return Err(Error::BadConfig { field: "n_heads*d_query", value: qk });
         }
         if v > MAX_DIM as u64 {
-            return Err(Error::BadConfig {
-                field: "n_heads*d_value",
-                value: v,
-            });
+            return Err(Error::BadConfig { field: "n_heads*d_value", value: v });
         }
         let eps_ok = |e: f32| e.is_finite() && e >= 0.0;
         if !eps_ok(self.attention_eps) {
-            return Err(Error::BadConfig {
-                field: "attention_eps",
-                value: self.attention_eps.to_bits() as u64,
-            });
+            return Err(Error::BadConfig { field: "attention_eps", value: self.attention_eps.to_bits() as u64 });
         }
         if !eps_ok(self.layernorm_eps) {
-            return Err(Error::BadConfig {
-                field: "layernorm_eps",
-                value: self.layernorm_eps.to_bits() as u64,
-            });
+            return Err(Error::BadConfig { field: "layernorm_eps", value: self.layernorm_eps.to_bits() as u64 });
         }
         match self.input_kind {
             InputKind::Tokens if self.input_projection => {
-                return Err(Error::BadConfig {
-                    field: "input_projection (token model)",
-                    value: 1,
-                })
+                return Err(Error::BadConfig { field: "input_projection (token model)", value: 1 })
             }
             InputKind::Vectors if !self.input_projection && self.input_dim != self.d_model => {
                 return Err(Error::BadConfig {
@@ -263,16 +242,10 @@ impl ModelConfig {
         }
         match self.output_kind {
             OutputKind::Hidden if self.output_dim != 0 => {
-                return Err(Error::BadConfig {
-                    field: "output_dim (no head)",
-                    value: self.output_dim as u64,
-                })
+                return Err(Error::BadConfig { field: "output_dim (no head)", value: self.output_dim as u64 })
             }
             OutputKind::Linear if self.output_dim == 0 || self.output_dim > MAX_DIM => {
-                return Err(Error::BadConfig {
-                    field: "output_dim",
-                    value: self.output_dim as u64,
-                })
+                return Err(Error::BadConfig { field: "output_dim", value: self.output_dim as u64 })
             }
             _ => {}
         }

@@ -8,11 +8,7 @@ use crate::format::TensorRole;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Error {
     /// The buffer ends before the structure that should be at `offset` does.
-    Truncated {
-        what: &'static str,
-        needed: u64,
-        available: u64,
-    },
+    Truncated { what: &'static str, needed: u64, available: u64 },
     /// The file does not start with the `.lrt` magic bytes.
     BadMagic,
     /// A major version this reader does not know (newer files need a newer linrt).
@@ -28,11 +24,7 @@ pub enum Error {
     /// The buffer (or a tensor inside it) is not aligned as the format requires.
     Misaligned { what: &'static str, align: u32 },
     /// An offset or length points outside the file or overflows.
-    OutOfBounds {
-        what: &'static str,
-        offset: u64,
-        len: u64,
-    },
+    OutOfBounds { what: &'static str, offset: u64, len: u64 },
     /// Two sections or tensors share bytes, or a tensor sits inside the header area.
     Overlap { what: &'static str, index: u32 },
     /// A field holds a value outside its enum.
@@ -40,27 +32,11 @@ pub enum Error {
     /// A config field is zero, absurd, or inconsistent with another.
     BadConfig { field: &'static str, value: u64 },
     /// The tensor directory does not list the tensor the config requires at `index`.
-    UnexpectedTensor {
-        index: u32,
-        expected: TensorRole,
-        expected_layer: u32,
-        found_role: u32,
-        found_layer: u32,
-    },
+    UnexpectedTensor { index: u32, expected: TensorRole, expected_layer: u32, found_role: u32, found_layer: u32 },
     /// A tensor's shape is not what the config implies.
-    ShapeMismatch {
-        role: TensorRole,
-        layer: u32,
-        expected: [u32; 2],
-        found: [u32; 2],
-    },
+    ShapeMismatch { role: TensorRole, layer: u32, expected: [u32; 2], found: [u32; 2] },
     /// The tensor's byte size disagrees with its shape and dtype.
-    SizeMismatch {
-        role: TensorRole,
-        layer: u32,
-        expected: u64,
-        found: u64,
-    },
+    SizeMismatch { role: TensorRole, layer: u32, expected: u64, found: u64 },
     /// A dtype that the format defines but this build cannot execute, or that is
     /// not allowed for this tensor.
     UnsupportedDType { role: TensorRole, dtype: u8 },
@@ -79,11 +55,7 @@ pub enum Error {
     /// An input of the wrong kind (token for a vector model or the reverse).
     WrongInputKind { expected: crate::InputKind },
     /// An input or output buffer has the wrong length.
-    BadLength {
-        what: &'static str,
-        expected: usize,
-        found: usize,
-    },
+    BadLength { what: &'static str, expected: usize, found: usize },
     /// A token id at or past the vocabulary size.
     TokenOutOfRange { token: u32, vocab: u32 },
     /// A chunk longer than the session was sized for, or empty.

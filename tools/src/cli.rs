@@ -11,11 +11,7 @@ use linrt::ModelFile;
 use crate::{inspect, npy, run};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "linrt",
-    version,
-    about = "Run linear-attention transformers as RNNs: convert, inspect, verify, run"
-)]
+#[command(name = "linrt", version, about = "Run linear-attention transformers as RNNs: convert, inspect, verify, run")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -94,6 +90,9 @@ pub struct ConvertArgs {
     /// Module name of the output head (default: output_projection, head, lm_head).
     #[arg(long)]
     pub output_head: Option<String>,
+    /// Ignore the exporter's linrt.* metadata and infer everything from the graph and flags.
+    #[arg(long)]
+    pub ignore_metadata: bool,
     /// Skip verification against tract.
     #[arg(long)]
     pub no_verify: bool,
@@ -143,14 +142,8 @@ pub fn main() -> i32 {
             1
         }
         Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            eprintln!(
-                "error: internal error (please report): {}",
-                msg.unwrap_or_default()
-            );
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            eprintln!("error: internal error (please report): {}", msg.unwrap_or_default());
             101
         }
     }
@@ -171,25 +164,16 @@ pub fn execute(command: Command) -> Result<()> {
     match command {
         Command::Inspect { model, json } => {
             let file = open(&model)?;
-            let m = file
-                .model()
-                .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
             if json {
                 writeln!(out, "{}", inspect::json(&m))?;
             } else {
                 write!(out, "{}", inspect::text(&m))?;
             }
         }
-        Command::Run {
-            model,
-            input,
-            output,
-            chunk,
-        } => {
+        Command::Run { model, input, output, chunk } => {
             let file = open(&model)?;
-            let m = file
-                .model()
-                .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
             let inputs = run::read_inputs(&input, &m)?;
             let width = m.config().input_width();
             if inputs.is_empty() {
@@ -215,11 +199,7 @@ pub fn execute(command: Command) -> Result<()> {
                 writeln!(
                     out,
                     "onnx import  {}",
-                    if onnx {
-                        "yes (tract-onnx)"
-                    } else {
-                        "no (built without the onnx feature)"
-                    }
+                    if onnx { "yes (tract-onnx)" } else { "no (built without the onnx feature)" }
                 )?;
             }
         }
@@ -247,11 +227,7 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
 
     let overrides = Overrides {
         n_heads: args.n_heads,
-        activation: args
-            .activation
-            .as_deref()
-            .map(parse_activation)
-            .transpose()?,
+        activation: args.activation.as_deref().map(parse_activation).transpose()?,
         norm_placement: args.norm.as_deref().map(parse_norm).transpose()?,
         attention_eps: args.attention_eps,
         layernorm_eps: args.layernorm_eps,
@@ -259,15 +235,12 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
         embedding: args.embedding,
         input_projection: args.input_projection,
         output_head: args.output_head,
+        ignore_metadata: args.ignore_metadata,
     };
     let opts = ConvertOptions {
         overrides,
         skip_verify: args.no_verify,
-        verify: VerifyOptions {
-            steps: args.check.steps,
-            tolerance: args.check.tolerance,
-            ..VerifyOptions::default()
-        },
+        verify: VerifyOptions { steps: args.check.steps, tolerance: args.check.tolerance, ..VerifyOptions::default() },
     };
     let quiet = args.json;
     let done = convert_file(&args.onnx, &args.output, &opts, &mut |msg| {
@@ -289,12 +262,7 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
         } else {
             writeln!(out, "verification skipped (--no-verify)")?;
         }
-        writeln!(
-            out,
-            "wrote {} ({} bytes)",
-            args.output.display(),
-            done.file_size
-        )?;
+        writeln!(out, "wrote {} ({} bytes)", args.output.display(), done.file_size)?;
     }
     Ok(())
 }
@@ -302,13 +270,8 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
 #[cfg(feature = "onnx")]
 fn verify(args: VerifyArgs, out: &mut dyn Write) -> Result<()> {
     use crate::onnx::verify::{verify, VerifyOptions};
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
-    let opts = VerifyOptions {
-        steps: args.check.steps,
-        tolerance: args.check.tolerance,
-        ..VerifyOptions::default()
-    };
+    let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {}", args.model.display()))?;
+    let opts = VerifyOptions { steps: args.check.steps, tolerance: args.check.tolerance, ..VerifyOptions::default() };
     let report = verify(&bytes, &args.onnx, opts)?;
     if args.json {
         writeln!(out, "{}", report_json(&report))?;

@@ -12,11 +12,7 @@ pub fn text(model: &Model) -> String {
         s.push_str(&l);
         s.push('\n');
     };
-    line(format!(
-        "format       .lrt {major}.{minor}, {} bytes, crc32 {:08x}",
-        model.file_size(),
-        model.checksum()
-    ));
+    line(format!("format       .lrt {major}.{minor}, {} bytes, crc32 {:08x}", model.file_size(), model.checksum()));
     line(format!(
         "encoder      d_model {}, {} layers, {} heads (query/key {} + value {} per head), ffn {} ({})",
         c.d_model,
@@ -37,10 +33,9 @@ pub fn text(model: &Model) -> String {
     ));
     line(match c.input_kind {
         InputKind::Tokens => format!("input        token ids, vocabulary {}", c.input_dim),
-        InputKind::Vectors if c.input_projection => format!(
-            "input        vectors of {}, projected to {}",
-            c.input_dim, c.d_model
-        ),
+        InputKind::Vectors if c.input_projection => {
+            format!("input        vectors of {}, projected to {}", c.input_dim, c.d_model)
+        }
         InputKind::Vectors => format!("input        vectors of {}", c.input_dim),
     });
     line(match c.output_kind {
@@ -48,20 +43,14 @@ pub fn text(model: &Model) -> String {
         OutputKind::Hidden => format!("output       hidden state, {} values", c.d_model),
     });
     let state = c.state_floats().unwrap_or(0);
-    line(format!(
-        "state        {} floats ({} bytes) per stream, whatever its length",
-        state,
-        state * 4
-    ));
+    line(format!("state        {} floats ({} bytes) per stream, whatever its length", state, state * 4));
     for t in [1usize, 64] {
         if let Ok(n) = model.arena_bytes(SessionOptions { max_chunk: t }) {
             line(format!("arena        {n} bytes for chunks of up to {t}"));
         }
     }
-    let params: u64 = (0..model.tensor_count())
-        .filter_map(|i| model.tensor(i))
-        .map(|t| t.dims[0] as u64 * t.dims[1] as u64)
-        .sum();
+    let params: u64 =
+        (0..model.tensor_count()).filter_map(|i| model.tensor(i)).map(|t| t.dims[0] as u64 * t.dims[1] as u64).sum();
     line(format!("parameters   {params}"));
     line("tensors".into());
     for t in (0..model.tensor_count()).filter_map(|i| model.tensor(i)) {
@@ -70,25 +59,13 @@ pub fn text(model: &Model) -> String {
         } else {
             t.role.name().to_string()
         };
-        let shape = if t.rank == 1 {
-            format!("[{}]", t.dims[0])
-        } else {
-            format!("[{}, {}]", t.dims[0], t.dims[1])
-        };
-        line(format!(
-            "  {name:<44} {shape:<12} {:<5} {:>10} bytes @ {}",
-            t.dtype.name(),
-            t.size,
-            t.offset
-        ));
+        let shape = if t.rank == 1 { format!("[{}]", t.dims[0]) } else { format!("[{}, {}]", t.dims[0], t.dims[1]) };
+        line(format!("  {name:<44} {shape:<12} {:<5} {:>10} bytes @ {}", t.dtype.name(), t.size, t.offset));
     }
     line("metadata".into());
     for (k, v) in model.metadata() {
-        let shown: String = if v.chars().count() > 80 {
-            v.chars().take(77).chain("...".chars()).collect()
-        } else {
-            v.to_string()
-        };
+        let shown: String =
+            if v.chars().count() > 80 { v.chars().take(77).chain("...".chars()).collect() } else { v.to_string() };
         line(format!("  {k:<28} {shown}"));
     }
     s
@@ -104,10 +81,7 @@ pub fn json(model: &Model) -> Value {
                    "shape": if t.rank == 1 { vec![t.dims[0]] } else { t.dims.to_vec() }, "offset": t.offset, "bytes": t.size})
         })
         .collect();
-    let metadata: serde_json::Map<String, Value> = model
-        .metadata()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
+    let metadata: serde_json::Map<String, Value> = model.metadata().map(|(k, v)| (k.to_string(), json!(v))).collect();
     let (major, minor) = model.version();
     json!({
         "format_version": format!("{major}.{minor}"),

@@ -32,16 +32,10 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     }
     let (header_len, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         v => bail!("unsupported .npy version {v}"),
     };
-    let end = start
-        .checked_add(header_len)
-        .filter(|&e| e <= bytes.len())
-        .context("header runs past the end")?;
+    let end = start.checked_add(header_len).filter(|&e| e <= bytes.len()).context("header runs past the end")?;
     let header = std::str::from_utf8(&bytes[start..end]).context("header is not text")?;
     let descr = dict_value(header, "descr").context("header has no 'descr'")?;
     let fortran = dict_value(header, "fortran_order").context("header has no 'fortran_order'")?;
@@ -50,10 +44,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     }
     let shape_text = dict_value(header, "shape").context("header has no 'shape'")?;
     let shape = parse_shape(shape_text)?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .context("shape overflows")?;
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).context("shape overflows")?;
     let body = &bytes[end..];
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let width = match descr {
@@ -65,34 +56,14 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     };
     let expected = count.checked_mul(width).context("shape overflows")?;
     if body.len() != expected {
-        bail!(
-            "data holds {} bytes, shape {:?} of {descr} needs {expected}",
-            body.len(),
-            shape
-        );
+        bail!("data holds {} bytes, shape {:?} of {descr} needs {expected}", body.len(), shape);
     }
     let words = body.chunks_exact(width);
     let data = match descr {
-        "<f4" => NpyData::F32(
-            words
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        "<f8" => NpyData::F32(
-            words
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
-                .collect(),
-        ),
-        "<i4" => NpyData::I64(
-            words
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                .collect(),
-        ),
-        _ => NpyData::I64(
-            words
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        ),
+        "<f4" => NpyData::F32(words.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        "<f8" => NpyData::F32(words.map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect()),
+        "<i4" => NpyData::I64(words.map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()),
+        _ => NpyData::I64(words.map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()),
     };
     Ok(NpyArray { shape, data })
 }
@@ -114,21 +85,14 @@ fn parse_shape(text: &str) -> Result<Vec<usize>> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .with_context(|| format!("bad dimension {s:?} in shape"))
-        })
+        .map(|s| s.parse::<usize>().with_context(|| format!("bad dimension {s:?} in shape")))
         .collect()
 }
 
 /// Writes a float32 array of `shape` to `path`.
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
+    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Pad so the data starts on a 64-byte boundary, header ending in '\n'.
     let total = (10 + header.len() + 1).next_multiple_of(64);

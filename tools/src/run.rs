@@ -37,46 +37,33 @@ pub fn read_inputs(path: &Path, model: &Model) -> Result<RunInputs> {
     match (cfg.input_kind, arr.data) {
         (InputKind::Tokens, NpyData::I64(ids)) => {
             if !(arr.shape.len() == 1 || (arr.shape.len() == 2 && arr.shape[1] == 1)) {
-                bail!(
-                    "{}: token ids must have shape [T], got {:?}",
-                    path.display(),
-                    arr.shape
-                );
+                bail!("{}: token ids must have shape [T], got {:?}", path.display(), arr.shape);
             }
             let tokens = ids
                 .iter()
                 .enumerate()
                 .map(|(i, &t)| {
-                    u32::try_from(t)
-                        .ok()
-                        .filter(|&t| t < cfg.input_dim)
-                        .ok_or_else(|| anyhow!("{}: token id {t} at position {i} is outside the vocabulary (0..{})", path.display(), cfg.input_dim))
+                    u32::try_from(t).ok().filter(|&t| t < cfg.input_dim).ok_or_else(|| {
+                        anyhow!(
+                            "{}: token id {t} at position {i} is outside the vocabulary (0..{})",
+                            path.display(),
+                            cfg.input_dim
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(RunInputs::Tokens(tokens))
         }
         (InputKind::Tokens, NpyData::F32(_)) => {
-            bail!(
-                "{}: this model takes integer token ids (int64 [T]), the file holds floats",
-                path.display()
-            )
+            bail!("{}: this model takes integer token ids (int64 [T]), the file holds floats", path.display())
         }
         (InputKind::Vectors, NpyData::F32(values)) => {
             let width = cfg.input_dim as usize;
             if arr.shape.len() != 2 || arr.shape[1] != width {
-                bail!(
-                    "{}: expected shape [T, {width}], got {:?}",
-                    path.display(),
-                    arr.shape
-                );
+                bail!("{}: expected shape [T, {width}], got {:?}", path.display(), arr.shape);
             }
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                bail!(
-                    "{}: value at row {}, column {} is NaN or infinite",
-                    path.display(),
-                    i / width,
-                    i % width
-                );
+                bail!("{}: value at row {}, column {} is NaN or infinite", path.display(), i / width, i % width);
             }
             Ok(RunInputs::Vectors(values))
         }

@@ -3,12 +3,7 @@
 use crate::error::Error;
 
 /// Borrows `len` bytes at `offset`, or says which structure was cut short.
-pub(crate) fn slice<'a>(
-    buf: &'a [u8],
-    offset: u64,
-    len: u64,
-    what: &'static str,
-) -> Result<&'a [u8], Error> {
+pub(crate) fn slice<'a>(buf: &'a [u8], offset: u64, len: u64, what: &'static str) -> Result<&'a [u8], Error> {
     let oob = Error::OutOfBounds { what, offset, len };
     let end = offset.checked_add(len).ok_or(oob)?;
     if end > buf.len() as u64 {

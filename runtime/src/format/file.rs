@@ -50,10 +50,7 @@ impl AlignedBytes {
     pub fn from_slice(bytes: &[u8]) -> Self {
         let mut words = vec![0u64; bytes.len().div_ceil(8)];
         bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        AlignedBytes {
-            words,
-            len: bytes.len(),
-        }
+        AlignedBytes { words, len: bytes.len() }
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -24,11 +24,7 @@ fn input_tensors(cfg: &ModelConfig) -> usize {
 
 /// Number of tensors the directory must hold for `cfg`.
 pub fn tensor_count(cfg: &ModelConfig) -> usize {
-    let head = if cfg.output_kind == OutputKind::Linear {
-        2
-    } else {
-        0
-    };
+    let head = if cfg.output_kind == OutputKind::Linear { 2 } else { 0 };
     let norm = if cfg.final_norm { 2 } else { 0 };
     input_tensors(cfg) + LAYER_ROLES.len() * cfg.n_layers as usize + norm + head
 }
@@ -61,18 +57,8 @@ pub fn expected_tensor(cfg: &ModelConfig, index: usize) -> Option<TensorSpec> {
     let qk = cfg.n_heads * cfg.d_query;
     let v = cfg.n_heads * cfg.d_value;
     let ff = cfg.d_ff;
-    let mat = |role, layer, rows, cols| TensorSpec {
-        role,
-        layer,
-        rank: 2,
-        dims: [rows, cols],
-    };
-    let vec = |role, layer, n| TensorSpec {
-        role,
-        layer,
-        rank: 1,
-        dims: [n, 1],
-    };
+    let mat = |role, layer, rows, cols| TensorSpec { role, layer, rank: 2, dims: [rows, cols] };
+    let vec = |role, layer, n| TensorSpec { role, layer, rank: 1, dims: [n, 1] };
 
     let n_in = input_tensors(cfg);
     if index < n_in {

@@ -54,10 +54,7 @@ impl DType {
             0 => Ok(DType::F32),
             1 => Ok(DType::F16),
             2 => Ok(DType::I8),
-            _ => Err(Error::UnknownEnum {
-                field: "tensor.dtype",
-                value: code as u32,
-            }),
+            _ => Err(Error::UnknownEnum { field: "tensor.dtype", value: code as u32 }),
         }
     }
     /// Bytes per element of the data section.

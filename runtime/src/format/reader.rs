@@ -5,10 +5,7 @@ use super::bytes::{slice, u16_at, u32_at};
 use super::checksum::file_checksum;
 use super::layout::{expected_tensor, index_of, tensor_count};
 use super::record::{decode_config, Entry, Header};
-use super::{
-    DType, TensorRole, BUFFER_ALIGN, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC,
-    VERSION_MAJOR,
-};
+use super::{DType, TensorRole, BUFFER_ALIGN, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION_MAJOR};
 use crate::config::ModelConfig;
 use crate::error::Error;
 
@@ -62,21 +59,14 @@ impl<'a> Model<'a> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let len = bytes.len() as u64;
         if bytes.len() < HEADER_SIZE {
-            return Err(Error::Truncated {
-                what: "header",
-                needed: HEADER_SIZE as u64,
-                available: len,
-            });
+            return Err(Error::Truncated { what: "header", needed: HEADER_SIZE as u64, available: len });
         }
         let header = Header::decode(bytes);
         if header.magic != MAGIC {
             return Err(Error::BadMagic);
         }
         if header.major != VERSION_MAJOR {
-            return Err(Error::UnsupportedVersion {
-                major: header.major,
-                minor: header.minor,
-            });
+            return Err(Error::UnsupportedVersion { major: header.major, minor: header.minor });
         }
         if header.header_size as usize != HEADER_SIZE {
             return Err(Error::BadHeaderSize(header.header_size));
@@ -85,83 +75,45 @@ impl<'a> Model<'a> {
             return Err(Error::UnknownFlags(header.flags));
         }
         if header.file_size != len {
-            return Err(Error::FileSizeMismatch {
-                header: header.file_size,
-                actual: len,
-            });
+            return Err(Error::FileSizeMismatch { header: header.file_size, actual: len });
         }
         if bytes.as_ptr() as usize % BUFFER_ALIGN != 0 {
-            return Err(Error::Misaligned {
-                what: "model buffer",
-                align: BUFFER_ALIGN as u32,
-            });
+            return Err(Error::Misaligned { what: "model buffer", align: BUFFER_ALIGN as u32 });
         }
         let computed = file_checksum(bytes);
         if computed != header.checksum {
-            return Err(Error::ChecksumMismatch {
-                stored: header.checksum,
-                computed,
-            });
+            return Err(Error::ChecksumMismatch { stored: header.checksum, computed });
         }
 
         // Config: right after the header; later minor versions may make it longer.
         if header.config_offset < HEADER_SIZE as u64 {
-            return Err(Error::Overlap {
-                what: "config section",
-                index: 0,
-            });
+            return Err(Error::Overlap { what: "config section", index: 0 });
         }
         if (header.config_size as usize) < CONFIG_SIZE {
-            return Err(Error::BadConfig {
-                field: "config_size",
-                value: header.config_size as u64,
-            });
+            return Err(Error::BadConfig { field: "config_size", value: header.config_size as u64 });
         }
-        let config_bytes = slice(
-            bytes,
-            header.config_offset,
-            header.config_size as u64,
-            "config section",
-        )?;
+        let config_bytes = slice(bytes, header.config_offset, header.config_size as u64, "config section")?;
         let config = decode_config(config_bytes)?;
         let config_end = header.config_offset + header.config_size as u64;
 
         let expected = tensor_count(&config);
         if header.tensor_count as usize != expected {
-            return Err(Error::BadConfig {
-                field: "tensor_count",
-                value: header.tensor_count as u64,
-            });
+            return Err(Error::BadConfig { field: "tensor_count", value: header.tensor_count as u64 });
         }
         if header.directory_offset < config_end {
-            return Err(Error::Overlap {
-                what: "tensor directory",
-                index: 0,
-            });
+            return Err(Error::Overlap { what: "tensor directory", index: 0 });
         }
         let dir_len = header.tensor_count as u64 * ENTRY_SIZE as u64;
         slice(bytes, header.directory_offset, dir_len, "tensor directory")?;
         let dir_end = header.directory_offset + dir_len;
 
         if header.metadata_offset < dir_end {
-            return Err(Error::Overlap {
-                what: "metadata section",
-                index: 0,
-            });
+            return Err(Error::Overlap { what: "metadata section", index: 0 });
         }
-        let meta = slice(
-            bytes,
-            header.metadata_offset,
-            header.metadata_size as u64,
-            "metadata section",
-        )?;
+        let meta = slice(bytes, header.metadata_offset, header.metadata_size as u64, "metadata section")?;
         validate_metadata(meta, header.metadata_offset)?;
 
-        let model = Model {
-            bytes,
-            header,
-            config,
-        };
+        let model = Model { bytes, header, config };
         let mut cursor = header.metadata_offset + header.metadata_size as u64;
         for index in 0..expected {
             cursor = model.validate_entry(index, cursor)?;
@@ -178,10 +130,8 @@ impl<'a> Model<'a> {
     fn validate_entry(&self, index: usize, cursor: u64) -> Result<u64, Error> {
         let idx = index as u32;
         let e = self.entry(index);
-        let spec = expected_tensor(&self.config, index).ok_or(Error::BadConfig {
-            field: "tensor_count",
-            value: index as u64,
-        })?;
+        let spec = expected_tensor(&self.config, index)
+            .ok_or(Error::BadConfig { field: "tensor_count", value: index as u64 })?;
         if e.role != spec.role as u16 || e.layer as u32 != spec.layer {
             return Err(Error::UnexpectedTensor {
                 index: idx,
@@ -193,29 +143,14 @@ impl<'a> Model<'a> {
         }
         let dtype = DType::from_u8(e.dtype)?;
         if e.layout != 0 {
-            return Err(Error::UnknownEnum {
-                field: "tensor.layout",
-                value: e.layout as u32,
-            });
+            return Err(Error::UnknownEnum { field: "tensor.layout", value: e.layout as u32 });
         }
         if e.rank != spec.rank || e.dims != spec.dims {
-            let found = if e.rank == spec.rank {
-                e.dims
-            } else {
-                [e.rank as u32, 0]
-            };
-            return Err(Error::ShapeMismatch {
-                role: spec.role,
-                layer: spec.layer,
-                expected: spec.dims,
-                found,
-            });
+            let found = if e.rank == spec.rank { e.dims } else { [e.rank as u32, 0] };
+            return Err(Error::ShapeMismatch { role: spec.role, layer: spec.layer, expected: spec.dims, found });
         }
         if spec.rank == 1 && dtype != DType::F32 {
-            return Err(Error::UnsupportedDType {
-                role: spec.role,
-                dtype: e.dtype,
-            });
+            return Err(Error::UnsupportedDType { role: spec.role, dtype: e.dtype });
         }
         let elements = spec.dims[0] as u64 * spec.dims[1] as u64;
         let data_size = elements * dtype.size();
@@ -227,23 +162,12 @@ impl<'a> Model<'a> {
                 found: e.data_size,
             });
         }
-        let mut end = place(
-            self.bytes,
-            e.data_offset,
-            e.data_size,
-            cursor,
-            idx,
-            "tensor data",
-        )?;
+        let mut end = place(self.bytes, e.data_offset, e.data_size, cursor, idx, "tensor data")?;
 
         if dtype == DType::I8 {
             let rows = spec.dims[0] as u64;
             let cols = spec.dims[1] as u64;
-            let per_row = if e.block_size == 0 {
-                1
-            } else {
-                cols.div_ceil(e.block_size as u64)
-            };
+            let per_row = if e.block_size == 0 { 1 } else { cols.div_ceil(e.block_size as u64) };
             let scales = rows * per_row * 4;
             if e.scales_size != scales {
                 return Err(Error::SizeMismatch {
@@ -253,35 +177,19 @@ impl<'a> Model<'a> {
                     found: e.scales_size,
                 });
             }
-            end = place(
-                self.bytes,
-                e.scales_offset,
-                e.scales_size,
-                end,
-                idx,
-                "tensor scales",
-            )?;
+            end = place(self.bytes, e.scales_offset, e.scales_size, end, idx, "tensor scales")?;
         } else if e.scales_offset != 0 || e.scales_size != 0 || e.block_size != 0 {
-            return Err(Error::BadTensor {
-                index: idx,
-                reason: "only int8 tensors have scales",
-            });
+            return Err(Error::BadTensor { index: idx, reason: "only int8 tensors have scales" });
         }
 
         // This build executes f32 tensors; f16 and int8 are specified in FORMAT.md
         // and land with the quantized kernels.
         if dtype != DType::F32 {
-            return Err(Error::UnsupportedDType {
-                role: spec.role,
-                dtype: e.dtype,
-            });
+            return Err(Error::UnsupportedDType { role: spec.role, dtype: e.dtype });
         }
         let values = self.f32_at(index)?;
         if values.iter().any(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteWeight {
-                role: spec.role,
-                layer: spec.layer,
-            });
+            return Err(Error::NonFiniteWeight { role: spec.role, layer: spec.layer });
         }
         Ok(end)
     }
@@ -289,10 +197,7 @@ impl<'a> Model<'a> {
     fn f32_at(&self, index: usize) -> Result<&'a [f32], Error> {
         let e = self.entry(index);
         let data = slice(self.bytes, e.data_offset, e.data_size, "tensor data")?;
-        bytemuck::try_cast_slice(data).map_err(|_| Error::Misaligned {
-            what: "tensor data",
-            align: 4,
-        })
+        bytemuck::try_cast_slice(data).map_err(|_| Error::Misaligned { what: "tensor data", align: 4 })
     }
 
     /// The model's hyperparameters.
@@ -339,10 +244,8 @@ impl<'a> Model<'a> {
 
     /// The f32 values of `(role, layer)`.
     pub fn f32_tensor(&self, role: TensorRole, layer: u32) -> Result<&'a [f32], Error> {
-        let index = index_of(&self.config, role, layer).ok_or(Error::BadConfig {
-            field: role.name(),
-            value: layer as u64,
-        })?;
+        let index =
+            index_of(&self.config, role, layer).ok_or(Error::BadConfig { field: role.name(), value: layer as u64 })?;
         self.f32_at(index)
     }
 
@@ -373,15 +276,8 @@ impl<'a> Model<'a> {
     /// Metadata key/value pairs (vocabulary, provenance, …) in file order.
     pub fn metadata(&self) -> MetadataIter<'a> {
         let off = self.header.metadata_offset as usize;
-        let meta = self
-            .bytes
-            .get(off..off + self.header.metadata_size as usize)
-            .unwrap_or(&[]);
-        MetadataIter {
-            meta,
-            at: 4,
-            left: u32_at(meta, 0),
-        }
+        let meta = self.bytes.get(off..off + self.header.metadata_size as usize).unwrap_or(&[]);
+        MetadataIter { meta, at: 4, left: u32_at(meta, 0) }
     }
 
     /// The value of metadata `key`, if present.
@@ -392,19 +288,9 @@ impl<'a> Model<'a> {
 
 /// Checks that `[offset, offset+size)` is 64-aligned, starts at or after `cursor`
 /// (so sections never overlap) and lies inside the file; returns its end.
-fn place(
-    bytes: &[u8],
-    offset: u64,
-    size: u64,
-    cursor: u64,
-    index: u32,
-    what: &'static str,
-) -> Result<u64, Error> {
+fn place(bytes: &[u8], offset: u64, size: u64, cursor: u64, index: u32, what: &'static str) -> Result<u64, Error> {
     if offset % DATA_ALIGN != 0 {
-        return Err(Error::Misaligned {
-            what,
-            align: DATA_ALIGN as u32,
-        });
+        return Err(Error::Misaligned { what, align: DATA_ALIGN as u32 });
     }
     if offset < cursor {
         return Err(Error::Overlap { what, index });
@@ -416,17 +302,11 @@ fn place(
 /// Metadata: `u32 count`, then per entry `u16 key_len, key, u32 value_len, value`,
 /// all UTF-8, exactly filling the section.
 fn validate_metadata(meta: &[u8], base: u64) -> Result<(), Error> {
-    let bad = |at: usize| Error::BadMetadata {
-        offset: base + at as u64,
-    };
+    let bad = |at: usize| Error::BadMetadata { offset: base + at as u64 };
     if meta.len() < 4 {
         return Err(bad(0));
     }
-    let mut it = MetadataIter {
-        meta,
-        at: 4,
-        left: u32_at(meta, 0),
-    };
+    let mut it = MetadataIter { meta, at: 4, left: u32_at(meta, 0) };
     while it.left > 0 {
         let at = it.at;
         if it.next_checked().is_none() {
@@ -457,10 +337,7 @@ impl<'a> MetadataIter<'a> {
         let value = self.meta.get(val_start..val_start.checked_add(val_len)?)?;
         self.at = val_start + val_len;
         self.left -= 1;
-        Some((
-            core::str::from_utf8(key).ok()?,
-            core::str::from_utf8(value).ok()?,
-        ))
+        Some((core::str::from_utf8(key).ok()?, core::str::from_utf8(value).ok()?))
     }
 }
 

@@ -76,12 +76,7 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
         final_norm: match u8_at(b, 26) {
             0 => false,
             1 => true,
-            v => {
-                return Err(Error::UnknownEnum {
-                    field: "config.final_norm",
-                    value: v as u32,
-                })
-            }
+            v => return Err(Error::UnknownEnum { field: "config.final_norm", value: v as u32 }),
         },
         feature_map: FeatureMap::from_code(u8_at(b, 27))?,
         attention_eps: f32_at(b, 32),
@@ -90,12 +85,7 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
         input_projection: match u8_at(b, 41) {
             0 => false,
             1 => true,
-            v => {
-                return Err(Error::UnknownEnum {
-                    field: "config.input_projection",
-                    value: v as u32,
-                })
-            }
+            v => return Err(Error::UnknownEnum { field: "config.input_projection", value: v as u32 }),
         },
         input_dim: u32_at(b, 44),
         output_kind: OutputKind::from_code(u8_at(b, 48))?,

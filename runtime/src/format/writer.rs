@@ -7,10 +7,7 @@ use std::vec::Vec;
 use super::checksum::{file_checksum, CHECKSUM_OFFSET};
 use super::layout::{expected_tensor, tensor_count};
 use super::record::{encode_config, Entry, Header};
-use super::{
-    DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION_MAJOR,
-    VERSION_MINOR,
-};
+use super::{DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR};
 use crate::config::ModelConfig;
 use crate::error::Error;
 
@@ -24,17 +21,12 @@ pub struct LrtWriter {
 
 impl LrtWriter {
     pub fn new(config: ModelConfig) -> Self {
-        LrtWriter {
-            config,
-            tensors: Vec::new(),
-            metadata: Vec::new(),
-        }
+        LrtWriter { config, tensors: Vec::new(), metadata: Vec::new() }
     }
 
     /// Adds (or replaces) the f32 tensor `(role, layer)`, row-major `[rows, cols]`.
     pub fn tensor(&mut self, role: TensorRole, layer: u32, values: Vec<f32>) -> &mut Self {
-        self.tensors
-            .retain(|(r, l, _)| !(*r == role && *l == layer));
+        self.tensors.retain(|(r, l, _)| !(*r == role && *l == layer));
         self.tensors.push((role, layer, values));
         self
     }
@@ -54,12 +46,8 @@ impl LrtWriter {
         let mut meta = Vec::new();
         meta.extend_from_slice(&(self.metadata.len() as u32).to_le_bytes());
         for (k, v) in &self.metadata {
-            let key_len = u16::try_from(k.len()).map_err(|_| Error::BadMetadata {
-                offset: meta.len() as u64,
-            })?;
-            let val_len = u32::try_from(v.len()).map_err(|_| Error::BadMetadata {
-                offset: meta.len() as u64,
-            })?;
+            let key_len = u16::try_from(k.len()).map_err(|_| Error::BadMetadata { offset: meta.len() as u64 })?;
+            let val_len = u32::try_from(v.len()).map_err(|_| Error::BadMetadata { offset: meta.len() as u64 })?;
             meta.extend_from_slice(&key_len.to_le_bytes());
             meta.extend_from_slice(k.as_bytes());
             meta.extend_from_slice(&val_len.to_le_bytes());
@@ -81,10 +69,7 @@ impl LrtWriter {
                 .iter()
                 .find(|(r, l, _)| *r == spec.role && *l == spec.layer)
                 .map(|(_, _, v)| v.as_slice())
-                .ok_or(Error::MissingTensor {
-                    role: spec.role,
-                    layer: spec.layer,
-                })?;
+                .ok_or(Error::MissingTensor { role: spec.role, layer: spec.layer })?;
             let elements = spec.dims[0] as u64 * spec.dims[1] as u64;
             if values.len() as u64 != elements {
                 return Err(Error::SizeMismatch {
@@ -95,10 +80,7 @@ impl LrtWriter {
                 });
             }
             if values.iter().any(|v| !v.is_finite()) {
-                return Err(Error::NonFiniteWeight {
-                    role: spec.role,
-                    layer: spec.layer,
-                });
+                return Err(Error::NonFiniteWeight { role: spec.role, layer: spec.layer });
             }
             let offset = cursor.next_multiple_of(DATA_ALIGN);
             let size = elements * DType::F32.size();
@@ -135,8 +117,7 @@ impl LrtWriter {
             metadata_size,
             checksum: 0,
         };
-        let mut out =
-            Vec::with_capacity(usize::try_from(file_size).map_err(|_| Error::SizeOverflow)?);
+        let mut out = Vec::with_capacity(usize::try_from(file_size).map_err(|_| Error::SizeOverflow)?);
         out.extend_from_slice(&header.encode());
         out.extend_from_slice(&encode_config(cfg));
         for e in &entries {

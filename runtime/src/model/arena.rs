@@ -42,15 +42,11 @@ impl ArenaLayout {
         let t = opts.max_chunk;
         let rows = |width: usize| -> Result<usize, Error> {
             let n = t.checked_mul(width).ok_or(Error::SizeOverflow)?;
-            n.checked_next_multiple_of(REGION_FLOATS)
-                .ok_or(Error::SizeOverflow)
+            n.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow)
         };
         let d = cfg.d_model as usize;
         Ok(ArenaLayout {
-            state: cfg
-                .state_floats()?
-                .checked_next_multiple_of(REGION_FLOATS)
-                .ok_or(Error::SizeOverflow)?,
+            state: cfg.state_floats()?.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow)?,
             hidden: rows(d)?,
             normed: rows(d)?,
             query: rows(cfg.qk_width())?,
@@ -62,18 +58,10 @@ impl ArenaLayout {
     }
 
     pub fn total_floats(&self) -> Result<usize, Error> {
-        [
-            self.hidden,
-            self.normed,
-            self.query,
-            self.key,
-            self.value,
-            self.attended,
-            self.ffn,
-        ]
-        .iter()
-        .try_fold(self.state, |acc, &n| acc.checked_add(n))
-        .ok_or(Error::SizeOverflow)
+        [self.hidden, self.normed, self.query, self.key, self.value, self.attended, self.ffn]
+            .iter()
+            .try_fold(self.state, |acc, &n| acc.checked_add(n))
+            .ok_or(Error::SizeOverflow)
     }
 }
 
@@ -82,9 +70,6 @@ impl Model<'_> {
     /// `4 · (state + T·(2·d_model + 2·H·Dk + 2·H·Dv + d_ff))` with T = `max_chunk`
     /// and every term rounded up to a multiple of 16 floats.
     pub fn arena_bytes(&self, opts: SessionOptions) -> Result<usize, Error> {
-        ArenaLayout::new(self.config(), opts)?
-            .total_floats()?
-            .checked_mul(4)
-            .ok_or(Error::SizeOverflow)
+        ArenaLayout::new(self.config(), opts)?.total_floats()?.checked_mul(4).ok_or(Error::SizeOverflow)
     }
 }

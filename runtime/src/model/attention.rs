@@ -46,15 +46,7 @@ impl Heads {
 
     /// The causal parallel form over `t` positions (`q`, `k`: `[T, H·Dk]`, `v`,
     /// `out`: `[T, H·Dv]`), continuing from and then advancing `state`.
-    pub fn causal(
-        &self,
-        state: &mut [f32],
-        t: usize,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &mut [f32],
-    ) {
+    pub fn causal(&self, state: &mut [f32], t: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
         let (dk, dv) = (self.dk, self.dv);
         let (qk_w, v_w) = (self.n * dk, self.n * dv);
         let (s_all, z_all) = self.split(state);

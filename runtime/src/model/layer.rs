@@ -27,13 +27,7 @@ pub(crate) enum Form {
 }
 
 /// LayerNorm applied to each of the `rows.len() / width` rows.
-pub(crate) fn layer_norm_rows(
-    rows: &mut [f32],
-    width: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub(crate) fn layer_norm_rows(rows: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps: f32) {
     for row in rows.chunks_exact_mut(width) {
         layer_norm(row, gamma, beta, eps);
     }
@@ -54,11 +48,7 @@ pub(crate) fn encoder_layer(
     let pre = cfg.norm_placement == NormPlacement::Pre;
     let x = &mut s.hidden[..t * d];
     let normed = &mut s.normed[..t * d];
-    let (q, k, v) = (
-        &mut s.query[..t * qk_w],
-        &mut s.key[..t * qk_w],
-        &mut s.value[..t * v_w],
-    );
+    let (q, k, v) = (&mut s.query[..t * qk_w], &mut s.key[..t * qk_w], &mut s.value[..t * v_w]);
     let attended = &mut s.attended[..t * v_w];
     let hidden_ff = &mut s.ffn[..t * ff];
 
@@ -73,12 +63,8 @@ pub(crate) fn encoder_layer(
     matmul(w.v_w, w.v_b, attn_in, d, v, v_w);
     elu_plus_one(q);
     elu_plus_one(k);
-    let heads = Heads {
-        n: cfg.n_heads as usize,
-        dk: cfg.d_query as usize,
-        dv: cfg.d_value as usize,
-        eps: cfg.attention_eps,
-    };
+    let heads =
+        Heads { n: cfg.n_heads as usize, dk: cfg.d_query as usize, dv: cfg.d_value as usize, eps: cfg.attention_eps };
     match form {
         Form::Recurrent => heads.step(state, q, k, v, attended),
         Form::Causal => heads.causal(state, t, q, k, v, attended),

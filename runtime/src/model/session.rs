@@ -40,27 +40,14 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     /// Carves state and scratch out of `arena` (at least
     /// [`Model::arena_bytes`]`(opts)` bytes, 4-byte aligned) and zeroes the state.
-    pub fn new(
-        model: &Model<'a>,
-        arena: &'a mut [u8],
-        opts: SessionOptions,
-    ) -> Result<Self, Error> {
+    pub fn new(model: &Model<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
         let layout = ArenaLayout::new(model.config(), opts)?;
-        let needed = layout
-            .total_floats()?
-            .checked_mul(4)
-            .ok_or(Error::SizeOverflow)?;
+        let needed = layout.total_floats()?.checked_mul(4).ok_or(Error::SizeOverflow)?;
         if arena.len() < needed {
-            return Err(Error::ArenaTooSmall {
-                needed,
-                given: arena.len(),
-            });
+            return Err(Error::ArenaTooSmall { needed, given: arena.len() });
         }
-        let floats: &'a mut [f32] =
-            bytemuck::try_cast_slice_mut(&mut arena[..needed]).map_err(|_| Error::Misaligned {
-                what: "arena",
-                align: 4,
-            })?;
+        let floats: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut arena[..needed])
+            .map_err(|_| Error::Misaligned { what: "arena", align: 4 })?;
         let (state, rest) = floats.split_at_mut(layout.state);
         // The region is padded to 64 bytes; the state itself is exactly L·(H·Dk·Dv + H·Dk).
         let state_floats = model.config().state_floats()?;
@@ -74,15 +61,7 @@ impl<'a> Session<'a> {
         let mut session = Session {
             model: *model,
             state,
-            scratch: Scratch {
-                hidden,
-                normed,
-                query,
-                key,
-                value,
-                attended,
-                ffn,
-            },
+            scratch: Scratch { hidden, normed, query, key, value, attended, ffn },
             max_chunk: opts.max_chunk,
             layer_state_floats: state_floats / model.config().n_layers as usize,
         };
@@ -118,35 +97,20 @@ impl<'a> Session<'a> {
             Inputs::Vectors(v) => v.len() / self.config().input_width().max(1),
         };
         if t == 0 || t > self.max_chunk {
-            return Err(Error::BadChunkLength {
-                len: t,
-                max: self.max_chunk,
-            });
+            return Err(Error::BadChunkLength { len: t, max: self.max_chunk });
         }
         self.run(inputs, t, output, Form::Causal)
     }
 
-    fn run(
-        &mut self,
-        inputs: Inputs,
-        t: usize,
-        output: &mut [f32],
-        form: Form,
-    ) -> Result<(), Error> {
+    fn run(&mut self, inputs: Inputs, t: usize, output: &mut [f32], form: Form) -> Result<(), Error> {
         let cfg = *self.model.config();
         let expected_out = t * cfg.output_dim();
         if output.len() != expected_out {
-            return Err(Error::BadLength {
-                what: "output",
-                expected: expected_out,
-                found: output.len(),
-            });
+            return Err(Error::BadLength { what: "output", expected: expected_out, found: output.len() });
         }
         self.embed(inputs, t)?;
         // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back.
-        for (layer, state) in
-            (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats))
-        {
+        for (layer, state) in (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats)) {
             let weights = self.model.layer(layer)?;
             encoder_layer(&cfg, &weights, state, &mut self.scratch, t, form);
         }
@@ -179,10 +143,7 @@ impl<'a> Session<'a> {
                 let table = self.model.f32_tensor(TensorRole::Embedding, 0)?;
                 for (&id, row) in ids.iter().zip(x.chunks_exact_mut(d)) {
                     if id >= cfg.input_dim {
-                        return Err(Error::TokenOutOfRange {
-                            token: id,
-                            vocab: cfg.input_dim,
-                        });
+                        return Err(Error::TokenOutOfRange { token: id, vocab: cfg.input_dim });
                     }
                     let at = id as usize * d;
                     row.copy_from_slice(&table[at..at + d]);
@@ -191,11 +152,7 @@ impl<'a> Session<'a> {
             (InputKind::Vectors, Inputs::Vectors(v)) => {
                 let width = cfg.input_dim as usize;
                 if v.len() != t * width {
-                    return Err(Error::BadLength {
-                        what: "input",
-                        expected: t * width,
-                        found: v.len(),
-                    });
+                    return Err(Error::BadLength { what: "input", expected: t * width, found: v.len() });
                 }
                 if let Some(index) = v.iter().position(|x| !x.is_finite()) {
                     return Err(Error::NonFiniteInput { index });
@@ -208,11 +165,7 @@ impl<'a> Session<'a> {
                     x.copy_from_slice(v);
                 }
             }
-            _ => {
-                return Err(Error::WrongInputKind {
-                    expected: cfg.input_kind,
-                })
-            }
+            _ => return Err(Error::WrongInputKind { expected: cfg.input_kind }),
         }
         Ok(())
     }
@@ -227,20 +180,13 @@ impl<'a> Session<'a> {
     pub fn save_state(&self, out: &mut [u8]) -> Result<usize, Error> {
         let n = self.state_bytes();
         if out.len() < n {
-            return Err(Error::BadLength {
-                what: "state buffer",
-                expected: n,
-                found: out.len(),
-            });
+            return Err(Error::BadLength { what: "state buffer", expected: n, found: out.len() });
         }
         out[0..4].copy_from_slice(&STATE_MAGIC);
         out[4..8].copy_from_slice(&STATE_VERSION.to_le_bytes());
         out[8..12].copy_from_slice(&self.model.checksum().to_le_bytes());
         out[12..16].copy_from_slice(&(self.state.len() as u32).to_le_bytes());
-        for (dst, v) in out[STATE_HEADER_BYTES..n]
-            .chunks_exact_mut(4)
-            .zip(self.state.iter())
-        {
+        for (dst, v) in out[STATE_HEADER_BYTES..n].chunks_exact_mut(4).zip(self.state.iter()) {
             dst.copy_from_slice(&v.to_le_bytes());
         }
         Ok(n)
@@ -251,30 +197,18 @@ impl<'a> Session<'a> {
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let n = self.state_bytes();
         if bytes.len() != n {
-            return Err(Error::BadState {
-                reason: "wrong length for this model",
-            });
+            return Err(Error::BadState { reason: "wrong length for this model" });
         }
-        let word = |at: usize| {
-            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-        };
+        let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
         if bytes[0..4] != STATE_MAGIC || word(4) != STATE_VERSION {
-            return Err(Error::BadState {
-                reason: "not a linrt state",
-            });
+            return Err(Error::BadState { reason: "not a linrt state" });
         }
         if word(8) != self.model.checksum() || word(12) as usize != self.state.len() {
-            return Err(Error::BadState {
-                reason: "saved from a different model",
-            });
+            return Err(Error::BadState { reason: "saved from a different model" });
         }
-        let values = bytes[STATE_HEADER_BYTES..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let values = bytes[STATE_HEADER_BYTES..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         if values.clone().any(|v| !v.is_finite()) {
-            return Err(Error::BadState {
-                reason: "contains NaN or infinite values",
-            });
+            return Err(Error::BadState { reason: "contains NaN or infinite values" });
         }
         for (dst, v) in self.state.iter_mut().zip(values) {
             *dst = v;

@@ -57,10 +57,7 @@ pub fn convert_file(
     let report = if opts.skip_verify {
         None
     } else {
-        progress(&format!(
-            "verifying against tract ({} steps)",
-            opts.verify.steps
-        ));
+        progress(&format!("verifying against tract ({} steps)", opts.verify.steps));
         let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
         let report = verify(&bytes, onnx, opts.verify)?;
         if !report.passed() {
@@ -79,12 +76,7 @@ pub fn convert_file(
         Some(report)
     };
     writer
-        .metadata(
-            "source.file",
-            onnx.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        )
+        .metadata("source.file", onnx.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
         .metadata("source.sha256", sha256_file(onnx)?)
         .metadata("source.form", inferred.form.name())
         .metadata("source.producer", graph.producer_tag())
@@ -96,19 +88,12 @@ pub fn convert_file(
     }
     let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
     write_atomically(out, &bytes)?;
-    Ok(Converted {
-        inferred,
-        report,
-        file_size: bytes.len(),
-    })
+    Ok(Converted { inferred, report, file_size: bytes.len() })
 }
 
 /// The ONNX initializer name of each `.lrt` tensor.
 fn source_name(inf: &Inferred, role: TensorRole, layer: u32) -> Result<String> {
-    let block = |b: &Option<String>| {
-        b.clone()
-            .ok_or_else(|| anyhow!("no tensor for {}", role.name()))
-    };
+    let block = |b: &Option<String>| b.clone().ok_or_else(|| anyhow!("no tensor for {}", role.name()));
     Ok(match role {
         TensorRole::Embedding => format!("{}weight", block(&inf.embedding)?),
         TensorRole::InputWeight => format!("{}weight", block(&inf.input_projection)?),
@@ -133,11 +118,8 @@ fn build_writer(graph: &OnnxGraph, inf: &Inferred) -> Result<LrtWriter> {
             bail!("missing tensor {name}");
         }
         let (shape, values) = graph.f32_initializer(&name)?;
-        let want: Vec<usize> = if spec.rank == 1 {
-            vec![spec.dims[0] as usize]
-        } else {
-            spec.dims.iter().map(|&d| d as usize).collect()
-        };
+        let want: Vec<usize> =
+            if spec.rank == 1 { vec![spec.dims[0] as usize] } else { spec.dims.iter().map(|&d| d as usize).collect() };
         if shape != want {
             bail!("tensor {name} has shape {shape:?}, expected {want:?}");
         }
@@ -151,8 +133,7 @@ fn build_writer(graph: &OnnxGraph, inf: &Inferred) -> Result<LrtWriter> {
 
 fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let mut file =
-        fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -162,27 +143,14 @@ fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes next to the target and renames, so a failure never leaves a partial file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("output path {} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| anyhow!("output path {} has no file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);

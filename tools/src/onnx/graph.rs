@@ -34,39 +34,20 @@ pub struct OnnxGraph {
 
 impl OnnxGraph {
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut proto = guard("parsing the ONNX protobuf", || {
             use tract_onnx::prelude::Framework;
             let mut cursor = std::io::Cursor::new(bytes);
             tract_onnx::onnx().proto_model_for_read(&mut cursor)
         })
         .with_context(|| format!("{} is not a valid ONNX model", path.display()))?;
-        let graph = proto
-            .graph
-            .take()
-            .ok_or_else(|| anyhow!("{} has no graph", path.display()))?;
+        let graph = proto.graph.take().ok_or_else(|| anyhow!("{} has no graph", path.display()))?;
         if graph.node.is_empty() {
             bail!("{} has an empty graph", path.display());
         }
-        let initializers = graph
-            .initializer
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        let metadata = proto
-            .metadata_props
-            .iter()
-            .map(|e| (e.key.clone(), e.value.clone()))
-            .collect();
-        Ok(OnnxGraph {
-            path: path.to_path_buf(),
-            proto,
-            graph,
-            metadata,
-            initializers,
-        })
+        let initializers = graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let metadata = proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        Ok(OnnxGraph { path: path.to_path_buf(), proto, graph, metadata, initializers })
     }
 
     fn graph(&self) -> &pb::GraphProto {
@@ -81,38 +62,40 @@ impl OnnxGraph {
         self.graph().initializer.iter().map(|t| t.name.as_str())
     }
 
+    /// The initializer behind `name`: itself, or the source of the Identity nodes
+    /// that exporters write for parameters equal to another one.
+    fn initializer_index(&self, name: &str) -> Option<usize> {
+        let mut name = name;
+        for _ in 0..16 {
+            if let Some(&i) = self.initializers.get(name) {
+                return Some(i);
+            }
+            let node = self.producer(name).filter(|n| n.op_type == "Identity")?;
+            name = node.input.first()?;
+        }
+        None
+    }
+
     pub fn has_initializer(&self, name: &str) -> bool {
-        self.initializers.contains_key(name)
+        self.initializer_index(name).is_some()
     }
 
     /// Dims of an initializer without loading its data.
     pub fn initializer_dims(&self, name: &str) -> Option<Vec<usize>> {
-        let t = &self.graph().initializer[*self.initializers.get(name)?];
+        let t = &self.graph().initializer[self.initializer_index(name)?];
         t.dims.iter().map(|&d| usize::try_from(d).ok()).collect()
     }
 
     /// Loads an initializer (inline or external data) as f32 values with its shape.
     pub fn f32_initializer(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let index = *self
-            .initializers
-            .get(name)
-            .ok_or_else(|| anyhow!("missing tensor {name}"))?;
+        let index = self.initializer_index(name).ok_or_else(|| anyhow!("missing tensor {name}"))?;
         let proto = &self.graph().initializer[index];
-        let dir =
-            self.path
-                .parent()
-                .and_then(|p| p.to_str())
-                .map(|s| if s.is_empty() { "." } else { s });
+        let dir = self.path.parent().and_then(|p| p.to_str()).map(|s| if s.is_empty() { "." } else { s });
         let tensor = guard("decoding a tensor", || {
-            tract_onnx::tensor::load_tensor(
-                &tract_onnx::data_resolver::MmapDataResolver,
-                proto,
-                dir,
-            )
+            tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::MmapDataResolver, proto, dir)
         })
         .with_context(|| format!("cannot decode tensor {name}"))?;
-        let values =
-            tensor_to_f32(&tensor).with_context(|| format!("tensor {name} is not numeric"))?;
+        let values = tensor_to_f32(&tensor).with_context(|| format!("tensor {name} is not numeric"))?;
         Ok((tensor.shape().to_vec(), values))
     }
 
@@ -120,11 +103,7 @@ impl OnnxGraph {
     pub fn constant_ints(&self, name: &str) -> Option<Vec<i64>> {
         let proto = self.constant_proto(name)?;
         let tensor = guard("decoding a constant", || {
-            tract_onnx::tensor::load_tensor(
-                &tract_onnx::data_resolver::MmapDataResolver,
-                proto,
-                None,
-            )
+            tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::MmapDataResolver, proto, None)
         })
         .ok()?;
         let cast = tensor.cast_to::<i64>().ok()?;
@@ -139,11 +118,7 @@ impl OnnxGraph {
             return None;
         }
         let tensor = guard("decoding a constant", || {
-            tract_onnx::tensor::load_tensor(
-                &tract_onnx::data_resolver::MmapDataResolver,
-                proto,
-                None,
-            )
+            tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::MmapDataResolver, proto, None)
         })
         .ok()?;
         tensor_to_f32(&tensor).ok()?.first().copied()
@@ -153,37 +128,26 @@ impl OnnxGraph {
         if let Some(&i) = self.initializers.get(name) {
             return Some(&self.graph().initializer[i]);
         }
-        let node = self.nodes().iter().find(|n| {
-            n.op_type == "Constant" && n.output.first().map(|o| o == name).unwrap_or(false)
-        })?;
-        node.attribute
+        let node = self
+            .nodes()
             .iter()
-            .find(|a| a.name == "value")
-            .and_then(|a| a.t.as_ref())
+            .find(|n| n.op_type == "Constant" && n.output.first().map(|o| o == name).unwrap_or(false))?;
+        node.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref())
     }
 
     /// The node producing `output`, if any.
     pub fn producer(&self, output: &str) -> Option<&pb::NodeProto> {
-        self.nodes()
-            .iter()
-            .find(|n| n.output.iter().any(|o| o == output))
+        self.nodes().iter().find(|n| n.output.iter().any(|o| o == output))
     }
 
     /// Nodes reading `value`.
     pub fn consumers<'g>(&'g self, value: &'g str) -> impl Iterator<Item = &'g pb::NodeProto> + 'g {
-        self.nodes()
-            .iter()
-            .filter(move |n| n.input.iter().any(|i| i == value))
+        self.nodes().iter().filter(move |n| n.input.iter().any(|i| i == value))
     }
 
     /// Graph inputs that are not initializers.
     pub fn inputs(&self) -> Vec<ValueInfo> {
-        self.graph()
-            .input
-            .iter()
-            .filter(|v| !self.initializers.contains_key(&v.name))
-            .map(value_info)
-            .collect()
+        self.graph().input.iter().filter(|v| !self.initializers.contains_key(&v.name)).map(value_info).collect()
     }
 
     pub fn outputs(&self) -> Vec<ValueInfo> {
@@ -192,12 +156,7 @@ impl OnnxGraph {
 
     /// Producer name and version written by the exporter.
     pub fn producer_tag(&self) -> String {
-        format!(
-            "{} {}",
-            self.proto.producer_name, self.proto.producer_version
-        )
-        .trim()
-        .to_string()
+        format!("{} {}", self.proto.producer_name, self.proto.producer_version).trim().to_string()
     }
 }
 
@@ -221,11 +180,7 @@ fn value_info(v: &pb::ValueInfoProto) -> ValueInfo {
         }
         _ => (0, vec![]),
     };
-    ValueInfo {
-        name: v.name.clone(),
-        elem_type,
-        dims,
-    }
+    ValueInfo { name: v.name.clone(), elem_type, dims }
 }
 
 /// Any numeric tract tensor as a flat f32 vector.

@@ -4,6 +4,7 @@
 //! Sources that are present must agree; a value with no source is an error naming the
 //! flag and the metadata key that would supply it.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
 
@@ -26,6 +27,8 @@ pub struct Overrides {
     pub embedding: Option<String>,
     pub input_projection: Option<String>,
     pub output_head: Option<String>,
+    /// Infer everything from the graph and the flags, ignoring `linrt.*` metadata.
+    pub ignore_metadata: bool,
 }
 
 /// The two export forms the converter accepts.
@@ -74,11 +77,7 @@ struct Field<'k, T> {
 
 impl<'k, T: PartialEq + Display + Copy> Field<'k, T> {
     fn new(key: &'k str, flag: &'k str) -> Self {
-        Field {
-            key,
-            flag,
-            values: Vec::new(),
-        }
+        Field { key, flag, values: Vec::new() }
     }
     fn add(mut self, source: &'static str, value: Option<T>) -> Self {
         if let Some(v) = value {
@@ -89,36 +88,25 @@ impl<'k, T: PartialEq + Display + Copy> Field<'k, T> {
     /// The agreed value, or an error naming the key.
     fn resolve(self) -> Result<T> {
         let Some(&(first_src, first)) = self.values.first() else {
-            bail!(
-                "cannot determine {}: pass {} or write ONNX metadata key linrt.{}",
-                self.key,
-                self.flag,
-                self.key
-            );
+            bail!("cannot determine {}: pass {} or write ONNX metadata key linrt.{}", self.key, self.flag, self.key);
         };
         if let Some((src, v)) = self.values.iter().find(|(_, v)| *v != first) {
-            bail!(
-                "contradictory {}: {first_src} says {first}, {src} says {v}",
-                self.key
-            );
+            bail!("contradictory {}: {first_src} says {first}, {src} says {v}", self.key);
         }
         Ok(first)
     }
 }
 
 /// A metadata value parsed, or an error naming the key.
-fn meta<T: FromStr>(g: &OnnxGraph, key: &str) -> Result<Option<T>> {
-    match g.metadata.get(&format!("linrt.{key}")) {
+fn meta<T: FromStr>(md: &BTreeMap<String, String>, key: &str) -> Result<Option<T>> {
+    match md.get(&format!("linrt.{key}")) {
         None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| anyhow!("metadata key linrt.{key} has unusable value {v:?}")),
+        Some(v) => v.parse().map(Some).map_err(|_| anyhow!("metadata key linrt.{key} has unusable value {v:?}")),
     }
 }
 
-fn meta_bool(g: &OnnxGraph, key: &str) -> Result<Option<bool>> {
-    match g.metadata.get(&format!("linrt.{key}")).map(String::as_str) {
+fn meta_bool(md: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>> {
+    match md.get(&format!("linrt.{key}")).map(String::as_str) {
         None => Ok(None),
         Some("true" | "True" | "1") => Ok(Some(true)),
         Some("false" | "False" | "0") => Ok(Some(false)),
@@ -158,13 +146,15 @@ fn named_norm(n: NormPlacement) -> Named<NormPlacement> {
 }
 
 pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
+    let empty = BTreeMap::new();
+    let md = if o.ignore_metadata { &empty } else { &g.metadata };
     // Where the encoder's parameters live.
     let found: Vec<String> = g
         .initializer_names()
         .filter_map(|n| n.strip_suffix(QUERY_SUFFIX).map(str::to_string))
         .filter(|p| p.is_empty() || p.ends_with('.'))
         .collect();
-    let meta_prefix: Option<String> = g.metadata.get("linrt.prefix").cloned();
+    let meta_prefix: Option<String> = md.get("linrt.prefix").cloned();
     let prefix = match (o.prefix.clone().or(meta_prefix), found.as_slice()) {
         (Some(p), _) if found.contains(&p) => p,
         (Some(p), _) => bail!("missing tensor {p}{QUERY_SUFFIX} (prefix {p:?} from flag or metadata)"),
@@ -176,10 +166,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         (None, many) => bail!("several encoders in one file (prefixes {many:?}); choose one with --prefix"),
     };
     let name = |suffix: &str| format!("{prefix}{suffix}");
-    let dims = |n: &str| -> Result<Vec<usize>> {
-        g.initializer_dims(n)
-            .ok_or_else(|| anyhow!("missing tensor {n}"))
-    };
+    let dims = |n: &str| -> Result<Vec<usize>> { g.initializer_dims(n).ok_or_else(|| anyhow!("missing tensor {n}")) };
     let matrix = |n: &str| -> Result<[usize; 2]> {
         match dims(n)?.as_slice() {
             [r, c] => Ok([*r, *c]),
@@ -192,42 +179,28 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     let ff = matrix(&name("layers.0.linear1.weight"))?;
     let d_model = q[1];
     let mut n_layers = 0u32;
-    while g.has_initializer(&name(&format!(
-        "layers.{n_layers}.attention.query_projection.weight"
-    ))) {
+    while g.has_initializer(&name(&format!("layers.{n_layers}.attention.query_projection.weight"))) {
         n_layers += 1;
     }
 
     let inputs = g.inputs();
-    let data_input = inputs
-        .first()
-        .cloned()
-        .ok_or_else(|| anyhow!("the graph has no inputs"))?;
-    let form_from_graph = if inputs.len() > 1 {
-        Form::Step
-    } else {
-        Form::Sequence
-    };
-    let form = match g.metadata.get("linrt.form").map(String::as_str) {
+    let data_input = inputs.first().cloned().ok_or_else(|| anyhow!("the graph has no inputs"))?;
+    let form_from_graph = if inputs.len() > 1 { Form::Step } else { Form::Sequence };
+    let form = match md.get("linrt.form").map(String::as_str) {
         None => form_from_graph,
         Some(f) if f == form_from_graph.name() => form_from_graph,
-        Some(f) => bail!(
-            "contradictory form: metadata linrt.form says {f}, the graph's inputs say {}",
-            form_from_graph.name()
-        ),
+        Some(f) => {
+            bail!("contradictory form: metadata linrt.form says {f}, the graph's inputs say {}", form_from_graph.name())
+        }
     };
 
     let n_heads = Field::new("n_heads", "--n-heads")
-        .add("metadata", meta::<u32>(g, "n_heads")?)
+        .add("metadata", meta::<u32>(md, "n_heads")?)
         .add("--n-heads", o.n_heads)
         .add("the graph", heads_from_graph(g, form, &inputs)?)
         .resolve()?;
     if n_heads == 0 || q[0] % n_heads as usize != 0 || vw[0] % n_heads as usize != 0 {
-        bail!(
-            "n_heads {n_heads} does not divide the query width {} and value width {}",
-            q[0],
-            vw[0]
-        );
+        bail!("n_heads {n_heads} does not divide the query width {} and value width {}", q[0], vw[0]);
     }
     let d_query = (q[0] / n_heads as usize) as u32;
     let d_value = (vw[0] / n_heads as usize) as u32;
@@ -240,10 +213,8 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     } else {
         None
     };
-    let meta_act = match g.metadata.get("linrt.activation") {
-        Some(s) => {
-            Some(parse_activation(s).map_err(|e| anyhow!("metadata key linrt.activation: {e}"))?)
-        }
+    let meta_act = match md.get("linrt.activation") {
+        Some(s) => Some(parse_activation(s).map_err(|e| anyhow!("metadata key linrt.activation: {e}"))?),
         None => None,
     };
     let activation = Field::new("activation", "--activation")
@@ -253,28 +224,19 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         .resolve()?
         .0;
 
-    let meta_norm = match g.metadata.get("linrt.norm_placement") {
-        Some(s) => {
-            Some(parse_norm(s).map_err(|e| anyhow!("metadata key linrt.norm_placement: {e}"))?)
-        }
+    let meta_norm = match md.get("linrt.norm_placement") {
+        Some(s) => Some(parse_norm(s).map_err(|e| anyhow!("metadata key linrt.norm_placement: {e}"))?),
         None => None,
     };
     // The graph alone does not say where the norms sit; fast-transformers is post-norm.
     let norm_field = Field::new("norm_placement", "--norm")
         .add("metadata", meta_norm.map(named_norm))
         .add("--norm", o.norm_placement.map(named_norm));
-    let norm_placement = if norm_field.values.is_empty() {
-        NormPlacement::Post
-    } else {
-        norm_field.resolve()?.0
-    };
+    let norm_placement = if norm_field.values.is_empty() { NormPlacement::Post } else { norm_field.resolve()?.0 };
 
     let feature_map_from_graph = ops("Elu").then_some("elu+1");
     let feature_map = Field::new("feature_map", "(no flag: elu+1 is the only map)")
-        .add(
-            "metadata",
-            g.metadata.get("linrt.feature_map").map(String::as_str),
-        )
+        .add("metadata", md.get("linrt.feature_map").map(String::as_str))
         .add("the graph", feature_map_from_graph)
         .resolve()?;
     let feature_map = match feature_map {
@@ -283,25 +245,19 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     };
 
     let layernorm_eps = Field::new("layernorm_eps", "--layernorm-eps")
-        .add("metadata", meta::<f32>(g, "layernorm_eps")?)
+        .add("metadata", meta::<f32>(md, "layernorm_eps")?)
         .add("--layernorm-eps", o.layernorm_eps)
-        .add(
-            "the graph",
-            single("LayerNormalization epsilon", layer_norm_eps(g))?,
-        )
+        .add("the graph", single("LayerNormalization epsilon", layer_norm_eps(g))?)
         .resolve()?;
     let attention_eps = Field::new("attention_eps", "--attention-eps")
-        .add("metadata", meta::<f32>(g, "attention_eps")?)
+        .add("metadata", meta::<f32>(md, "attention_eps")?)
         .add("--attention-eps", o.attention_eps)
-        .add(
-            "the graph",
-            single("attention normaliser eps", normaliser_eps(g))?,
-        )
+        .add("the graph", single("attention normaliser eps", normaliser_eps(g))?)
         .resolve()?;
 
     let final_norm_in_graph = g.has_initializer(&name("norm.weight"));
     Field::new("final_norm", "(weights)")
-        .add("metadata", meta_bool(g, "final_norm")?)
+        .add("metadata", meta_bool(md, "final_norm")?)
         .add("the graph", Some(final_norm_in_graph))
         .resolve()?;
 
@@ -309,14 +265,9 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     let block = |flag: &Option<String>, conventional: &[&str]| -> Option<String> {
         let candidates: Vec<String> = match flag {
             Some(n) => vec![format!("{}.", n.trim_end_matches('.'))],
-            None => conventional
-                .iter()
-                .flat_map(|c| [format!("{c}."), format!("{prefix}{c}.")])
-                .collect(),
+            None => conventional.iter().flat_map(|c| [format!("{c}."), format!("{prefix}{c}.")]).collect(),
         };
-        candidates
-            .into_iter()
-            .find(|c| g.has_initializer(&format!("{c}weight")))
+        candidates.into_iter().find(|c| g.has_initializer(&format!("{c}weight")))
     };
     let tokens_in = matches!(data_input.elem_type, ONNX_INT64 | ONNX_INT32);
     if !tokens_in && data_input.elem_type != ONNX_FLOAT {
@@ -326,16 +277,8 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
             data_input.elem_type
         );
     }
-    let embedding = if tokens_in {
-        block(&o.embedding, EMBEDDING_NAMES)
-    } else {
-        None
-    };
-    let input_projection = if tokens_in {
-        None
-    } else {
-        block(&o.input_projection, INPUT_PROJECTION_NAMES)
-    };
+    let embedding = if tokens_in { block(&o.embedding, EMBEDDING_NAMES) } else { None };
+    let input_projection = if tokens_in { None } else { block(&o.input_projection, INPUT_PROJECTION_NAMES) };
     let (input_kind, input_dim) = if tokens_in {
         let e = embedding.clone().ok_or_else(|| {
             anyhow!("input {} takes token ids but there is no embedding tensor (embedding.weight); name it with --embedding", data_input.name)
@@ -366,8 +309,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         None => 0,
     };
 
-    let narrow =
-        |v: usize, what: &str| u32::try_from(v).map_err(|_| anyhow!("{what} {v} is too large"));
+    let narrow = |v: usize, what: &str| u32::try_from(v).map_err(|_| anyhow!("{what} {v} is too large"));
     let config = ModelConfig {
         d_model: narrow(d_model, "d_model")?,
         n_layers,
@@ -384,11 +326,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         input_kind,
         input_dim: narrow(input_dim, "input_dim")?,
         input_projection: input_projection.is_some(),
-        output_kind: if output_head.is_some() {
-            OutputKind::Linear
-        } else {
-            OutputKind::Hidden
-        },
+        output_kind: if output_head.is_some() { OutputKind::Linear } else { OutputKind::Hidden },
         output_dim: narrow(output_dim, "output_dim")?,
     };
     config.validate().map_err(|e| anyhow!("{e}"))?;
@@ -401,21 +339,13 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         ("input_dim", config.input_dim),
         ("output_dim", config.output_dim),
     ] {
-        if let Some(m) = meta::<u32>(g, key)? {
+        if let Some(m) = meta::<u32>(md, key)? {
             if m != value {
                 bail!("contradictory {key}: metadata says {m}, the weights say {value}");
             }
         }
     }
-    Ok(Inferred {
-        config,
-        form,
-        prefix,
-        embedding,
-        input_projection,
-        output_head,
-        data_input,
-    })
+    Ok(Inferred { config, form, prefix, embedding, input_projection, output_head, data_input })
 }
 
 /// One value if every occurrence agrees, None if there is none.
@@ -496,13 +426,7 @@ fn layer_norm_eps(g: &OnnxGraph) -> Vec<f32> {
     g.nodes()
         .iter()
         .filter(|n| n.op_type == "LayerNormalization")
-        .map(|n| {
-            n.attribute
-                .iter()
-                .find(|a| a.name == "epsilon")
-                .map(|a| a.f)
-                .unwrap_or(1e-5)
-        })
+        .map(|n| n.attribute.iter().find(|a| a.name == "epsilon").map(|a| a.f).unwrap_or(1e-5))
         .collect()
 }
 
@@ -514,9 +438,8 @@ fn normaliser_eps(g: &OnnxGraph) -> Vec<f32> {
         let Some(out) = add.output.first() else {
             continue;
         };
-        let divides = g.consumers(out).any(|c| {
-            (c.op_type == "Div" && c.input.get(1) == Some(out)) || c.op_type == "Reciprocal"
-        });
+        let divides =
+            g.consumers(out).any(|c| (c.op_type == "Div" && c.input.get(1) == Some(out)) || c.op_type == "Reciprocal");
         if !divides {
             continue;
         }

@@ -13,10 +13,7 @@ use anyhow::{anyhow, Result};
 
 /// Runs a tract call, turning a panic inside tract (it has a few on malformed
 /// protobufs) into an ordinary error.
-pub(crate) fn guard<T>(
-    what: &str,
-    f: impl FnOnce() -> tract_onnx::prelude::TractResult<T>,
-) -> Result<T> {
+pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> tract_onnx::prelude::TractResult<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(anyhow!("{what}: {e:#}")),

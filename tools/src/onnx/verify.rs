@@ -25,11 +25,7 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions {
-            steps: 16,
-            tolerance: 1e-4,
-            seed: 0x5eed,
-        }
+        VerifyOptions { steps: 16, tolerance: 1e-4, seed: 0x5eed }
     }
 }
 
@@ -95,37 +91,20 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
     let cfg = *model.config();
     let graph = OnnxGraph::load(onnx_path)?;
     let inputs = graph.inputs();
-    let form = if inputs.len() > 1 {
-        Form::Step
-    } else {
-        Form::Sequence
-    };
-    let data = inputs
-        .first()
-        .ok_or_else(|| anyhow!("the ONNX graph has no inputs"))?;
+    let form = if inputs.len() > 1 { Form::Step } else { Form::Sequence };
+    let data = inputs.first().ok_or_else(|| anyhow!("the ONNX graph has no inputs"))?;
 
     let t = opts.steps;
     let mut rng = Rng(opts.seed);
     let test = match cfg.input_kind {
-        InputKind::Tokens => TestInputs::Tokens(
-            (0..t)
-                .map(|_| (rng.next() % cfg.input_dim as u64) as u32)
-                .collect(),
-        ),
-        InputKind::Vectors => TestInputs::Vectors(
-            (0..t * cfg.input_dim as usize)
-                .map(|_| rng.normal())
-                .collect(),
-        ),
+        InputKind::Tokens => TestInputs::Tokens((0..t).map(|_| (rng.next() % cfg.input_dim as u64) as u32).collect()),
+        InputKind::Vectors => TestInputs::Vectors((0..t * cfg.input_dim as usize).map(|_| rng.normal()).collect()),
     };
 
     let d_out = cfg.output_dim();
     let (reference_y, reference_states) = match form {
         Form::Step => run_tract_steps(onnx_path, data, &inputs, &cfg, &test, t)?,
-        Form::Sequence => (
-            run_tract_sequence(onnx_path, data, &cfg, &test, t)?,
-            Vec::new(),
-        ),
+        Form::Sequence => (run_tract_sequence(onnx_path, data, &cfg, &test, t)?, Vec::new()),
     };
     if reference_y.len() != t * d_out {
         bail!(
@@ -144,44 +123,23 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
         let s_len = (cfg.n_heads * cfg.d_query * cfg.d_value) as usize;
         for (layer, chunk) in state.chunks_exact(per_layer).enumerate() {
             let (s, z) = chunk.split_at(s_len);
-            let (rs, rz) = (
-                &reference_states[2 * layer],
-                &reference_states[2 * layer + 1],
-            );
+            let (rs, rz) = (&reference_states[2 * layer], &reference_states[2 * layer + 1]);
             outputs.push(compare(&format!("S_{layer}"), s, rs, opts.tolerance));
             outputs.push(compare(&format!("z_{layer}"), z, rz, opts.tolerance));
         }
     }
-    Ok(VerifyReport {
-        form,
-        steps: t,
-        tolerance: opts.tolerance,
-        outputs,
-    })
+    Ok(VerifyReport { form, steps: t, tolerance: opts.tolerance, outputs })
 }
 
 fn compare(name: &str, got: &[f32], want: &[f32], tolerance: f32) -> OutputError {
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let mut max_abs = if got.len() == want.len() {
-        0f32
-    } else {
-        f32::INFINITY
-    };
+    let mut max_abs = if got.len() == want.len() { 0f32 } else { f32::INFINITY };
     for (a, b) in got.iter().zip(want) {
         let d = (a - b).abs();
-        max_abs = if d.is_nan() {
-            f32::INFINITY
-        } else {
-            max_abs.max(d)
-        };
+        max_abs = if d.is_nan() { f32::INFINITY } else { max_abs.max(d) };
     }
     let max_rel = max_abs / scale.max(f32::MIN_POSITIVE);
-    OutputError {
-        name: name.to_string(),
-        max_abs,
-        max_rel,
-        passed: max_rel <= tolerance,
-    }
+    OutputError { name: name.to_string(), max_abs, max_rel, passed: max_rel <= tolerance }
 }
 
 /// linrt stepping, linrt's causal form over the whole sequence, and the final state.
@@ -203,10 +161,8 @@ fn run_linrt(model: &Model, test: &TestInputs, t: usize) -> Result<(Vec<f32>, Ve
     }
     let mut saved = vec![0u8; session.state_bytes()];
     session.save_state(&mut saved).map_err(e)?;
-    let state = saved[STATE_HEADER_BYTES..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let state =
+        saved[STATE_HEADER_BYTES..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     session.reset();
     let mut causal = vec![0f32; t * d_out];
     let inputs = match test {
@@ -226,17 +182,13 @@ fn data_tensor(
     width: usize,
 ) -> Result<Tensor> {
     let tensor = match (test, info.elem_type) {
-        (TestInputs::Tokens(ids), ONNX_INT64) => Tensor::from_shape(
-            shape,
-            &ids[range].iter().map(|&i| i as i64).collect::<Vec<_>>(),
-        )?,
-        (TestInputs::Tokens(ids), ONNX_INT32) => Tensor::from_shape(
-            shape,
-            &ids[range].iter().map(|&i| i as i32).collect::<Vec<_>>(),
-        )?,
-        (TestInputs::Vectors(v), ONNX_FLOAT) => {
-            Tensor::from_shape(shape, &v[range.start * width..range.end * width])?
+        (TestInputs::Tokens(ids), ONNX_INT64) => {
+            Tensor::from_shape(shape, &ids[range].iter().map(|&i| i as i64).collect::<Vec<_>>())?
         }
+        (TestInputs::Tokens(ids), ONNX_INT32) => {
+            Tensor::from_shape(shape, &ids[range].iter().map(|&i| i as i32).collect::<Vec<_>>())?
+        }
+        (TestInputs::Vectors(v), ONNX_FLOAT) => Tensor::from_shape(shape, &v[range.start * width..range.end * width])?,
         _ => bail!(
             "the ONNX input {} has element type {}, which does not match the model's input kind",
             info.name,
@@ -260,10 +212,7 @@ fn data_shape(info: &ValueInfo, cfg: &linrt::ModelConfig, t: usize, form: Form) 
     }
 }
 
-fn plan(
-    onnx_path: &Path,
-    facts: Vec<(DatumType, Vec<usize>)>,
-) -> Result<std::sync::Arc<TypedRunnableModel>> {
+fn plan(onnx_path: &Path, facts: Vec<(DatumType, Vec<usize>)>) -> Result<std::sync::Arc<TypedRunnableModel>> {
     guard("tract could not load the ONNX", || {
         let mut model = tract_onnx::onnx().model_for_path(onnx_path)?;
         for (i, (dt, shape)) in facts.into_iter().enumerate() {
@@ -295,13 +244,8 @@ fn run_tract_sequence(
     let shape = data_shape(data, cfg, t, Form::Sequence);
     let runnable = plan(path, vec![(datum(data.elem_type), shape.clone())])?;
     let x = data_tensor(data, &shape, test, 0..t, cfg.input_width())?;
-    let out = guard("tract failed running the ONNX", || {
-        runnable.run(tvec![x.into_tvalue()])
-    })?;
-    flat(
-        out.first()
-            .ok_or_else(|| anyhow!("the ONNX graph has no outputs"))?,
-    )
+    let out = guard("tract failed running the ONNX", || runnable.run(tvec![x.into_tvalue()]))?;
+    flat(out.first().ok_or_else(|| anyhow!("the ONNX graph has no outputs"))?)
 }
 
 /// Steps tract `t` times, feeding each step's state outputs back as inputs.
@@ -314,11 +258,7 @@ fn run_tract_steps(
     test: &TestInputs,
     t: usize,
 ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
-    let (h, dk, dv) = (
-        cfg.n_heads as usize,
-        cfg.d_query as usize,
-        cfg.d_value as usize,
-    );
+    let (h, dk, dv) = (cfg.n_heads as usize, cfg.d_query as usize, cfg.d_value as usize);
     let layers = cfg.n_layers as usize;
     if inputs.len() != 1 + 2 * layers {
         bail!(
@@ -334,12 +274,7 @@ fn run_tract_steps(
             let info = &inputs[1 + 2 * layer + states.len() % 2];
             let declared: Vec<Option<i64>> = info.dims.iter().skip(1).copied().collect();
             let want: Vec<Option<i64>> = dims.iter().skip(1).map(|&d| Some(d as i64)).collect();
-            if declared
-                .iter()
-                .zip(&want)
-                .any(|(a, b)| a.is_some() && a != b)
-                || declared.len() != want.len()
-            {
+            if declared.iter().zip(&want).any(|(a, b)| a.is_some() && a != b) || declared.len() != want.len() {
                 bail!(
                     "state input {} has shape {:?}, expected {name} of layer {layer} as [N, {:?}]",
                     info.name,
@@ -354,23 +289,15 @@ fn run_tract_steps(
     let runnable = plan(path, facts)?;
     let mut ys = Vec::new();
     for p in 0..t {
-        let mut args: TVec<TValue> =
-            tvec![data_tensor(data, &shape, test, p..p + 1, cfg.input_width())?.into_tvalue()];
+        let mut args: TVec<TValue> = tvec![data_tensor(data, &shape, test, p..p + 1, cfg.input_width())?.into_tvalue()];
         args.extend(states.iter().map(|s| s.clone().into_tvalue()));
         let out = guard("tract failed running the ONNX", || runnable.run(args))?;
         if out.len() != 1 + 2 * layers {
-            bail!(
-                "the step-form ONNX has {} outputs; expected y and S, z per layer ({})",
-                out.len(),
-                1 + 2 * layers
-            );
+            bail!("the step-form ONNX has {} outputs; expected y and S, z per layer ({})", out.len(), 1 + 2 * layers);
         }
         ys.extend(flat(&out[0])?);
         states = out[1..].iter().map(|v| v.clone().into_tensor()).collect();
     }
-    let finals = states
-        .iter()
-        .map(|s| super::graph::tensor_to_f32(s))
-        .collect::<Result<_>>()?;
+    let finals = states.iter().map(|s| super::graph::tensor_to_f32(s)).collect::<Result<_>>()?;
     Ok((ys, finals))
 }

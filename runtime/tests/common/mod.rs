@@ -1,0 +1,42 @@
+//! Shared helpers: deterministic random models built with the writer.
+#![allow(dead_code)]
+
+use linrt::format::{expected_tensor, tensor_count};
+use linrt::{LrtWriter, ModelConfig, TensorRole};
+
+/// xorshift64*: deterministic values without external crates.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    pub fn unit(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// A model with weights scaled like PyTorch's default init and LayerNorm gains near 1.
+pub fn random_model(cfg: &ModelConfig, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    let mut w = LrtWriter::new(*cfg);
+    for i in 0..tensor_count(cfg) {
+        let spec = expected_tensor(cfg, i).expect("index inside count");
+        let n = spec.dims[0] as usize * spec.dims[1] as usize;
+        let is_gain = matches!(
+            spec.role,
+            TensorRole::Norm1Weight | TensorRole::Norm2Weight | TensorRole::FinalNormWeight
+        );
+        let bound = if spec.role == TensorRole::Embedding { 1.0 } else { 1.0 / (spec.dims[1] as f32).sqrt() };
+        let values = (0..n)
+            .map(|_| if is_gain { 1.0 + 0.2 * rng.unit() } else if spec.rank == 1 { 0.1 * rng.unit() } else { bound * rng.unit() })
+            .collect();
+        w.tensor(spec.role, spec.layer, values);
+    }
+    w.metadata("purpose", "test");
+    w.to_bytes().expect("valid model")
+}

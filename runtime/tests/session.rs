@@ -1,0 +1,230 @@
+//! Session behaviour: exact arena sizing, recurrent step == causal parallel form,
+//! state save/restore, and typed errors for bad calls.
+
+mod common;
+
+use common::{random_model, Rng};
+use linrt::{
+    Activation, AlignedBytes, Error, Input, InputKind, Inputs, ModelConfig, NormPlacement, OutputKind, Session,
+    SessionOptions,
+};
+
+fn configs() -> Vec<ModelConfig> {
+    let mut out = Vec::new();
+    // fast-transformers default: post-norm, relu, vectors in, hidden out.
+    out.push(ModelConfig::new(16, 2, 2, 32));
+    // tokens in, logits out, gelu, pre-norm, no final norm.
+    let mut c = ModelConfig::new(24, 3, 3, 40);
+    c.input_kind = InputKind::Tokens;
+    c.input_dim = 11;
+    c.output_kind = OutputKind::Linear;
+    c.output_dim = 7;
+    c.activation = Activation::Gelu;
+    c.norm_placement = NormPlacement::Pre;
+    c.final_norm = false;
+    out.push(c);
+    // query dims != value dims, projected vector input.
+    let mut c = ModelConfig::new(32, 2, 4, 48);
+    c.d_query = 5;
+    c.d_value = 8;
+    c.input_projection = true;
+    c.input_dim = 13;
+    out.push(c);
+    out
+}
+
+enum Data {
+    Tokens(Vec<u32>),
+    Vectors(Vec<f32>),
+}
+
+fn inputs(cfg: &ModelConfig, t: usize, seed: u64) -> Data {
+    let mut rng = Rng(seed);
+    match cfg.input_kind {
+        InputKind::Tokens => Data::Tokens((0..t).map(|_| (rng.next() % cfg.input_dim as u64) as u32).collect()),
+        InputKind::Vectors => Data::Vectors((0..t * cfg.input_dim as usize).map(|_| 2.0 * rng.unit()).collect()),
+    }
+}
+
+fn step_all(session: &mut Session, cfg: &ModelConfig, data: &Data, t: usize) -> Vec<f32> {
+    let d_out = cfg.output_dim();
+    let w = cfg.input_width();
+    let mut out = vec![0f32; t * d_out];
+    for (p, o) in out.chunks_exact_mut(d_out).enumerate() {
+        let input = match data {
+            Data::Tokens(ids) => Input::Token(ids[p]),
+            Data::Vectors(v) => Input::Vector(&v[p * w..(p + 1) * w]),
+        };
+        session.step(input, o).unwrap();
+    }
+    out
+}
+
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn arena_bytes_is_exact() {
+    for cfg in configs() {
+        let bytes = AlignedBytes::from_slice(&random_model(&cfg, 1));
+        let model = bytes.model().unwrap();
+        for max_chunk in [1, 7, 64] {
+            let opts = SessionOptions { max_chunk };
+            let n = model.arena_bytes(opts).unwrap();
+            // The formula in the docs, term by term.
+            let r = |x: usize| x.next_multiple_of(16);
+            let (d, qk, v, ff) = (cfg.d_model as usize, cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize);
+            let t = max_chunk;
+            let want = 4 * (r(cfg.state_floats().unwrap()) + 2 * r(t * d) + 2 * r(t * qk) + 2 * r(t * v) + r(t * ff));
+            assert_eq!(n, want);
+            let mut arena = vec![0f32; n / 4 + 1];
+            let arena_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+            assert!(Session::new(&model, &mut arena_bytes[..n], opts).is_ok());
+            let err = Session::new(&model, &mut arena_bytes[..n - 1], opts).err().unwrap();
+            assert_eq!(err, Error::ArenaTooSmall { needed: n, given: n - 1 });
+        }
+        assert!(matches!(
+            model.arena_bytes(SessionOptions { max_chunk: 0 }),
+            Err(Error::BadChunkLength { len: 0, .. })
+        ));
+    }
+}
+
+#[test]
+fn causal_form_equals_stepping() {
+    for (i, cfg) in configs().into_iter().enumerate() {
+        let bytes = AlignedBytes::from_slice(&random_model(&cfg, 10 + i as u64));
+        let model = bytes.model().unwrap();
+        let t = 50;
+        let data = inputs(&cfg, t, 99 + i as u64);
+        let opts = SessionOptions { max_chunk: 16 };
+        let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
+        let mut s = Session::new(&model, &mut arena, opts).unwrap();
+        let stepped = step_all(&mut s, &cfg, &data, t);
+
+        // Chunks of uneven length, state carried across chunk boundaries.
+        s.reset();
+        let d_out = cfg.output_dim();
+        let w = cfg.input_width();
+        let mut chunked = vec![0f32; t * d_out];
+        let mut p = 0;
+        for len in [1, 16, 3, 16, 14] {
+            let input = match &data {
+                Data::Tokens(ids) => Inputs::Tokens(&ids[p..p + len]),
+                Data::Vectors(v) => Inputs::Vectors(&v[p * w..(p + len) * w]),
+            };
+            s.step_chunk(input, &mut chunked[p * d_out..(p + len) * d_out]).unwrap();
+            p += len;
+        }
+        assert_eq!(p, t);
+        let rel = max_rel(&chunked, &stepped);
+        assert!(rel < 1e-5, "config {i}: causal vs recurrent max rel {rel}");
+    }
+}
+
+#[test]
+fn reset_and_state_round_trip() {
+    let cfg = configs()[1];
+    let bytes = AlignedBytes::from_slice(&random_model(&cfg, 5));
+    let model = bytes.model().unwrap();
+    let opts = SessionOptions::default();
+    let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
+    let mut s = Session::new(&model, &mut arena, opts).unwrap();
+    let data = inputs(&cfg, 20, 3);
+    let first = step_all(&mut s, &cfg, &data, 20);
+    s.reset();
+    assert_eq!(step_all(&mut s, &cfg, &data, 20), first, "reset must forget everything");
+
+    // Save after 10 steps, run 10 more, restore, run them again: identical outputs.
+    s.reset();
+    let Data::Tokens(ids) = &data else { panic!("token model") };
+    let mut out = vec![0f32; cfg.output_dim()];
+    for &id in &ids[..10] {
+        s.step(Input::Token(id), &mut out).unwrap();
+    }
+    let mut saved = vec![0u8; s.state_bytes()];
+    assert_eq!(s.save_state(&mut saved).unwrap(), saved.len());
+    assert_eq!(saved.len(), 16 + 4 * cfg.state_floats().unwrap());
+    let mut tail = Vec::new();
+    for &id in &ids[10..] {
+        s.step(Input::Token(id), &mut out).unwrap();
+        tail.extend_from_slice(&out);
+    }
+    s.restore_state(&saved).unwrap();
+    let mut again = Vec::new();
+    for &id in &ids[10..] {
+        s.step(Input::Token(id), &mut out).unwrap();
+        again.extend_from_slice(&out);
+    }
+    assert_eq!(again, tail);
+    assert_eq!(&tail[..], &first[10 * cfg.output_dim()..]);
+
+    // Damaged or foreign states are refused.
+    assert!(matches!(s.restore_state(&saved[..saved.len() - 1]), Err(Error::BadState { .. })));
+    let mut bad = saved.clone();
+    bad[0] = b'X';
+    assert!(matches!(s.restore_state(&bad), Err(Error::BadState { reason: "not a linrt state" })));
+    let mut bad = saved.clone();
+    bad[8] ^= 1;
+    assert!(matches!(s.restore_state(&bad), Err(Error::BadState { reason: "saved from a different model" })));
+    let mut bad = saved.clone();
+    bad[20..24].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert!(matches!(s.restore_state(&bad), Err(Error::BadState { reason: "contains NaN or infinite values" })));
+    let mut small = vec![0u8; 3];
+    assert!(matches!(s.save_state(&mut small), Err(Error::BadLength { .. })));
+}
+
+#[test]
+fn bad_calls_get_typed_errors() {
+    let tok = configs()[1];
+    let bytes = AlignedBytes::from_slice(&random_model(&tok, 7));
+    let model = bytes.model().unwrap();
+    let opts = SessionOptions { max_chunk: 4 };
+    let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
+    let mut s = Session::new(&model, &mut arena, opts).unwrap();
+    let mut out = vec![0f32; tok.output_dim()];
+    assert_eq!(s.step(Input::Token(11), &mut out), Err(Error::TokenOutOfRange { token: 11, vocab: 11 }));
+    assert_eq!(s.step(Input::Vector(&[0.0; 24]), &mut out), Err(Error::WrongInputKind { expected: InputKind::Tokens }));
+    assert!(matches!(s.step(Input::Token(1), &mut out[..3]), Err(Error::BadLength { what: "output", .. })));
+    let mut big = vec![0f32; 5 * tok.output_dim()];
+    assert_eq!(s.step_chunk(Inputs::Tokens(&[1; 5]), &mut big), Err(Error::BadChunkLength { len: 5, max: 4 }));
+    assert_eq!(s.step_chunk(Inputs::Tokens(&[]), &mut big[..0]), Err(Error::BadChunkLength { len: 0, max: 4 }));
+
+    let vec_cfg = configs()[0];
+    let bytes = AlignedBytes::from_slice(&random_model(&vec_cfg, 8));
+    let model = bytes.model().unwrap();
+    let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
+    let mut s = Session::new(&model, &mut arena, opts).unwrap();
+    let mut out = vec![0f32; 16];
+    let mut x = vec![0.5f32; 16];
+    assert!(matches!(s.step(Input::Vector(&x[..15]), &mut out), Err(Error::BadLength { what: "input", .. })));
+    x[3] = f32::NAN;
+    assert_eq!(s.step(Input::Vector(&x), &mut out), Err(Error::NonFiniteInput { index: 3 }));
+    x[3] = f32::INFINITY;
+    assert_eq!(s.step(Input::Vector(&x), &mut out), Err(Error::NonFiniteInput { index: 3 }));
+
+    // A misaligned arena is refused, not UB.
+    let mut raw = vec![0u32; model.arena_bytes(opts).unwrap() / 4 + 1];
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut raw);
+    let err = Session::new(&model, &mut bytes[1..], opts).err().unwrap();
+    assert_eq!(err, Error::Misaligned { what: "arena", align: 4 });
+}
+
+#[test]
+fn state_size_does_not_depend_on_stream_length() {
+    let cfg = configs()[2];
+    let bytes = AlignedBytes::from_slice(&random_model(&cfg, 9));
+    let model = bytes.model().unwrap();
+    let opts = SessionOptions::default();
+    let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
+    let mut s = Session::new(&model, &mut arena, opts).unwrap();
+    let before = s.state_bytes();
+    let data = inputs(&cfg, 300, 1);
+    let out = step_all(&mut s, &cfg, &data, 300);
+    assert!(out.iter().all(|v| v.is_finite()));
+    assert_eq!(s.state_bytes(), before);
+    let expected = cfg.n_layers as usize * cfg.n_heads as usize * cfg.d_query as usize * (cfg.d_value as usize + 1);
+    assert_eq!(cfg.state_floats().unwrap(), expected);
+}

@@ -1,0 +1,174 @@
+//! Golden equivalence with fast-transformers: each golden model converts from both
+//! ONNX forms, and `linrt run` reproduces the reference outputs at every one of 512
+//! steps (recurrent form) and over the whole sequence (causal parallel form).
+//! Fixtures come from models/make_golden.py; CI never needs Python.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use linrt::ModelFile;
+use linrt_tools::npy::{self, NpyData};
+use linrt_tools::onnx::convert::{convert_file, ConvertOptions};
+use linrt_tools::run::{read_inputs, run_model};
+
+const TOLERANCE: f32 = 1e-5;
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+}
+
+/// A scratch copy of a golden folder with every `.gz` decompressed.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("linrt-golden-{name}-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for entry in fs::read_dir(golden(name)).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some(plain) = file.strip_suffix(".gz") {
+                let mut raw = Vec::new();
+                flate2::read::GzDecoder::new(fs::File::open(&path).unwrap()).read_to_end(&mut raw).unwrap();
+                fs::write(dir.join(plain), raw).unwrap();
+            } else {
+                fs::copy(&path, dir.join(&file)).unwrap();
+            }
+        }
+        Scratch(dir)
+    }
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn floats(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let a = npy::read(path).unwrap();
+    match a.data {
+        NpyData::F32(v) => (a.shape, v),
+        NpyData::I64(_) => panic!("{} holds integers", path.display()),
+    }
+}
+
+/// Checks every step's row against the reference, relative to the output scale.
+fn assert_matches(what: &str, got: &[f32], reference: &Path) {
+    let (shape, want) = floats(reference);
+    assert_eq!(got.len(), want.len(), "{what}: output size");
+    let width = shape[1];
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let mut worst = 0f32;
+    for (t, (g, w)) in got.chunks_exact(width).zip(want.chunks_exact(width)).enumerate() {
+        let err = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        assert!(err <= TOLERANCE, "{what}: step {t} differs from fast-transformers by {err:.2e} of the output scale");
+        worst = worst.max(err);
+    }
+    eprintln!("{what}: worst step {worst:.2e} of output scale {scale:.3}");
+}
+
+fn check(name: &str, form: &str) {
+    let dir = Scratch::new(name, form);
+    let onnx = dir.path(&format!("{form}.onnx"));
+    let lrt = dir.path("model.lrt");
+    let done = convert_file(&onnx, &lrt, &ConvertOptions::default(), &mut |_| {}).unwrap();
+    let report = done.report.expect("verification runs by default");
+    assert!(report.passed() && report.max_rel() < 1e-5, "{name}/{form}: tract comparison {:.2e}", report.max_rel());
+
+    let file = ModelFile::open(&lrt).unwrap();
+    let model = file.model().unwrap();
+    let inputs = read_inputs(&dir.path("input.npy"), &model).unwrap();
+    assert_eq!(inputs.len(model.config().input_width()), 512);
+    let stepped = run_model(&model, &inputs, 1).unwrap();
+    assert_matches(&format!("{name}/{form} recurrent"), &stepped, &dir.path("recurrent.npy"));
+    let whole = run_model(&model, &inputs, 512).unwrap();
+    assert_matches(&format!("{name}/{form} causal, one chunk"), &whole, &dir.path("causal.npy"));
+    let chunked = run_model(&model, &inputs, 48).unwrap();
+    assert_matches(&format!("{name}/{form} causal, chunks of 48"), &chunked, &dir.path("causal.npy"));
+
+    // Inferring everything from the graph alone gives the same file.
+    let bare = dir.path("bare.lrt");
+    let opts = ConvertOptions { overrides: linrt_tools::onnx::infer::Overrides { ignore_metadata: true, ..Default::default() }, ..Default::default() };
+    convert_file(&onnx, &bare, &opts, &mut |_| {}).unwrap();
+    assert_eq!(fs::read(&bare).unwrap(), fs::read(&lrt).unwrap(), "{name}/{form}: graph-only inference differs from metadata");
+}
+
+#[test]
+fn tiny_step_form() {
+    check("tiny", "step");
+}
+#[test]
+fn tiny_sequence_form() {
+    check("tiny", "sequence");
+}
+#[test]
+fn small_step_form() {
+    check("small", "step");
+}
+#[test]
+fn small_sequence_form() {
+    check("small", "sequence");
+}
+#[test]
+fn mixed_dims_gelu_no_final_norm_step_form() {
+    check("mixed", "step");
+}
+#[test]
+fn mixed_dims_gelu_no_final_norm_sequence_form() {
+    check("mixed", "sequence");
+}
+
+#[test]
+fn softmax_attention_under_linear_names_is_rejected_by_verification() {
+    let dir = Scratch::new("softmax", "reject");
+    let out = dir.path("softmax.lrt");
+    let err = convert_file(&dir.path("sequence.onnx"), &out, &ConvertOptions::default(), &mut |_| {}).err().unwrap();
+    let msg = format!("{err:#}");
+    assert!(msg.starts_with("verification failed"), "{msg}");
+    assert!(!out.exists(), "a failed conversion must leave no file");
+    // Skipping verification is the only way such a file gets written.
+    let opts = ConvertOptions { skip_verify: true, ..Default::default() };
+    convert_file(&dir.path("sequence.onnx"), &out, &opts, &mut |_| {}).unwrap();
+    assert!(out.exists());
+}
+
+#[test]
+fn malformed_onnx_inputs_get_clear_errors() {
+    let dir = Scratch::new("broken", "errors");
+    let cases = [
+        ("missing_tensor.onnx", "missing tensor layers.0.linear2.bias"),
+        ("shape_mismatch.onnx", "contradictory d_ff: metadata says 32, the weights say 31"),
+        ("contradictory_heads.onnx", "contradictory n_heads: metadata says 4, the graph says 2"),
+        ("bad_metadata.onnx", "metadata key linrt.layernorm_eps has unusable value \"tiny\""),
+        ("not_a_transformer.onnx", "missing tensor layers.0.attention.query_projection.weight"),
+        ("corrupted.onnx", "is not a valid ONNX model"),
+        ("does_not_exist.onnx", "cannot read"),
+    ];
+    for (file, expected) in cases {
+        let out = dir.path("out.lrt");
+        let err = convert_file(&dir.path(file), &out, &ConvertOptions::default(), &mut |_| {}).err().unwrap();
+        let msg = format!("{err:#}");
+        assert!(msg.contains(expected), "{file}: got {msg:?}");
+        assert!(!msg.contains('\n'), "{file}: error is not one line");
+        assert!(!out.exists(), "{file}: left a file behind");
+    }
+    // The unbroken original converts; with its metadata ignored a flag must supply nothing
+    // (heads come from the state inputs), and a wrong flag is a contradiction.
+    let ok = convert_file(&dir.path("micro.step.onnx"), &dir.path("micro.lrt"), &ConvertOptions::default(), &mut |_| {});
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let mut opts = ConvertOptions::default();
+    opts.overrides.n_heads = Some(4);
+    let err = convert_file(&dir.path("micro.step.onnx"), &dir.path("x.lrt"), &opts, &mut |_| {}).err().unwrap();
+    assert!(format!("{err:#}").contains("contradictory n_heads"), "{err:#}");
+    // Shape checks stand even without metadata.
+    opts = ConvertOptions::default();
+    opts.overrides.ignore_metadata = true;
+    let err = convert_file(&dir.path("shape_mismatch.onnx"), &dir.path("x.lrt"), &opts, &mut |_| {}).err().unwrap();
+    assert!(format!("{err:#}").contains("tensor layers.0.linear1.bias has shape [32], expected [31]"), "{err:#}");
+}
