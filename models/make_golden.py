@@ -10,7 +10,8 @@ ONNX forms through export_onnx.py, and writes 512 steps of inputs and reference 
   tests/golden/<name>/input.npy         [512] int64 token ids or [512, d_in] float32
   tests/golden/<name>/recurrent.npy     [512, d_out] float32, RecurrentEncoder stepped
   tests/golden/<name>/causal.npy        [512, d_out] float32, TransformerEncoder + causal mask
-plus tests/golden/broken/: a 1-layer model and copies each wrong in one way (missing
+plus models/tiny/ (the tiny model as one ONNX file with a 64-token sample and its
+reference outputs), tests/golden/broken/: a 1-layer model and copies each wrong in one way (missing
 tensor, wrong shape, contradictory or unusable metadata, corrupted bytes, not a transformer),
 and tests/golden/softmax/sequence.onnx.gz: the tiny model with *softmax* attention under
 the same parameter names and metadata, which conversion must reject at verification.
@@ -162,6 +163,16 @@ def export_softmax(cfg, state_dict, path):
         export_onnx.Attention.sequence = original
 
 
+def make_example(cfg, state_dict, inputs, rec, steps=64):
+    """models/tiny/: the tiny golden model as a self-contained ONNX, a token sample and
+    fast-transformers' outputs for it: what the README's first command converts and runs."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny")
+    os.makedirs(folder, exist_ok=True)
+    export_onnx.export(state_dict, cfg, os.path.join(folder, "tiny.onnx"), "step")
+    np.save(os.path.join(folder, "sample.npy"), inputs[:steps].numpy())
+    np.save(os.path.join(folder, "reference.npy"), rec[:steps].numpy().astype(np.float32))
+
+
 def make_broken():
     """Small ONNX files each wrong in one way, for the converter's error tests."""
     folder = os.path.join(ROOT, "broken")
@@ -242,6 +253,7 @@ def main():
         gap = (rec - causal).abs().max().item() / causal.abs().max().item()
         print(f"{name}: d_model {cfg['d_model']}, recurrent vs causal max rel gap {gap:.2e}")
         if name == "tiny":
+            make_example(cfg, sd, inputs, rec)
             folder = os.path.join(ROOT, "softmax")
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, "sequence.onnx")

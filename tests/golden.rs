@@ -94,9 +94,16 @@ fn check(name: &str, form: &str) {
 
     // Inferring everything from the graph alone gives the same file.
     let bare = dir.path("bare.lrt");
-    let opts = ConvertOptions { overrides: linrt_tools::onnx::infer::Overrides { ignore_metadata: true, ..Default::default() }, ..Default::default() };
+    let opts = ConvertOptions {
+        overrides: linrt_tools::onnx::infer::Overrides { ignore_metadata: true, ..Default::default() },
+        ..Default::default()
+    };
     convert_file(&onnx, &bare, &opts, &mut |_| {}).unwrap();
-    assert_eq!(fs::read(&bare).unwrap(), fs::read(&lrt).unwrap(), "{name}/{form}: graph-only inference differs from metadata");
+    assert_eq!(
+        fs::read(&bare).unwrap(),
+        fs::read(&lrt).unwrap(),
+        "{name}/{form}: graph-only inference differs from metadata"
+    );
 }
 
 #[test]
@@ -160,7 +167,8 @@ fn malformed_onnx_inputs_get_clear_errors() {
     }
     // The unbroken original converts; with its metadata ignored a flag must supply nothing
     // (heads come from the state inputs), and a wrong flag is a contradiction.
-    let ok = convert_file(&dir.path("micro.step.onnx"), &dir.path("micro.lrt"), &ConvertOptions::default(), &mut |_| {});
+    let ok =
+        convert_file(&dir.path("micro.step.onnx"), &dir.path("micro.lrt"), &ConvertOptions::default(), &mut |_| {});
     assert!(ok.is_ok(), "{:?}", ok.err());
     let mut opts = ConvertOptions::default();
     opts.overrides.n_heads = Some(4);

@@ -142,7 +142,7 @@ pub const MAX_LAYERS: u32 = 4096;
 impl ModelConfig {
     /// A post-norm, elu+1, relu config with fast-transformers' defaults.
     pub fn new(d_model: u32, n_layers: u32, n_heads: u32, d_ff: u32) -> Self {
-        let head = if n_heads == 0 { 0 } else { d_model / n_heads };
+        let head = d_model.checked_div(n_heads).unwrap_or(0);
         ModelConfig {
             d_model,
             n_layers,

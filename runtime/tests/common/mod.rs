@@ -27,13 +27,19 @@ pub fn random_model(cfg: &ModelConfig, seed: u64) -> Vec<u8> {
     for i in 0..tensor_count(cfg) {
         let spec = expected_tensor(cfg, i).expect("index inside count");
         let n = spec.dims[0] as usize * spec.dims[1] as usize;
-        let is_gain = matches!(
-            spec.role,
-            TensorRole::Norm1Weight | TensorRole::Norm2Weight | TensorRole::FinalNormWeight
-        );
+        let is_gain =
+            matches!(spec.role, TensorRole::Norm1Weight | TensorRole::Norm2Weight | TensorRole::FinalNormWeight);
         let bound = if spec.role == TensorRole::Embedding { 1.0 } else { 1.0 / (spec.dims[1] as f32).sqrt() };
         let values = (0..n)
-            .map(|_| if is_gain { 1.0 + 0.2 * rng.unit() } else if spec.rank == 1 { 0.1 * rng.unit() } else { bound * rng.unit() })
+            .map(|_| {
+                if is_gain {
+                    1.0 + 0.2 * rng.unit()
+                } else if spec.rank == 1 {
+                    0.1 * rng.unit()
+                } else {
+                    bound * rng.unit()
+                }
+            })
             .collect();
         w.tensor(spec.role, spec.layer, values);
     }

@@ -298,6 +298,6 @@ fn run_tract_steps(
         ys.extend(flat(&out[0])?);
         states = out[1..].iter().map(|v| v.clone().into_tensor()).collect();
     }
-    let finals = states.iter().map(|s| super::graph::tensor_to_f32(s)).collect::<Result<_>>()?;
+    let finals = states.iter().map(super::graph::tensor_to_f32).collect::<Result<_>>()?;
     Ok((ys, finals))
 }

@@ -1,0 +1,204 @@
+//! The `linrt` binary end to end: convert, inspect, verify, run, and the promise that
+//! bad input ends in one `error:` line and a non-zero exit code.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use linrt_tools::npy::{self, NpyData};
+
+fn linrt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_linrt")).args(args).output().expect("binary runs")
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path).to_string_lossy().into_owned()
+}
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("linrt-cli-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Asserts a failure: the given exit code and exactly one line on stderr.
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in {:?}", lines[0]);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn write_i64_npy(path: &str, values: &[i64]) {
+    let header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}", values.len());
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let padded = format!("{header:<width$}\n", width = (10 + header.len() + 1).next_multiple_of(64) - 11);
+    bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(padded.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+fn converted(dir: &Dir) -> String {
+    let lrt = dir.file("tiny.lrt");
+    let out = linrt(&["convert", &repo("models/tiny/tiny.onnx"), "-o", &lrt]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    lrt
+}
+
+fn floats(path: &str) -> Vec<f32> {
+    match npy::read(Path::new(path)).unwrap().data {
+        NpyData::F32(v) => v,
+        NpyData::I64(_) => panic!("ints"),
+    }
+}
+
+#[test]
+fn convert_inspect_run_verify() {
+    let dir = Dir::new("main");
+    let lrt = dir.file("tiny.lrt");
+    let out = linrt(&["convert", &repo("models/tiny/tiny.onnx"), "-o", &lrt]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("verification: linrt vs tract, step form"), "{stdout}");
+    assert!(stdout.contains("wrote"), "{stdout}");
+
+    let out = linrt(&["inspect", &lrt]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("d_model 64, 2 layers, 4 heads"), "{text}");
+    assert!(text.contains("token ids, vocabulary 50"), "{text}");
+    assert!(text.contains("source.sha256"), "{text}");
+
+    let out = linrt(&["inspect", &lrt, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["config"]["n_heads"], 4);
+    assert_eq!(v["metadata"]["quantization"], "f32");
+    assert_eq!(v["state_floats"], 2 * 4 * 16 * 17);
+
+    for chunk in ["1", "16"] {
+        let y = dir.file(&format!("y{chunk}.npy"));
+        let out = linrt(&["run", &lrt, "--input", &repo("models/tiny/sample.npy"), "--output", &y, "--chunk", chunk]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got = floats(&y);
+        let want = floats(&repo("models/tiny/reference.npy"));
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        assert_eq!(got.len(), want.len());
+        assert!(err < 1e-5, "chunk {chunk}: {err}");
+    }
+
+    let out = linrt(&["verify", &lrt, &repo("models/tiny/tiny.onnx"), "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["passed"], true);
+
+    let out = linrt(&["info"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("format       .lrt 1.0"));
+}
+
+#[test]
+fn bad_model_files() {
+    let dir = Dir::new("badmodel");
+    assert_fails(&linrt(&["inspect", &dir.file("nope.lrt")]), 1, "cannot open");
+    let garbage = dir.file("garbage.lrt");
+    fs::write(&garbage, b"this is not a model at all, just some text that is long enough to be a header").unwrap();
+    assert_fails(&linrt(&["inspect", &garbage]), 1, "bad magic");
+    let empty = dir.file("empty.lrt");
+    fs::write(&empty, b"").unwrap();
+    assert_fails(&linrt(&["inspect", &empty]), 1, "truncated");
+
+    let lrt = converted(&dir);
+    let bytes = fs::read(&lrt).unwrap();
+    let cut = dir.file("cut.lrt");
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert_fails(&linrt(&["inspect", &cut]), 1, "file size mismatch");
+    let mut flipped = bytes.clone();
+    let at = bytes.len() - 100;
+    flipped[at] ^= 0x40;
+    let bad = dir.file("flipped.lrt");
+    fs::write(&bad, &flipped).unwrap();
+    assert_fails(
+        &linrt(&["run", &bad, "--input", &repo("models/tiny/sample.npy"), "--output", &dir.file("y.npy")]),
+        1,
+        "checksum mismatch",
+    );
+    assert!(!Path::new(&dir.file("y.npy")).exists());
+}
+
+#[test]
+fn bad_run_inputs() {
+    let dir = Dir::new("badinput");
+    let lrt = converted(&dir);
+    let y = dir.file("y.npy");
+    let ids = dir.file("ids.npy");
+    write_i64_npy(&ids, &[1, 2, 50]);
+    assert_fails(
+        &linrt(&["run", &lrt, "--input", &ids, "--output", &y]),
+        1,
+        "token id 50 at position 2 is outside the vocabulary",
+    );
+    write_i64_npy(&ids, &[1, -3]);
+    assert_fails(&linrt(&["run", &lrt, "--input", &ids, "--output", &y]), 1, "token id -3");
+    write_i64_npy(&ids, &[]);
+    assert_fails(&linrt(&["run", &lrt, "--input", &ids, "--output", &y]), 1, "no positions");
+    let floats = dir.file("f.npy");
+    npy::write_f32(Path::new(&floats), &[2, 64], &[0.0; 128]).unwrap();
+    assert_fails(&linrt(&["run", &lrt, "--input", &floats, "--output", &y]), 1, "takes integer token ids");
+    let text = dir.file("t.npy");
+    fs::write(&text, "1,2,3").unwrap();
+    assert_fails(&linrt(&["run", &lrt, "--input", &text, "--output", &y]), 1, "not a usable .npy file");
+    assert_fails(&linrt(&["run", &lrt, "--input", &dir.file("missing.npy"), "--output", &y]), 1, "cannot read");
+    assert_fails(
+        &linrt(&["run", &lrt, "--input", &repo("models/tiny/sample.npy"), "--output", &y, "--chunk", "0"]),
+        1,
+        "--chunk must be at least 1",
+    );
+    assert!(!Path::new(&y).exists());
+}
+
+#[test]
+fn bad_convert_calls() {
+    let dir = Dir::new("badconvert");
+    let out = dir.file("x.lrt");
+    assert_fails(&linrt(&["convert", &dir.file("none.onnx"), "-o", &out]), 1, "cannot read");
+    assert_fails(
+        &linrt(&["convert", &repo("models/tiny/tiny.onnx"), "-o", &out, "--activation", "swish"]),
+        1,
+        "unknown activation",
+    );
+    assert_fails(
+        &linrt(&["convert", &repo("models/tiny/tiny.onnx"), "-o", &out, "--n-heads", "8"]),
+        1,
+        "contradictory n_heads",
+    );
+    assert_fails(
+        &linrt(&["convert", &repo("models/tiny/tiny.onnx"), "-o", &dir.file("no/such/dir/x.lrt")]),
+        1,
+        "cannot write",
+    );
+    assert!(!Path::new(&out).exists());
+    // Verification of a model against an ONNX of another model fails loudly.
+    let lrt = converted(&dir);
+    assert_fails(&linrt(&["verify", &lrt, &repo("tests/golden/broken/micro.step.onnx")]), 1, "");
+    // Usage errors are clap's: exit code 2.
+    assert_eq!(linrt(&[]).status.code(), Some(2));
+    assert_eq!(linrt(&["convert"]).status.code(), Some(2));
+}
