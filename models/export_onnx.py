@@ -27,6 +27,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 OPSET = 17
+# Module names of the input and output blocks, as `linrt convert` looks for them.
+BLOCK_NAMES = {
+    "embedding": ["embedding", "embed", "token_embedding", "tok_embeddings"],
+    "input_projection": ["input_projection", "input_proj"],
+    "output": ["output_projection", "head", "lm_head", "output"],
+}
 
 
 class Attention(nn.Module):
@@ -102,10 +108,13 @@ class ExportModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg["d_model"]
+        # Input and output blocks keep the user's module names (see BLOCK_NAMES).
+        self.in_name = cfg.get("input_block", "embedding" if cfg["input"] == "tokens" else "input_projection")
+        self.out_name = cfg.get("output_block", "output_projection")
         if cfg["input"] == "tokens":
-            self.embedding = nn.Embedding(cfg["input_dim"], d)
+            setattr(self, self.in_name, nn.Embedding(cfg["input_dim"], d))
         elif cfg["input_projection"]:
-            self.input_projection = nn.Linear(cfg["input_dim"], d)
+            setattr(self, self.in_name, nn.Linear(cfg["input_dim"], d))
         prefix = cfg["prefix"].rstrip(".")
         self.encoder_path = prefix
         encoder = Encoder(cfg)
@@ -114,25 +123,25 @@ class ExportModel(nn.Module):
         else:
             self.layers, self.norm = encoder.layers, encoder.norm
         if cfg["output_dim"]:
-            self.output_projection = nn.Linear(d, cfg["output_dim"])
+            setattr(self, self.out_name, nn.Linear(d, cfg["output_dim"]))
 
-    def body(self):
+    def _encoder(self):
         return getattr(self, self.encoder_path) if self.encoder_path else self
 
-    def embed(self, x):
-        if self.cfg["input"] == "tokens":
-            return self.embedding(x)
-        return self.input_projection(x) if self.cfg["input_projection"] else x
+    def _input_block(self, x):
+        if self.cfg["input"] == "tokens" or self.cfg["input_projection"]:
+            return getattr(self, self.in_name)(x)
+        return x
 
-    def head(self, h):
-        enc = self.body()
+    def _output_block(self, h):
+        enc = self._encoder()
         if enc.norm is not None:
             h = enc.norm(h)
-        return self.output_projection(h) if self.cfg["output_dim"] else h
+        return getattr(self, self.out_name)(h) if self.cfg["output_dim"] else h
 
     def step(self, x, *states):
-        h, new_states = self.embed(x), []
-        for i, layer in enumerate(self.body().layers):
+        h, new_states = self._input_block(x), []
+        for i, layer in enumerate(self._encoder().layers):
             S, z = states[2 * i], states[2 * i + 1]
             box = {}
 
@@ -142,13 +151,13 @@ class ExportModel(nn.Module):
 
             h = layer(h, attend)
             new_states += [box["S"], box["z"]]
-        return (self.head(h), *new_states)
+        return (self._output_block(h), *new_states)
 
     def sequence(self, x):
-        h = self.embed(x)
-        for layer in self.body().layers:
+        h = self._input_block(x)
+        for layer in self._encoder().layers:
             h = layer(h, layer.attention.sequence)
-        return self.head(h)
+        return self._output_block(h)
 
 
 class _Form(nn.Module):
@@ -183,12 +192,20 @@ def infer_config(state_dict, n_heads, **overrides):
         attention_eps=1e-6,
         layernorm_eps=1e-5,
         prefix=prefix,
-        output_dim=sd["output_projection.weight"].shape[0] if "output_projection.weight" in sd else 0,
+        output_dim=0,
     )
-    if "embedding.weight" in sd:
-        cfg.update(input="tokens", input_dim=sd["embedding.weight"].shape[0], input_projection=False)
-    elif "input_projection.weight" in sd:
-        cfg.update(input="vectors", input_dim=sd["input_projection.weight"].shape[1], input_projection=True)
+    # The same conventional module names `linrt convert` looks for.
+    def block(names):
+        return next((n for n in names if f"{n}.weight" in sd), None)
+
+    head = block(BLOCK_NAMES["output"])
+    if head:
+        cfg.update(output_block=head, output_dim=sd[f"{head}.weight"].shape[0])
+    emb, proj = block(BLOCK_NAMES["embedding"]), block(BLOCK_NAMES["input_projection"])
+    if emb:
+        cfg.update(input="tokens", input_dim=sd[f"{emb}.weight"].shape[0], input_projection=False, input_block=emb)
+    elif proj:
+        cfg.update(input="vectors", input_dim=sd[f"{proj}.weight"].shape[1], input_projection=True, input_block=proj)
     else:
         cfg.update(input="vectors", input_dim=d_model, input_projection=False)
     cfg.update({k: v for k, v in overrides.items() if v is not None})

@@ -11,7 +11,7 @@ ONNX forms through export_onnx.py, and writes 512 steps of inputs and reference 
   tests/golden/<name>/recurrent.npy     [512, d_out] float32, RecurrentEncoder stepped
   tests/golden/<name>/causal.npy        [512, d_out] float32, TransformerEncoder + causal mask
 plus models/tiny/ (the tiny model as one ONNX file with a 64-token sample and its
-reference outputs), tests/golden/broken/: a 1-layer model and copies each wrong in one way (missing
+reference outputs), tests/golden/cases/: a 1-layer model and copies each wrong in one way (missing
 tensor, wrong shape, contradictory or unusable metadata, corrupted bytes, not a transformer),
 and tests/golden/softmax/sequence.onnx.gz: the tiny model with *softmax* attention under
 the same parameter names and metadata, which conversion must reject at verification.
@@ -173,9 +173,10 @@ def make_example(cfg, state_dict, inputs, rec, steps=64):
     np.save(os.path.join(folder, "reference.npy"), rec[:steps].numpy().astype(np.float32))
 
 
-def make_broken():
-    """Small ONNX files each wrong in one way, for the converter's error tests."""
-    folder = os.path.join(ROOT, "broken")
+def make_cases():
+    """tests/golden/cases/: a 1-layer model, a pre-norm gelu variant, and copies of the
+    first each wrong in one way, for the converter's inference and error tests."""
+    folder = os.path.join(ROOT, "cases")
     os.makedirs(folder, exist_ok=True)
     torch.manual_seed(7)
     cfg = dict(d_model=16, n_layers=1, n_heads=2, d_query=8, d_value=8, d_ff=32, activation="relu",
@@ -205,6 +206,10 @@ def make_broken():
     def meta(m, key, value):
         next(e for e in m.metadata_props if e.key == key).value = value
 
+    # Pre-norm with gelu: not a fast-transformers layout, but a config linrt runs.
+    pre = dict(cfg, norm_placement="pre", activation="gelu")
+    torch.manual_seed(8)
+    export_onnx.export(export_onnx.ExportModel(pre).state_dict(), pre, os.path.join(folder, "micro_prenorm.step.onnx"), "step")
     variant("missing_tensor.onnx", lambda m: drop(m, "layers.0.linear2.bias"))
     variant("shape_mismatch.onnx", lambda m: reshape(m, "layers.0.linear1.weight"))
     variant("contradictory_heads.onnx", lambda m: meta(m, "linrt.n_heads", "4"))
@@ -223,7 +228,7 @@ def make_broken():
 
 
 def main():
-    make_broken()
+    make_cases()
     for seed, (name, spec) in enumerate(MODELS.items()):
         cfg, sd, inputs, rec, causal = build(name, spec, seed)
         folder = os.path.join(ROOT, name)

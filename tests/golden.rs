@@ -147,7 +147,7 @@ fn softmax_attention_under_linear_names_is_rejected_by_verification() {
 
 #[test]
 fn malformed_onnx_inputs_get_clear_errors() {
-    let dir = Scratch::new("broken", "errors");
+    let dir = Scratch::new("cases", "errors");
     let cases = [
         ("missing_tensor.onnx", "missing tensor layers.0.linear2.bias"),
         ("shape_mismatch.onnx", "contradictory d_ff: metadata says 32, the weights say 31"),
@@ -179,4 +179,25 @@ fn malformed_onnx_inputs_get_clear_errors() {
     opts.overrides.ignore_metadata = true;
     let err = convert_file(&dir.path("shape_mismatch.onnx"), &dir.path("x.lrt"), &opts, &mut |_| {}).err().unwrap();
     assert!(format!("{err:#}").contains("tensor layers.0.linear1.bias has shape [32], expected [31]"), "{err:#}");
+}
+
+#[test]
+fn pre_norm_gelu_is_inferred_from_the_graph() {
+    let dir = Scratch::new("cases", "prenorm");
+    let onnx = dir.path("micro_prenorm.step.onnx");
+    for ignore_metadata in [false, true] {
+        let mut opts = ConvertOptions::default();
+        opts.overrides.ignore_metadata = ignore_metadata;
+        let out = dir.path(&format!("pre-{ignore_metadata}.lrt"));
+        let done = convert_file(&onnx, &out, &opts, &mut |_| {}).unwrap();
+        assert_eq!(done.inferred.config.norm_placement, linrt::NormPlacement::Pre);
+        assert_eq!(done.inferred.config.activation, linrt::Activation::Gelu);
+        assert!(done.report.unwrap().passed());
+    }
+    // Forcing the other placement is a contradiction with the graph, not a silent mix-up.
+    let mut opts = ConvertOptions::default();
+    opts.overrides.ignore_metadata = true;
+    opts.overrides.norm_placement = Some(linrt::NormPlacement::Post);
+    let err = convert_file(&onnx, &dir.path("x.lrt"), &opts, &mut |_| {}).err().unwrap();
+    assert!(format!("{err:#}").contains("contradictory norm_placement"), "{err:#}");
 }

@@ -48,6 +48,12 @@ pub enum Command {
         /// Positions per call: 1 steps the recurrent form, more uses the causal parallel form.
         #[arg(long, default_value_t = 1)]
         chunk: usize,
+        /// Reference outputs (.npy, [T, d_out]) to compare against; fails beyond --tolerance.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Largest accepted max|output − expected| / max|expected| with --expect.
+        #[arg(long, default_value_t = 1e-5)]
+        tolerance: f32,
     },
     /// Show this build: version, format version, kernels.
     Info {
@@ -171,7 +177,7 @@ pub fn execute(command: Command) -> Result<()> {
                 write!(out, "{}", inspect::text(&m))?;
             }
         }
-        Command::Run { model, input, output, chunk } => {
+        Command::Run { model, input, output, chunk, expect, tolerance } => {
             let file = open(&model)?;
             let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
             let inputs = run::read_inputs(&input, &m)?;
@@ -180,7 +186,27 @@ pub fn execute(command: Command) -> Result<()> {
                 bail!("{}: no positions to run", input.display());
             }
             let y = run::run_model(&m, &inputs, chunk)?;
-            npy::write_f32(&output, &[inputs.len(width), m.config().output_dim()], &y)?;
+            let (t, d_out) = (inputs.len(width), m.config().output_dim());
+            npy::write_f32(&output, &[t, d_out], &y)?;
+            let form = if chunk == 1 { "recurrent steps".to_string() } else { format!("causal chunks of {chunk}") };
+            eprintln!(
+                "ran {t} positions ({form}), state {} floats; wrote {} [{t}, {d_out}]",
+                m.config().state_floats().unwrap_or(0),
+                output.display()
+            );
+            if let Some(path) = expect {
+                let rel = run::compare_with(&path, &y, t, d_out)?;
+                writeln!(
+                    out,
+                    "max |output - expected| = {rel:.2e} of the expected output scale (tolerance {tolerance:.0e})"
+                )?;
+                if rel.is_nan() || rel > tolerance {
+                    bail!(
+                        "output differs from {} by {rel:.2e} of its scale, above tolerance {tolerance:.0e}",
+                        path.display()
+                    );
+                }
+            }
         }
         Command::Info { json } => {
             let (major, minor) = (linrt::format::VERSION_MAJOR, linrt::format::VERSION_MINOR);

@@ -110,3 +110,16 @@ pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize) -> Result<Vec<
     }
     Ok(out)
 }
+
+/// `max |y − expected| / max |expected|` for reference outputs stored as `[T, d_out]`.
+pub fn compare_with(path: &Path, y: &[f32], t: usize, d_out: usize) -> Result<f32> {
+    let arr = npy::read(path)?;
+    let NpyData::F32(want) = arr.data else { bail!("{}: expected float32 outputs", path.display()) };
+    if arr.shape != [t, d_out] {
+        bail!("{}: shape {:?}, the run produced [{t}, {d_out}]", path.display(), arr.shape);
+    }
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err =
+        y.iter().zip(&want).fold(0f32, |m, (a, b)| if (a - b).is_nan() { f32::NAN } else { m.max((a - b).abs()) });
+    Ok(err / scale.max(f32::MIN_POSITIVE))
+}

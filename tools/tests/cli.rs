@@ -197,8 +197,25 @@ fn bad_convert_calls() {
     assert!(!Path::new(&out).exists());
     // Verification of a model against an ONNX of another model fails loudly.
     let lrt = converted(&dir);
-    assert_fails(&linrt(&["verify", &lrt, &repo("tests/golden/broken/micro.step.onnx")]), 1, "");
+    assert_fails(&linrt(&["verify", &lrt, &repo("tests/golden/cases/micro.step.onnx")]), 1, "");
     // Usage errors are clap's: exit code 2.
     assert_eq!(linrt(&[]).status.code(), Some(2));
     assert_eq!(linrt(&["convert"]).status.code(), Some(2));
+}
+
+#[test]
+fn run_checks_expected_outputs() {
+    let dir = Dir::new("expect");
+    let lrt = converted(&dir);
+    let y = dir.file("y.npy");
+    let sample = repo("models/tiny/sample.npy");
+    let out = linrt(&["run", &lrt, "--input", &sample, "--output", &y, "--expect", &repo("models/tiny/reference.npy")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("of the expected output scale"));
+    // Against outputs that are not this model's, the run fails.
+    let wrong = dir.file("wrong.npy");
+    npy::write_f32(Path::new(&wrong), &[64, 50], &vec![0.5; 64 * 50]).unwrap();
+    assert_fails(&linrt(&["run", &lrt, "--input", &sample, "--output", &y, "--expect", &wrong]), 1, "above tolerance");
+    npy::write_f32(Path::new(&wrong), &[3, 50], &[0.5; 150]).unwrap();
+    assert_fails(&linrt(&["run", &lrt, "--input", &sample, "--output", &y, "--expect", &wrong]), 1, "shape [3, 50]");
 }

@@ -76,6 +76,11 @@ impl OnnxGraph {
         None
     }
 
+    /// True when both names lead to the same initializer.
+    pub fn same_initializer(&self, a: &str, b: &str) -> bool {
+        matches!((self.initializer_index(a), self.initializer_index(b)), (Some(x), Some(y)) if x == y)
+    }
+
     pub fn has_initializer(&self, name: &str) -> bool {
         self.initializer_index(name).is_some()
     }

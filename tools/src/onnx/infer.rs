@@ -228,11 +228,12 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         Some(s) => Some(parse_norm(s).map_err(|e| anyhow!("metadata key linrt.norm_placement: {e}"))?),
         None => None,
     };
-    // The graph alone does not say where the norms sit; fast-transformers is post-norm.
-    let norm_field = Field::new("norm_placement", "--norm")
+    let norm_placement = Field::new("norm_placement", "--norm")
         .add("metadata", meta_norm.map(named_norm))
-        .add("--norm", o.norm_placement.map(named_norm));
-    let norm_placement = if norm_field.values.is_empty() { NormPlacement::Post } else { norm_field.resolve()?.0 };
+        .add("--norm", o.norm_placement.map(named_norm))
+        .add("the graph", norm_from_graph(g, &prefix).map(named_norm))
+        .resolve()?
+        .0;
 
     let feature_map_from_graph = ops("Elu").then_some("elu+1");
     let feature_map = Field::new("feature_map", "(no flag: elu+1 is the only map)")
@@ -448,4 +449,32 @@ fn normaliser_eps(g: &OnnxGraph) -> Vec<f32> {
         }
     }
     found
+}
+
+/// Pre-norm feeds the query projection of layer 0 from `norm1`; post-norm feeds it the
+/// layer input itself. None when the projection cannot be traced.
+fn norm_from_graph(g: &OnnxGraph, prefix: &str) -> Option<NormPlacement> {
+    let weight = format!("{prefix}layers.0.attention.query_projection.weight");
+    let norm1 = format!("{prefix}layers.0.norm1.weight");
+    let mut names = vec![weight.clone()];
+    // The weight reaches its MatMul directly, through Identity, or through a Transpose.
+    for _ in 0..3 {
+        let next: Vec<String> = names
+            .iter()
+            .flat_map(|n| g.consumers(n))
+            .filter(|c| matches!(c.op_type.as_str(), "Transpose" | "Identity"))
+            .filter_map(|c| c.output.first().cloned())
+            .collect();
+        names.extend(next);
+    }
+    let projection =
+        names.iter().flat_map(|n| g.consumers(n)).find(|c| matches!(c.op_type.as_str(), "MatMul" | "Gemm"))?;
+    let data = projection.input.iter().find(|i| !names.contains(i))?;
+    let source = g.producer(data);
+    let from_norm1 = source
+        .filter(|p| p.op_type == "LayerNormalization")
+        .and_then(|p| p.input.get(1))
+        .map(|scale| g.same_initializer(scale, &norm1))
+        .unwrap_or(false);
+    Some(if from_norm1 { NormPlacement::Pre } else { NormPlacement::Post })
 }
