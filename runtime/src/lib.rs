@@ -23,12 +23,14 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod aligned;
 pub mod config;
 pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod model;
 
+pub use aligned::Aligned;
 pub use config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind};
 pub use error::Error;
 #[cfg(feature = "std")]

@@ -228,3 +228,21 @@ fn state_size_does_not_depend_on_stream_length() {
     let expected = cfg.n_layers as usize * cfg.n_heads as usize * cfg.d_query as usize * (cfg.d_value as usize + 1);
     assert_eq!(cfg.state_floats().unwrap(), expected);
 }
+
+#[test]
+fn runs_from_aligned_static_style_buffers() {
+    // What a no_std user does: model bytes and arena in `Aligned` arrays, no heap.
+    let cfg = configs()[0];
+    let bytes = random_model(&cfg, 21);
+    const N: usize = 1 << 16;
+    let mut model_buf = Box::new(linrt::Aligned([0u8; N]));
+    model_buf.0[..bytes.len()].copy_from_slice(&bytes);
+    let model = linrt::Model::from_bytes(&model_buf.0[..bytes.len()]).unwrap();
+    let mut arena = linrt::Aligned([0u8; 16384]);
+    let opts = SessionOptions::default();
+    assert!(model.arena_bytes(opts).unwrap() <= arena.0.len());
+    let mut s = Session::new(&model, &mut arena.0, opts).unwrap();
+    let mut out = [0f32; 16];
+    s.step(Input::Vector(&[0.25; 16]), &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()));
+}

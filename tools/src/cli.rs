@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Parser, Subcommand};
 use linrt::ModelFile;
 
@@ -296,6 +296,7 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
 #[cfg(feature = "onnx")]
 fn verify(args: VerifyArgs, out: &mut dyn Write) -> Result<()> {
     use crate::onnx::verify::{verify, VerifyOptions};
+    use anyhow::Context;
     let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {}", args.model.display()))?;
     let opts = VerifyOptions { steps: args.check.steps, tolerance: args.check.tolerance, ..VerifyOptions::default() };
     let report = verify(&bytes, &args.onnx, opts)?;
