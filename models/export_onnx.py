@@ -15,6 +15,10 @@ kernel is a C++ extension ONNX cannot trace); the twin computes exactly what
 fast-transformers computes. Hyperparameters are written into the ONNX metadata
 (`linrt.*` keys), which the converter reads first.
 
+From Python, with the model object:
+  import export_onnx
+  export_onnx.export_module(model, "model.onnx", form="step")   # or form="sequence"
+
 From a checkpoint on the command line:
   python models/export_onnx.py ckpt.pt --n-heads 4 --form step -o model.step.onnx
   linrt convert model.step.onnx -o model.lrt
@@ -279,6 +283,22 @@ def metadata(cfg, form):
     meta["linrt.form"] = form
     meta["linrt.prefix"] = cfg["prefix"]
     return meta
+
+
+def export_module(module, path, form="step", n_heads=None, **overrides):
+    """Exports a fast-transformers encoder, or a module wrapping one, as it is.
+
+    The head count is read from the module's attention layers when not given; set
+    `activation="gelu"` or `norm_placement="pre"` when the model uses them."""
+    if n_heads is None:
+        heads = {m.n_heads for m in module.modules() if hasattr(m, "n_heads") and hasattr(m, "query_projection")}
+        if len(heads) != 1:
+            raise ValueError("cannot read n_heads from the module; pass n_heads=")
+        n_heads = heads.pop()
+    sd = {k: v.detach() for k, v in module.state_dict().items()}
+    cfg = infer_config(sd, n_heads, **overrides)
+    export(sd, cfg, path, form)
+    return cfg
 
 
 def load_state_dict(path):

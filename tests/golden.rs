@@ -7,7 +7,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
 use linrt::ModelFile;
+use linrt_tools::cli::{execute, Cli};
 use linrt_tools::npy::{self, NpyData};
 use linrt_tools::onnx::convert::{convert_file, ConvertOptions};
 use linrt_tools::run::{read_inputs, run_model};
@@ -81,12 +83,27 @@ fn check(name: &str, form: &str) {
     let report = done.report.expect("verification runs by default");
     assert!(report.passed() && report.max_rel() < 1e-5, "{name}/{form}: tract comparison {:.2e}", report.max_rel());
 
+    // `linrt run`, the command itself (in process): one recurrent step per row.
+    let y = dir.path("y.npy");
+    let cli = Cli::try_parse_from([
+        "linrt",
+        "run",
+        lrt.to_str().unwrap(),
+        "--input",
+        dir.path("input.npy").to_str().unwrap(),
+        "--output",
+        y.to_str().unwrap(),
+    ])
+    .unwrap();
+    execute(cli.command).unwrap();
+    let (shape, stepped) = floats(&y);
+    assert_eq!(shape[0], 512);
+    assert_matches(&format!("{name}/{form} recurrent"), &stepped, &dir.path("recurrent.npy"));
+
+    // The causal parallel form, over the whole sequence and in chunks.
     let file = ModelFile::open(&lrt).unwrap();
     let model = file.model().unwrap();
     let inputs = read_inputs(&dir.path("input.npy"), &model).unwrap();
-    assert_eq!(inputs.len(model.config().input_width()), 512);
-    let stepped = run_model(&model, &inputs, 1).unwrap();
-    assert_matches(&format!("{name}/{form} recurrent"), &stepped, &dir.path("recurrent.npy"));
     let whole = run_model(&model, &inputs, 512).unwrap();
     assert_matches(&format!("{name}/{form} causal, one chunk"), &whole, &dir.path("causal.npy"));
     let chunked = run_model(&model, &inputs, 48).unwrap();

