@@ -252,3 +252,20 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+/// One line: `d_model 64, 2 layers, 4 heads (query/key 16 + value 16 per head), ffn 256 (relu)`.
+impl core::fmt::Display for ModelConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "d_model {}, {} layers, {} heads (query/key {} + value {} per head), ffn {} ({})",
+            self.d_model,
+            self.n_layers,
+            self.n_heads,
+            self.d_query,
+            self.d_value,
+            self.d_ff,
+            self.activation.name()
+        )
+    }
+}

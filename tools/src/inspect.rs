@@ -13,16 +13,7 @@ pub fn text(model: &Model) -> String {
         s.push('\n');
     };
     line(format!("format       .lrt {major}.{minor}, {} bytes, crc32 {:08x}", model.file_size(), model.checksum()));
-    line(format!(
-        "encoder      d_model {}, {} layers, {} heads (query/key {} + value {} per head), ffn {} ({})",
-        c.d_model,
-        c.n_layers,
-        c.n_heads,
-        c.d_query,
-        c.d_value,
-        c.d_ff,
-        c.activation.name()
-    ));
+    line(format!("encoder      {c}"));
     line(format!(
         "attention    causal linear, feature map {}, eps {:e}; {}-norm, LayerNorm eps {:e}, final norm {}",
         c.feature_map.name(),

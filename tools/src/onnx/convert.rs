@@ -40,15 +40,8 @@ pub fn convert_file(
     let inferred = infer(&graph, &opts.overrides)?;
     let c = &inferred.config;
     progress(&format!(
-        "{} form: d_model {}, {} layers, {} heads (Dk {}, Dv {}), ffn {} {}, {}-norm, eps {:e}/{:e}",
+        "{} form: {c}; {}-norm, eps {:e} (attention) / {:e} (LayerNorm)",
         inferred.form.name(),
-        c.d_model,
-        c.n_layers,
-        c.n_heads,
-        c.d_query,
-        c.d_value,
-        c.d_ff,
-        c.activation.name(),
         c.norm_placement.name(),
         c.attention_eps,
         c.layernorm_eps
