@@ -36,4 +36,5 @@ pub use error::Error;
 #[cfg(feature = "std")]
 pub use format::{writer::LrtWriter, AlignedBytes, ModelFile};
 pub use format::{DType, Model, TensorRole};
+pub use kernels::{KernelPath, Kernels};
 pub use model::{Input, Inputs, Session, SessionOptions, STATE_HEADER_BYTES};

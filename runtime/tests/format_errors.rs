@@ -704,29 +704,65 @@ fn data_size_changed() {
     }
 }
 
+/// A base model whose matrices are stored as `dtype` (block 0 = per-row int8 scales).
+fn build_quantized(dtype: linrt::DType, block: u32) -> Vec<u8> {
+    let mut w = full_writer(&base_cfg());
+    w.weight_dtype(dtype, block);
+    w.to_bytes().expect("valid model serialises")
+}
+
 #[test]
-fn f16_matrix_is_unsupported() {
-    let err = with_entry(0, |e| {
-        e.dtype = 1;
-        e.data_size /= 2;
-    });
-    assert!(matches!(err, Error::UnsupportedDType { role: TensorRole::QueryWeight, dtype: 1 }), "{err:?}");
+fn quantized_matrices_load_and_are_checked() {
+    use linrt::kernels::Weights;
+    for (dtype, block) in [(linrt::DType::F16, 0), (linrt::DType::I8, 0), (linrt::DType::I8, 4)] {
+        let bytes = AlignedBytes::from_slice(&build_quantized(dtype, block));
+        let model = bytes.model().unwrap();
+        assert_eq!(model.weight_dtype(), dtype);
+        let m = model.matrix(TensorRole::QueryWeight, 0).unwrap();
+        match (dtype, m.weights) {
+            (linrt::DType::F16, Weights::F16(w)) => assert_eq!(w.len(), 64),
+            (linrt::DType::I8, Weights::I8 { q, scales, block: b }) => {
+                assert_eq!((q.len(), b), (64, block as usize));
+                assert_eq!(scales.len(), if block == 0 { 8 } else { 16 });
+            }
+            other => panic!("{other:?}"),
+        }
+        // Vectors stay f32 and are not readable as matrices of another type.
+        assert!(model.f32_tensor(TensorRole::QueryBias, 0).is_ok());
+        assert!(matches!(model.f32_tensor(TensorRole::QueryWeight, 0), Err(Error::UnsupportedDType { .. })));
+    }
     // f16 without halving the size is a size mismatch, not silently accepted.
     let err = with_entry(0, |e| e.dtype = 1);
     assert!(matches!(err, Error::SizeMismatch { expected: 128, found: 256, .. }), "{err:?}");
 }
 
 #[test]
-fn int8_matrix_is_unsupported() {
+fn f16_nan_and_int8_out_of_range_values_are_refused() {
+    // An f16 NaN in the first matrix.
+    let mut bytes = build_quantized(linrt::DType::F16, 0);
+    let at = entry(&bytes, 0).data_offset as usize;
+    bytes[at..at + 2].copy_from_slice(&0x7E00u16.to_le_bytes());
+    seal(&mut bytes);
+    assert!(matches!(load_err(&bytes), Error::NonFiniteWeight { role: TensorRole::QueryWeight, .. }));
+    // -128 is outside the symmetric int8 range the kernels rely on.
+    let mut bytes = build_quantized(linrt::DType::I8, 0);
+    let at = entry(&bytes, 0).data_offset as usize;
+    bytes[at] = 0x80;
+    seal(&mut bytes);
+    assert!(matches!(load_err(&bytes), Error::BadTensor { index: 0, .. }));
+    // Negative or infinite scales.
+    for bad in [-1.0f32, f32::INFINITY] {
+        let mut bytes = build_quantized(linrt::DType::I8, 0);
+        let at = entry(&bytes, 0).scales_offset as usize;
+        bytes[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+        seal(&mut bytes);
+        assert!(matches!(load_err(&bytes), Error::NonFiniteWeight { .. }), "scale {bad}");
+    }
+}
+
+#[test]
+fn int8_scales_are_validated() {
     // 8x8 int8 = 64 data bytes, per-row scales = 8 * 4 bytes placed right after.
-    let err = with_entry(0, |e| {
-        e.dtype = 2;
-        e.data_size = 64;
-        e.scales_offset = e.data_offset + 64;
-        e.scales_size = 32;
-    });
-    assert!(matches!(err, Error::UnsupportedDType { role: TensorRole::QueryWeight, dtype: 2 }), "{err:?}");
-    // int8 with the wrong scales size.
     let err = with_entry(0, |e| {
         e.dtype = 2;
         e.data_size = 64;
@@ -750,6 +786,24 @@ fn int8_matrix_is_unsupported() {
         e.scales_size = 32;
     });
     assert!(matches!(err, Error::OutOfBounds { what: "tensor scales", .. }), "{err:?}");
+}
+
+#[test]
+fn embedding_must_stay_f32() {
+    let mut cfg = base_cfg();
+    cfg.input_kind = InputKind::Tokens;
+    cfg.input_dim = 5;
+    let mut w = full_writer(&cfg);
+    w.weight_dtype(linrt::DType::F16, 0);
+    let mut bytes = w.to_bytes().unwrap();
+    // The writer keeps the embedding f32; forcing f16 there is refused.
+    let mut e = entry(&bytes, 0);
+    assert_eq!(e.dtype, 0);
+    e.dtype = 1;
+    e.data_size /= 2;
+    set_entry(&mut bytes, 0, &e);
+    seal(&mut bytes);
+    assert!(matches!(load_err(&bytes), Error::UnsupportedDType { role: TensorRole::Embedding, dtype: 1 }));
 }
 
 #[test]

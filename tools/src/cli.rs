@@ -99,6 +99,12 @@ pub struct ConvertArgs {
     /// Ignore the exporter's linrt.* metadata and infer everything from the graph and flags.
     #[arg(long)]
     pub ignore_metadata: bool,
+    /// Element type of the weight matrices: f32, f16 or int8 (embeddings, norms and biases stay f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// int8: one scale per output row (0) or per block of this many columns.
+    #[arg(long, default_value_t = 0)]
+    pub int8_block: u32,
     /// Skip verification against tract.
     #[arg(long)]
     pub no_verify: bool,
@@ -114,9 +120,36 @@ pub struct CheckArgs {
     /// Positions fed to both runtimes during verification.
     #[arg(long, default_value_t = 16)]
     pub steps: usize,
-    /// Largest accepted max|linrt − tract| / max|tract| per output.
-    #[arg(long, default_value_t = 1e-4)]
-    pub tolerance: f32,
+    /// Largest accepted max|linrt − tract| / max|tract| per output
+    /// (default by dtype: f32 1e-4, f16 2e-3, int8 0.1).
+    #[arg(long)]
+    pub tolerance: Option<f32>,
+    /// Smallest accepted cosine similarity per step (default: int8 0.999, else none).
+    #[arg(long)]
+    pub min_cosine: Option<f32>,
+}
+
+#[cfg(feature = "onnx")]
+impl CheckArgs {
+    fn options(&self, dtype: linrt::DType) -> crate::onnx::verify::VerifyOptions {
+        let base = crate::onnx::verify::VerifyOptions::for_dtype(dtype);
+        crate::onnx::verify::VerifyOptions {
+            steps: self.steps,
+            tolerance: self.tolerance.unwrap_or(base.tolerance),
+            min_cosine: self.min_cosine.unwrap_or(base.min_cosine),
+            ..base
+        }
+    }
+}
+
+/// Parses a `--dtype` value.
+pub fn parse_dtype(s: &str) -> Result<linrt::DType> {
+    match s {
+        "f32" => Ok(linrt::DType::F32),
+        "f16" => Ok(linrt::DType::F16),
+        "int8" | "i8" => Ok(linrt::DType::I8),
+        _ => bail!("unknown dtype {s:?} (f32, f16 or int8)"),
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -249,8 +282,8 @@ fn verify(_: VerifyArgs, _: &mut dyn Write) -> Result<()> {
 fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
     use crate::onnx::convert::{convert_file, ConvertOptions};
     use crate::onnx::infer::{parse_activation, parse_norm, Overrides};
-    use crate::onnx::verify::VerifyOptions;
 
+    let dtype = parse_dtype(&args.dtype)?;
     let overrides = Overrides {
         n_heads: args.n_heads,
         activation: args.activation.as_deref().map(parse_activation).transpose()?,
@@ -266,7 +299,9 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
     let opts = ConvertOptions {
         overrides,
         skip_verify: args.no_verify,
-        verify: VerifyOptions { steps: args.check.steps, tolerance: args.check.tolerance, ..VerifyOptions::default() },
+        verify: args.check.options(dtype),
+        dtype,
+        int8_block: args.int8_block,
     };
     let quiet = args.json;
     let done = convert_file(&args.onnx, &args.output, &opts, &mut |msg| {
@@ -295,10 +330,14 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
 
 #[cfg(feature = "onnx")]
 fn verify(args: VerifyArgs, out: &mut dyn Write) -> Result<()> {
-    use crate::onnx::verify::{verify, VerifyOptions};
+    use crate::onnx::verify::verify;
     use anyhow::Context;
     let bytes = std::fs::read(&args.model).with_context(|| format!("cannot read {}", args.model.display()))?;
-    let opts = VerifyOptions { steps: args.check.steps, tolerance: args.check.tolerance, ..VerifyOptions::default() };
+    let dtype = linrt::AlignedBytes::from_slice(&bytes)
+        .model()
+        .map(|m| m.weight_dtype())
+        .map_err(|e| anyhow!("{}: {e}", args.model.display()))?;
+    let opts = args.check.options(dtype);
     let report = verify(&bytes, &args.onnx, opts)?;
     if args.json {
         writeln!(out, "{}", report_json(&report))?;
@@ -318,9 +357,10 @@ fn verify(args: VerifyArgs, out: &mut dyn Write) -> Result<()> {
 
 #[cfg(feature = "onnx")]
 fn write_report(out: &mut dyn Write, r: &crate::onnx::verify::VerifyReport) -> Result<()> {
+    let cosine = if r.min_cosine > 0.0 { format!(", cosine ≥ {}", r.min_cosine) } else { String::new() };
     writeln!(
         out,
-        "verification: linrt vs tract, {} form, {} steps, tolerance {:.0e} relative to output scale",
+        "verification: linrt vs tract, {} form, {} steps, tolerance {:.0e} relative to output scale{cosine}",
         r.form.name(),
         r.steps,
         r.tolerance
@@ -328,10 +368,11 @@ fn write_report(out: &mut dyn Write, r: &crate::onnx::verify::VerifyReport) -> R
     for o in &r.outputs {
         writeln!(
             out,
-            "  {:<18} max abs {:>10.3e}  max rel {:>10.3e}  {}",
+            "  {:<18} max abs {:>10.3e}  max rel {:>10.3e}  min cosine {:.6}  {}",
             o.name,
             o.max_abs,
             o.max_rel,
+            o.min_cosine,
             if o.passed { "ok" } else { "FAIL" }
         )?;
     }
@@ -350,6 +391,7 @@ fn report_json(r: &crate::onnx::verify::VerifyReport) -> serde_json::Value {
     serde_json::json!({
         "form": r.form.name(), "steps": r.steps, "tolerance": r.tolerance, "passed": r.passed(),
         "outputs": r.outputs.iter().map(|o| serde_json::json!({"name": o.name, "max_abs": finite(o.max_abs),
-                                                               "max_rel": finite(o.max_rel), "passed": o.passed})).collect::<Vec<_>>(),
+                                                               "max_rel": finite(o.max_rel), "min_cosine": finite(o.min_cosine),
+                                                               "passed": o.passed})).collect::<Vec<_>>(),
     })
 }

@@ -8,6 +8,7 @@ use super::record::{decode_config, Entry, Header};
 use super::{DType, TensorRole, BUFFER_ALIGN, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION_MAJOR};
 use crate::config::ModelConfig;
 use crate::error::Error;
+use crate::kernels::{Matrix, Weights};
 
 #[cfg(target_endian = "big")]
 compile_error!("linrt borrows little-endian tensors in place and needs a little-endian target");
@@ -18,6 +19,8 @@ pub struct Model<'a> {
     bytes: &'a [u8],
     header: Header,
     config: ModelConfig,
+    /// Some matrix is int8, so sessions need room for quantized activations.
+    has_int8: bool,
 }
 
 /// Where one tensor lives and what it holds.
@@ -35,17 +38,17 @@ pub struct TensorInfo {
 /// The f32 parameters of one encoder layer, borrowed from the file.
 #[derive(Debug, Clone, Copy)]
 pub struct LayerWeights<'a> {
-    pub q_w: &'a [f32],
+    pub q_w: Matrix<'a>,
     pub q_b: &'a [f32],
-    pub k_w: &'a [f32],
+    pub k_w: Matrix<'a>,
     pub k_b: &'a [f32],
-    pub v_w: &'a [f32],
+    pub v_w: Matrix<'a>,
     pub v_b: &'a [f32],
-    pub o_w: &'a [f32],
+    pub o_w: Matrix<'a>,
     pub o_b: &'a [f32],
-    pub l1_w: &'a [f32],
+    pub l1_w: Matrix<'a>,
     pub l1_b: &'a [f32],
-    pub l2_w: &'a [f32],
+    pub l2_w: Matrix<'a>,
     pub l2_b: &'a [f32],
     pub n1_w: &'a [f32],
     pub n1_b: &'a [f32],
@@ -113,10 +116,11 @@ impl<'a> Model<'a> {
         let meta = slice(bytes, header.metadata_offset, header.metadata_size as u64, "metadata section")?;
         validate_metadata(meta, header.metadata_offset)?;
 
-        let model = Model { bytes, header, config };
+        let mut model = Model { bytes, header, config, has_int8: false };
         let mut cursor = header.metadata_offset + header.metadata_size as u64;
         for index in 0..expected {
             cursor = model.validate_entry(index, cursor)?;
+            model.has_int8 |= model.entry(index).dtype == DType::I8 as u8;
         }
         Ok(model)
     }
@@ -149,7 +153,8 @@ impl<'a> Model<'a> {
             let found = if e.rank == spec.rank { e.dims } else { [e.rank as u32, 0] };
             return Err(Error::ShapeMismatch { role: spec.role, layer: spec.layer, expected: spec.dims, found });
         }
-        if spec.rank == 1 && dtype != DType::F32 {
+        // Vectors (biases, norms) and the embedding table stay f32 in every model.
+        if (spec.rank == 1 || spec.role == TensorRole::Embedding) && dtype != DType::F32 {
             return Err(Error::UnsupportedDType { role: spec.role, dtype: e.dtype });
         }
         let elements = spec.dims[0] as u64 * spec.dims[1] as u64;
@@ -182,22 +187,47 @@ impl<'a> Model<'a> {
             return Err(Error::BadTensor { index: idx, reason: "only int8 tensors have scales" });
         }
 
-        // This build executes f32 tensors; f16 and int8 are specified in FORMAT.md
-        // and land with the quantized kernels.
-        if dtype != DType::F32 {
-            return Err(Error::UnsupportedDType { role: spec.role, dtype: e.dtype });
-        }
-        let values = self.f32_at(index)?;
-        if values.iter().any(|v| !v.is_finite()) {
+        let finite = match dtype {
+            DType::F32 => self.f32_at(index)?.iter().all(|v| v.is_finite()),
+            // An f16 with all exponent bits set is an infinity or a NaN.
+            DType::F16 => self.f16_at(index)?.iter().all(|h| h & 0x7C00 != 0x7C00),
+            DType::I8 => {
+                if self.i8_at(index)?.contains(&i8::MIN) {
+                    return Err(Error::BadTensor {
+                        index: idx,
+                        reason: "int8 value -128 (the format uses -127..=127)",
+                    });
+                }
+                self.scales_at(index)?.iter().all(|s| s.is_finite() && *s >= 0.0)
+            }
+        };
+        if !finite {
             return Err(Error::NonFiniteWeight { role: spec.role, layer: spec.layer });
         }
         Ok(end)
     }
 
-    fn f32_at(&self, index: usize) -> Result<&'a [f32], Error> {
+    fn data(&self, index: usize) -> Result<&'a [u8], Error> {
         let e = self.entry(index);
-        let data = slice(self.bytes, e.data_offset, e.data_size, "tensor data")?;
-        bytemuck::try_cast_slice(data).map_err(|_| Error::Misaligned { what: "tensor data", align: 4 })
+        slice(self.bytes, e.data_offset, e.data_size, "tensor data")
+    }
+
+    fn f16_at(&self, index: usize) -> Result<&'a [u16], Error> {
+        bytemuck::try_cast_slice(self.data(index)?).map_err(|_| Error::Misaligned { what: "tensor data", align: 2 })
+    }
+
+    fn i8_at(&self, index: usize) -> Result<&'a [i8], Error> {
+        Ok(bytemuck::cast_slice(self.data(index)?))
+    }
+
+    fn scales_at(&self, index: usize) -> Result<&'a [f32], Error> {
+        let e = self.entry(index);
+        let data = slice(self.bytes, e.scales_offset, e.scales_size, "tensor scales")?;
+        bytemuck::try_cast_slice(data).map_err(|_| Error::Misaligned { what: "tensor scales", align: 4 })
+    }
+
+    fn f32_at(&self, index: usize) -> Result<&'a [f32], Error> {
+        bytemuck::try_cast_slice(self.data(index)?).map_err(|_| Error::Misaligned { what: "tensor data", align: 4 })
     }
 
     /// The model's hyperparameters.
@@ -242,29 +272,63 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// The f32 values of `(role, layer)`.
+    fn index(&self, role: TensorRole, layer: u32) -> Result<usize, Error> {
+        index_of(&self.config, role, layer).ok_or(Error::BadConfig { field: role.name(), value: layer as u64 })
+    }
+
+    /// The f32 values of `(role, layer)`: vectors and the embedding table.
     pub fn f32_tensor(&self, role: TensorRole, layer: u32) -> Result<&'a [f32], Error> {
-        let index =
-            index_of(&self.config, role, layer).ok_or(Error::BadConfig { field: role.name(), value: layer as u64 })?;
-        self.f32_at(index)
+        let index = self.index(role, layer)?;
+        match self.entry(index).dtype {
+            0 => self.f32_at(index),
+            dtype => Err(Error::UnsupportedDType { role, dtype }),
+        }
+    }
+
+    /// The weight matrix `(role, layer)` in whatever dtype it is stored.
+    pub fn matrix(&self, role: TensorRole, layer: u32) -> Result<Matrix<'a>, Error> {
+        let index = self.index(role, layer)?;
+        let e = self.entry(index);
+        let weights = match DType::from_u8(e.dtype)? {
+            DType::F32 => Weights::F32(self.f32_at(index)?),
+            DType::F16 => Weights::F16(self.f16_at(index)?),
+            DType::I8 => {
+                Weights::I8 { q: self.i8_at(index)?, scales: self.scales_at(index)?, block: e.block_size as usize }
+            }
+        };
+        Ok(Matrix { weights, rows: e.dims[0] as usize, cols: e.dims[1] as usize })
+    }
+
+    /// True when some matrix is int8 (sessions then reserve room for quantized activations).
+    pub fn has_int8(&self) -> bool {
+        self.has_int8
+    }
+
+    /// The element type of the model's encoder matrices (layer 0's query projection).
+    pub fn weight_dtype(&self) -> DType {
+        self.index(TensorRole::QueryWeight, 0)
+            .ok()
+            .and_then(|i| DType::from_u8(self.entry(i).dtype).ok())
+            .unwrap_or(DType::F32)
     }
 
     /// All parameters of encoder layer `layer`.
     pub fn layer(&self, layer: u32) -> Result<LayerWeights<'a>, Error> {
         use TensorRole::*;
         let t = |role| self.f32_tensor(role, layer);
+        let m = |role| self.matrix(role, layer);
         Ok(LayerWeights {
-            q_w: t(QueryWeight)?,
+            q_w: m(QueryWeight)?,
             q_b: t(QueryBias)?,
-            k_w: t(KeyWeight)?,
+            k_w: m(KeyWeight)?,
             k_b: t(KeyBias)?,
-            v_w: t(ValueWeight)?,
+            v_w: m(ValueWeight)?,
             v_b: t(ValueBias)?,
-            o_w: t(OutWeight)?,
+            o_w: m(OutWeight)?,
             o_b: t(OutBias)?,
-            l1_w: t(Linear1Weight)?,
+            l1_w: m(Linear1Weight)?,
             l1_b: t(Linear1Bias)?,
-            l2_w: t(Linear2Weight)?,
+            l2_w: m(Linear2Weight)?,
             l2_b: t(Linear2Bias)?,
             n1_w: t(Norm1Weight)?,
             n1_b: t(Norm1Bias)?,

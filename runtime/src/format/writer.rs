@@ -15,19 +15,32 @@ use crate::error::Error;
 #[derive(Debug, Clone)]
 pub struct LrtWriter {
     config: ModelConfig,
+    /// Element type of the weight matrices (vectors and embeddings stay f32).
+    dtype: DType,
+    /// int8 only: 0 = one scale per row, else one per this many columns.
+    block_size: u32,
     tensors: Vec<(TensorRole, u32, Vec<f32>)>,
     metadata: Vec<(String, String)>,
 }
 
 impl LrtWriter {
     pub fn new(config: ModelConfig) -> Self {
-        LrtWriter { config, tensors: Vec::new(), metadata: Vec::new() }
+        LrtWriter { config, dtype: DType::F32, block_size: 0, tensors: Vec::new(), metadata: Vec::new() }
     }
 
     /// Adds (or replaces) the f32 tensor `(role, layer)`, row-major `[rows, cols]`.
     pub fn tensor(&mut self, role: TensorRole, layer: u32, values: Vec<f32>) -> &mut Self {
         self.tensors.retain(|(r, l, _)| !(*r == role && *l == layer));
         self.tensors.push((role, layer, values));
+        self
+    }
+
+    /// Stores the weight matrices as `dtype` (f16, or int8 with one scale per row when
+    /// `block_size` is 0, else per `block_size` columns). Vectors and the embedding
+    /// table stay f32.
+    pub fn weight_dtype(&mut self, dtype: DType, block_size: u32) -> &mut Self {
+        self.dtype = dtype;
+        self.block_size = if dtype == DType::I8 { block_size } else { 0 };
         self
     }
 
@@ -61,7 +74,7 @@ impl LrtWriter {
         let mut cursor = metadata_offset + meta.len() as u64;
 
         let mut entries = Vec::with_capacity(count);
-        let mut data: Vec<&[f32]> = Vec::with_capacity(count);
+        let mut blobs: Vec<Encoded> = Vec::with_capacity(count);
         for index in 0..count {
             let spec = expected_tensor(cfg, index).ok_or(Error::SizeOverflow)?;
             let values = self
@@ -82,23 +95,29 @@ impl LrtWriter {
             if values.iter().any(|v| !v.is_finite()) {
                 return Err(Error::NonFiniteWeight { role: spec.role, layer: spec.layer });
             }
+            // Vectors and the embedding table stay f32; matrices take the chosen dtype.
+            let dtype = if spec.rank == 2 && spec.role != TensorRole::Embedding { self.dtype } else { DType::F32 };
+            let blob = encode(values, dtype, spec.dims[1] as usize, self.block_size as usize)
+                .ok_or(Error::NonFiniteWeight { role: spec.role, layer: spec.layer })?;
             let offset = cursor.next_multiple_of(DATA_ALIGN);
-            let size = elements * DType::F32.size();
+            let size = blob.data.len() as u64;
+            let scales_offset = if blob.scales.is_empty() { 0 } else { (offset + size).next_multiple_of(DATA_ALIGN) };
+            let scales_size = blob.scales.len() as u64;
             entries.push(Entry {
                 role: spec.role as u16,
                 layer: spec.layer as u16,
-                dtype: DType::F32 as u8,
+                dtype: dtype as u8,
                 layout: 0,
                 rank: spec.rank,
                 dims: spec.dims,
                 data_offset: offset,
                 data_size: size,
-                scales_offset: 0,
-                scales_size: 0,
-                block_size: 0,
+                scales_offset,
+                scales_size,
+                block_size: if dtype == DType::I8 { self.block_size } else { 0 },
             });
-            data.push(values);
-            cursor = offset + size;
+            cursor = if scales_size > 0 { scales_offset + scales_size } else { offset + size };
+            blobs.push(blob);
         }
         let file_size = cursor;
 
@@ -124,15 +143,53 @@ impl LrtWriter {
             out.extend_from_slice(&e.encode());
         }
         out.extend_from_slice(&meta);
-        for (e, values) in entries.iter().zip(data) {
+        for (e, blob) in entries.iter().zip(&blobs) {
             out.resize(e.data_offset as usize, 0);
-            for v in values {
-                out.extend_from_slice(&v.to_le_bytes());
+            out.extend_from_slice(&blob.data);
+            if !blob.scales.is_empty() {
+                out.resize(e.scales_offset as usize, 0);
+                out.extend_from_slice(&blob.scales);
             }
         }
         seal(&mut out);
         Ok(out)
     }
+}
+
+/// A tensor's bytes as stored: the data and, for int8, its scales.
+struct Encoded {
+    data: Vec<u8>,
+    scales: Vec<u8>,
+}
+
+/// Encodes row-major values with rows of `cols`; None if a value does not fit (f16).
+fn encode(values: &[f32], dtype: DType, cols: usize, block: usize) -> Option<Encoded> {
+    let mut data = Vec::with_capacity(values.len() * dtype.size() as usize);
+    let mut scales = Vec::new();
+    match dtype {
+        DType::F32 => values.iter().for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
+        DType::F16 => {
+            for &v in values {
+                let h = half::f16::from_f32(v);
+                if !h.is_finite() {
+                    return None;
+                }
+                data.extend_from_slice(&h.to_bits().to_le_bytes());
+            }
+        }
+        DType::I8 => {
+            let span = if block == 0 { cols } else { block };
+            for row in values.chunks(cols) {
+                for group in row.chunks(span) {
+                    let mut q = std::vec![0i8; group.len()];
+                    let scale = crate::kernels::quant::quantize(group, &mut q);
+                    data.extend(q.iter().map(|&b| b as u8));
+                    scales.extend_from_slice(&scale.to_le_bytes());
+                }
+            }
+        }
+    }
+    Some(Encoded { data, scales })
 }
 
 /// Recomputes and stores the checksum of an image (used by the writer, and by tests

@@ -2,4 +2,10 @@
 //! versions per ISA (x86_64 AVX2/AVX-512, aarch64 NEON) sit beside it and are tested
 //! against it.
 
+mod dispatch;
+mod matrix;
+pub mod quant;
 pub mod scalar;
+
+pub use dispatch::{KernelPath, Kernels};
+pub use matrix::{Matrix, Weights};

@@ -21,7 +21,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `y = W·x + b` for a row-major `W` of `y.len()` rows and `x.len()` columns.
+/// `y = W·x + b` for a row-major f32 `W` of `y.len()` rows and `x.len()` columns.
 pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     let cols = x.len();
     for (o, (yo, row)) in y.iter_mut().zip(w.chunks_exact(cols)).enumerate() {
@@ -29,10 +29,36 @@ pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `Y = X·Wᵀ + b` for `T` rows: `x` is `[T, cols]`, `y` is `[T, rows]`.
-pub fn matmul(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32], rows: usize) {
-    for (xt, yt) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
-        matvec(w, b, xt, yt);
+/// `y = W·x + b` for f16 weights (bit patterns), computed in f32.
+pub fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
+    let cols = x.len();
+    for (o, (yo, row)) in y.iter_mut().zip(w.chunks_exact(cols)).enumerate() {
+        let mut acc = [0f32; 8];
+        for (c, (&h, &xv)) in row.iter().zip(x).enumerate() {
+            acc[c % 8] += half::f16::from_bits(h).to_f32() * xv;
+        }
+        *yo = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + b[o];
+    }
+}
+
+/// Integer dot product of two int8 vectors.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
+}
+
+/// `y = (W_q · x_q) · scales · x_scale + b` for int8 weights with one scale per row
+/// (`block == 0`) or per `block` columns, and an int8-quantized input.
+pub fn matvec_i8(w: &[i8], scales: &[f32], block: usize, b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    let cols = xq.len();
+    let per_row = if block == 0 { 1 } else { cols.div_ceil(block) };
+    for (o, (yo, row)) in y.iter_mut().zip(w.chunks_exact(cols)).enumerate() {
+        let s = &scales[o * per_row..(o + 1) * per_row];
+        let acc = if block == 0 {
+            dot_i8(row, xq) as f32 * s[0]
+        } else {
+            row.chunks(block).zip(xq.chunks(block)).zip(s).map(|((wb, xb), &sb)| dot_i8(wb, xb) as f32 * sb).sum()
+        };
+        *yo = acc * x_scale + b[o];
     }
 }
 

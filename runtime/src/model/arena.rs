@@ -32,10 +32,12 @@ pub(crate) struct ArenaLayout {
     pub value: usize,
     pub attended: usize,
     pub ffn: usize,
+    /// int8 models: quantized activations, `T × widest matrix input` bytes.
+    pub quant: usize,
 }
 
 impl ArenaLayout {
-    pub fn new(cfg: &ModelConfig, opts: SessionOptions) -> Result<Self, Error> {
+    pub fn new(cfg: &ModelConfig, int8: bool, opts: SessionOptions) -> Result<Self, Error> {
         if opts.max_chunk == 0 {
             return Err(Error::BadChunkLength { len: 0, max: 0 });
         }
@@ -54,22 +56,33 @@ impl ArenaLayout {
             value: rows(cfg.v_width())?,
             attended: rows(cfg.v_width())?,
             ffn: rows(cfg.d_ff as usize)?,
+            quant: if int8 { rows(max_matrix_cols(cfg).div_ceil(4))? } else { 0 },
         })
     }
 
     pub fn total_floats(&self) -> Result<usize, Error> {
-        [self.hidden, self.normed, self.query, self.key, self.value, self.attended, self.ffn]
+        [self.hidden, self.normed, self.query, self.key, self.value, self.attended, self.ffn, self.quant]
             .iter()
             .try_fold(self.state, |acc, &n| acc.checked_add(n))
             .ok_or(Error::SizeOverflow)
     }
 }
 
+/// The widest input any matrix of the model reads.
+fn max_matrix_cols(cfg: &ModelConfig) -> usize {
+    let input = if cfg.input_projection { cfg.input_dim as usize } else { 0 };
+    [cfg.d_model as usize, cfg.v_width(), cfg.d_ff as usize, input].into_iter().max().unwrap_or(0)
+}
+
 impl Model<'_> {
     /// Exact arena size in bytes for a session with `opts`:
-    /// `4 · (state + T·(2·d_model + 2·H·Dk + 2·H·Dv + d_ff))` with T = `max_chunk`
-    /// and every term rounded up to a multiple of 16 floats.
+    /// `4 · (state + T·(2·d_model + 2·H·Dk + 2·H·Dv + d_ff) + T·⌈max_cols/4⌉)` with
+    /// T = `max_chunk`, the last term only for int8 models (max_cols = the widest
+    /// matrix input), and every term rounded up to a multiple of 16 floats.
     pub fn arena_bytes(&self, opts: SessionOptions) -> Result<usize, Error> {
-        ArenaLayout::new(self.config(), opts)?.total_floats()?.checked_mul(4).ok_or(Error::SizeOverflow)
+        ArenaLayout::new(self.config(), self.has_int8(), opts)?
+            .total_floats()?
+            .checked_mul(4)
+            .ok_or(Error::SizeOverflow)
     }
 }

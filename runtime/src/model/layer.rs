@@ -6,7 +6,8 @@
 use super::attention::Heads;
 use crate::config::{Activation, ModelConfig, NormPlacement};
 use crate::format::LayerWeights;
-use crate::kernels::scalar::{add_assign, elu_plus_one, gelu, layer_norm, matmul, relu};
+use crate::kernels::scalar::{add_assign, elu_plus_one, gelu, layer_norm, relu};
+use crate::kernels::Kernels;
 
 /// Working buffers carved from the arena, each at least `T × width`.
 pub(crate) struct Scratch<'s> {
@@ -17,6 +18,8 @@ pub(crate) struct Scratch<'s> {
     pub value: &'s mut [f32],
     pub attended: &'s mut [f32],
     pub ffn: &'s mut [f32],
+    /// Quantized activations for int8 matrices (empty for other models).
+    pub quant: &'s mut [f32],
 }
 
 /// Which form of attention runs: the recurrent step (T = 1) or the causal parallel form.
@@ -35,6 +38,7 @@ pub(crate) fn layer_norm_rows(rows: &mut [f32], width: usize, gamma: &[f32], bet
 
 /// Runs one layer on `scratch.hidden[..t·d_model]` in place, advancing `state`.
 pub(crate) fn encoder_layer(
+    kern: &Kernels,
     cfg: &ModelConfig,
     w: &LayerWeights,
     state: &mut [f32],
@@ -51,6 +55,7 @@ pub(crate) fn encoder_layer(
     let (q, k, v) = (&mut s.query[..t * qk_w], &mut s.key[..t * qk_w], &mut s.value[..t * v_w]);
     let attended = &mut s.attended[..t * v_w];
     let hidden_ff = &mut s.ffn[..t * ff];
+    let qbuf: &mut [i8] = bytemuck::cast_slice_mut(&mut s.quant[..]);
 
     // Attention block.
     if pre {
@@ -58,9 +63,9 @@ pub(crate) fn encoder_layer(
         layer_norm_rows(normed, d, w.n1_w, w.n1_b, eps);
     }
     let attn_in: &[f32] = if pre { &*normed } else { &*x };
-    matmul(w.q_w, w.q_b, attn_in, d, q, qk_w);
-    matmul(w.k_w, w.k_b, attn_in, d, k, qk_w);
-    matmul(w.v_w, w.v_b, attn_in, d, v, v_w);
+    kern.matmul(&w.q_w, w.q_b, attn_in, t, q, qbuf);
+    kern.matmul(&w.k_w, w.k_b, attn_in, t, k, qbuf);
+    kern.matmul(&w.v_w, w.v_b, attn_in, t, v, qbuf);
     elu_plus_one(q);
     elu_plus_one(k);
     let heads =
@@ -69,7 +74,7 @@ pub(crate) fn encoder_layer(
         Form::Recurrent => heads.step(state, q, k, v, attended),
         Form::Causal => heads.causal(state, t, q, k, v, attended),
     }
-    matmul(w.o_w, w.o_b, attended, v_w, normed, d);
+    kern.matmul(&w.o_w, w.o_b, attended, t, normed, qbuf);
     add_assign(x, normed);
     if !pre {
         layer_norm_rows(x, d, w.n1_w, w.n1_b, eps);
@@ -81,12 +86,12 @@ pub(crate) fn encoder_layer(
         layer_norm_rows(normed, d, w.n2_w, w.n2_b, eps);
     }
     let ffn_in: &[f32] = if pre { &*normed } else { &*x };
-    matmul(w.l1_w, w.l1_b, ffn_in, d, hidden_ff, ff);
+    kern.matmul(&w.l1_w, w.l1_b, ffn_in, t, hidden_ff, qbuf);
     match cfg.activation {
         Activation::Relu => relu(hidden_ff),
         Activation::Gelu => gelu(hidden_ff),
     }
-    matmul(w.l2_w, w.l2_b, hidden_ff, ff, normed, d);
+    kern.matmul(&w.l2_w, w.l2_b, hidden_ff, t, normed, qbuf);
     add_assign(x, normed);
     if !pre {
         layer_norm_rows(x, d, w.n2_w, w.n2_b, eps);

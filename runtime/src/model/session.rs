@@ -6,7 +6,7 @@ use super::layer::{encoder_layer, layer_norm_rows, Form, Scratch};
 use crate::config::{InputKind, ModelConfig, OutputKind};
 use crate::error::Error;
 use crate::format::{Model, TensorRole};
-use crate::kernels::scalar::matmul;
+use crate::kernels::Kernels;
 
 /// One position of input.
 #[derive(Debug, Clone, Copy)]
@@ -35,13 +35,14 @@ pub struct Session<'a> {
     scratch: Scratch<'a>,
     max_chunk: usize,
     layer_state_floats: usize,
+    kernels: Kernels,
 }
 
 impl<'a> Session<'a> {
     /// Carves state and scratch out of `arena` (at least
     /// [`Model::arena_bytes`]`(opts)` bytes, 4-byte aligned) and zeroes the state.
     pub fn new(model: &Model<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
-        let layout = ArenaLayout::new(model.config(), opts)?;
+        let layout = ArenaLayout::new(model.config(), model.has_int8(), opts)?;
         let needed = layout.total_floats()?.checked_mul(4).ok_or(Error::SizeOverflow)?;
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall { needed, given: arena.len() });
@@ -57,11 +58,13 @@ impl<'a> Session<'a> {
         let (query, rest) = rest.split_at_mut(layout.query);
         let (key, rest) = rest.split_at_mut(layout.key);
         let (value, rest) = rest.split_at_mut(layout.value);
-        let (attended, ffn) = rest.split_at_mut(layout.attended);
+        let (attended, rest) = rest.split_at_mut(layout.attended);
+        let (ffn, quant) = rest.split_at_mut(layout.ffn);
         let mut session = Session {
             model: *model,
             state,
-            scratch: Scratch { hidden, normed, query, key, value, attended, ffn },
+            scratch: Scratch { hidden, normed, query, key, value, attended, ffn, quant },
+            kernels: Kernels::detect(),
             max_chunk: opts.max_chunk,
             layer_state_floats: state_floats / model.config().n_layers as usize,
         };
@@ -71,6 +74,11 @@ impl<'a> Session<'a> {
 
     pub fn config(&self) -> &ModelConfig {
         self.model.config()
+    }
+
+    /// The kernel set this session runs.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// Forgets the stream: zero state, as at creation.
@@ -112,7 +120,7 @@ impl<'a> Session<'a> {
         // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back.
         for (layer, state) in (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats)) {
             let weights = self.model.layer(layer)?;
-            encoder_layer(&cfg, &weights, state, &mut self.scratch, t, form);
+            encoder_layer(&self.kernels, &cfg, &weights, state, &mut self.scratch, t, form);
         }
         let d = cfg.d_model as usize;
         let x = &mut self.scratch.hidden[..t * d];
@@ -124,9 +132,10 @@ impl<'a> Session<'a> {
         match cfg.output_kind {
             OutputKind::Hidden => output.copy_from_slice(x),
             OutputKind::Linear => {
-                let w = self.model.f32_tensor(TensorRole::OutputWeight, 0)?;
+                let w = self.model.matrix(TensorRole::OutputWeight, 0)?;
                 let b = self.model.f32_tensor(TensorRole::OutputBias, 0)?;
-                matmul(w, b, x, d, output, cfg.output_dim as usize);
+                let qbuf: &mut [i8] = bytemuck::cast_slice_mut(&mut self.scratch.quant[..]);
+                self.kernels.matmul(&w, b, x, t, output, qbuf);
             }
         }
         Ok(())
@@ -158,9 +167,10 @@ impl<'a> Session<'a> {
                     return Err(Error::NonFiniteInput { index });
                 }
                 if cfg.input_projection {
-                    let w = self.model.f32_tensor(TensorRole::InputWeight, 0)?;
+                    let w = self.model.matrix(TensorRole::InputWeight, 0)?;
                     let b = self.model.f32_tensor(TensorRole::InputBias, 0)?;
-                    matmul(w, b, v, width, x, d);
+                    let qbuf: &mut [i8] = bytemuck::cast_slice_mut(&mut self.scratch.quant[..]);
+                    self.kernels.matmul(&w, b, v, t, x, qbuf);
                 } else {
                     x.copy_from_slice(v);
                 }

@@ -7,18 +7,51 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use linrt::format::expected_tensor;
-use linrt::{LrtWriter, TensorRole};
+use linrt::{DType, LrtWriter, TensorRole};
 
 use super::graph::OnnxGraph;
 use super::infer::{infer, Inferred, Overrides};
 use super::verify::{verify, VerifyOptions, VerifyReport};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ConvertOptions {
     pub overrides: Overrides,
     /// Skip the tract comparison (not recommended: nothing then checks the mapping).
     pub skip_verify: bool,
+    /// Tolerances of the check; `VerifyOptions::for_dtype(dtype)` fits the dtype.
     pub verify: VerifyOptions,
+    /// Element type of the weight matrices.
+    pub dtype: DType,
+    /// int8 only: 0 = one scale per output row, else one per this many columns.
+    pub int8_block: u32,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        ConvertOptions {
+            overrides: Overrides::default(),
+            skip_verify: false,
+            verify: VerifyOptions::default(),
+            dtype: DType::F32,
+            int8_block: 0,
+        }
+    }
+}
+
+impl ConvertOptions {
+    /// Options for `dtype`, with the verification tolerances that dtype must meet.
+    pub fn for_dtype(dtype: DType) -> Self {
+        ConvertOptions { dtype, verify: VerifyOptions::for_dtype(dtype), ..ConvertOptions::default() }
+    }
+}
+
+/// The `quantization` metadata value for a dtype and int8 block size.
+pub fn quantization_name(dtype: DType, block: u32) -> String {
+    match (dtype, block) {
+        (DType::I8, 0) => "int8 (per output row)".to_string(),
+        (DType::I8, b) => format!("int8 (blocks of {b})"),
+        (d, _) => d.name().to_string(),
+    }
 }
 
 /// What a conversion produced.
@@ -47,6 +80,7 @@ pub fn convert_file(
         c.layernorm_eps
     ));
     let mut writer = build_writer(&graph, &inferred)?;
+    writer.weight_dtype(opts.dtype, opts.int8_block);
     let report = if opts.skip_verify {
         None
     } else {
@@ -74,7 +108,7 @@ pub fn convert_file(
         .metadata("source.form", inferred.form.name())
         .metadata("source.producer", graph.producer_tag())
         .metadata("converter", format!("linrt {}", env!("CARGO_PKG_VERSION")))
-        .metadata("quantization", "f32");
+        .metadata("quantization", quantization_name(opts.dtype, opts.int8_block));
     if let Some(r) = &report {
         writer.metadata("verification.max_rel_error", format!("{:.3e}", r.max_rel()));
         writer.metadata("verification.steps", r.steps.to_string());

@@ -19,13 +19,29 @@ pub struct VerifyOptions {
     pub steps: usize,
     /// Largest accepted `max |linrt − tract| / max |tract|` per output.
     pub tolerance: f32,
+    /// Smallest accepted cosine similarity per step (quantized models).
+    pub min_cosine: f32,
     /// Seed of the random inputs.
     pub seed: u64,
 }
 
+impl VerifyOptions {
+    /// What each dtype must reach against tract's f32 (the accuracy targets):
+    /// f32 1e-4 of the output scale; f16 2e-3; int8 a cosine similarity of 0.999 at
+    /// every step, and within 10% of the output scale.
+    pub fn for_dtype(dtype: linrt::DType) -> Self {
+        let (tolerance, min_cosine) = match dtype {
+            linrt::DType::F32 => (1e-4, 0.0),
+            linrt::DType::F16 => (2e-3, 0.0),
+            linrt::DType::I8 => (0.1, 0.999),
+        };
+        VerifyOptions { steps: 16, tolerance, min_cosine, seed: 0x5eed }
+    }
+}
+
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { steps: 16, tolerance: 1e-4, seed: 0x5eed }
+        VerifyOptions::for_dtype(linrt::DType::F32)
     }
 }
 
@@ -36,6 +52,8 @@ pub struct OutputError {
     pub max_abs: f32,
     /// `max_abs / max |reference|`.
     pub max_rel: f32,
+    /// Smallest cosine similarity of one step's output (or of a whole state) with tract's.
+    pub min_cosine: f32,
     pub passed: bool,
 }
 
@@ -44,6 +62,7 @@ pub struct VerifyReport {
     pub form: Form,
     pub steps: usize,
     pub tolerance: f32,
+    pub min_cosine: f32,
     pub outputs: Vec<OutputError>,
 }
 
@@ -115,8 +134,8 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
 
     let (stepped, causal, state) = run_linrt(&model, &test, t)?;
     let mut outputs = vec![
-        compare("y", &stepped, &reference_y, opts.tolerance),
-        compare("y (causal form)", &causal, &reference_y, opts.tolerance),
+        compare("y", &stepped, &reference_y, d_out, &opts),
+        compare("y (causal form)", &causal, &reference_y, d_out, &opts),
     ];
     if form == Form::Step {
         let per_layer = cfg.state_floats().map_err(|e| anyhow!("{e}"))? / cfg.n_layers as usize;
@@ -124,16 +143,23 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
         for (layer, chunk) in state.chunks_exact(per_layer).enumerate() {
             let (s, z) = chunk.split_at(s_len);
             let (rs, rz) = (&reference_states[2 * layer], &reference_states[2 * layer + 1]);
-            outputs.push(compare(&format!("S_{layer}"), s, rs, opts.tolerance));
-            outputs.push(compare(&format!("z_{layer}"), z, rz, opts.tolerance));
+            outputs.push(compare(&format!("S_{layer}"), s, rs, s.len(), &opts));
+            outputs.push(compare(&format!("z_{layer}"), z, rz, z.len(), &opts));
         }
     }
-    Ok(VerifyReport { form, steps: t, tolerance: opts.tolerance, outputs })
+    Ok(VerifyReport { form, steps: t, tolerance: opts.tolerance, min_cosine: opts.min_cosine, outputs })
 }
 
-fn compare(name: &str, got: &[f32], want: &[f32], tolerance: f32) -> OutputError {
+fn compare(name: &str, got: &[f32], want: &[f32], width: usize, opts: &VerifyOptions) -> OutputError {
     let d = crate::compare::distance(got, want);
-    OutputError { name: name.to_string(), max_abs: d.max_abs, max_rel: d.max_rel, passed: d.max_rel <= tolerance }
+    let min_cosine = crate::compare::min_cosine(got, want, width);
+    OutputError {
+        name: name.to_string(),
+        max_abs: d.max_abs,
+        max_rel: d.max_rel,
+        min_cosine,
+        passed: d.max_rel <= opts.tolerance && min_cosine >= opts.min_cosine,
+    }
 }
 
 /// linrt stepping, linrt's causal form over the whole sequence, and the final state.
