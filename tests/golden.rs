@@ -104,9 +104,9 @@ fn check(name: &str, form: &str) {
     let file = ModelFile::open(&lrt).unwrap();
     let model = file.model().unwrap();
     let inputs = read_inputs(&dir.path("input.npy"), &model).unwrap();
-    let whole = run_model(&model, &inputs, 512).unwrap();
+    let whole = run_model(&model, &inputs, 512, None).unwrap();
     assert_matches(&format!("{name}/{form} causal, one chunk"), &whole, &dir.path("causal.npy"));
-    let chunked = run_model(&model, &inputs, 48).unwrap();
+    let chunked = run_model(&model, &inputs, 48, None).unwrap();
     assert_matches(&format!("{name}/{form} causal, chunks of 48"), &chunked, &dir.path("causal.npy"));
 
     // Inferring everything from the graph alone gives the same file.
@@ -238,7 +238,7 @@ fn quantized_models_track_f32_over_512_steps() {
             let model = file.model().unwrap();
             assert_eq!(model.weight_dtype(), dtype);
             let inputs = read_inputs(&dir.path("input.npy"), &model).unwrap();
-            outputs.push((run_model(&model, &inputs, 1).unwrap(), model.config().output_dim()));
+            outputs.push((run_model(&model, &inputs, 1, None).unwrap(), model.config().output_dim()));
         }
         let (f32_out, width) = &outputs[0];
         let scale = f32_out.iter().fold(0f32, |m, v| m.max(v.abs()));

@@ -64,6 +64,8 @@ pub enum Error {
     BadState { reason: &'static str },
     /// An input value is NaN or infinite.
     NonFiniteInput { index: usize },
+    /// A kernel path was requested that this CPU cannot run.
+    KernelUnavailable { path: &'static str },
     /// The model file could not be opened or mapped (std only).
     #[cfg(feature = "std")]
     Io(std::io::ErrorKind),
@@ -142,6 +144,7 @@ impl fmt::Display for Error {
             }
             BadState { reason } => write!(f, "cannot restore state: {reason}"),
             NonFiniteInput { index } => write!(f, "input value {index} is NaN or infinite"),
+            KernelUnavailable { path } => write!(f, "kernel path {path} is not supported by this CPU"),
             #[cfg(feature = "std")]
             Io(kind) => write!(f, "cannot read model file: {kind}"),
         }

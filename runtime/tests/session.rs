@@ -71,7 +71,7 @@ fn arena_bytes_is_exact() {
         let bytes = AlignedBytes::from_slice(&random_model(&cfg, 1));
         let model = bytes.model().unwrap();
         for max_chunk in [1, 7, 64] {
-            let opts = SessionOptions { max_chunk };
+            let opts = SessionOptions { max_chunk, ..SessionOptions::default() };
             let n = model.arena_bytes(opts).unwrap();
             // The formula in the docs, term by term.
             let r = |x: usize| x.next_multiple_of(16);
@@ -86,7 +86,7 @@ fn arena_bytes_is_exact() {
             assert_eq!(err, Error::ArenaTooSmall { needed: n, given: n - 1 });
         }
         assert!(matches!(
-            model.arena_bytes(SessionOptions { max_chunk: 0 }),
+            model.arena_bytes(SessionOptions { max_chunk: 0, ..SessionOptions::default() }),
             Err(Error::BadChunkLength { len: 0, .. })
         ));
     }
@@ -99,7 +99,7 @@ fn causal_form_equals_stepping() {
         let model = bytes.model().unwrap();
         let t = 50;
         let data = inputs(&cfg, t, 99 + i as u64);
-        let opts = SessionOptions { max_chunk: 16 };
+        let opts = SessionOptions { max_chunk: 16, ..SessionOptions::default() };
         let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
         let mut s = Session::new(&model, &mut arena, opts).unwrap();
         let stepped = step_all(&mut s, &cfg, &data, t);
@@ -181,7 +181,7 @@ fn bad_calls_get_typed_errors() {
     let tok = configs()[1];
     let bytes = AlignedBytes::from_slice(&random_model(&tok, 7));
     let model = bytes.model().unwrap();
-    let opts = SessionOptions { max_chunk: 4 };
+    let opts = SessionOptions { max_chunk: 4, ..SessionOptions::default() };
     let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
     let mut s = Session::new(&model, &mut arena, opts).unwrap();
     let mut out = vec![0f32; tok.output_dim()];

@@ -53,7 +53,7 @@ fn no_allocation_in_the_step_loop() {
     cfg.output_dim = 17;
     let bytes = linrt::AlignedBytes::from_slice(&common::random_model(&cfg, 3));
     let model = bytes.model().unwrap();
-    let opts = SessionOptions { max_chunk: 8 };
+    let opts = SessionOptions { max_chunk: 8, ..SessionOptions::default() };
     let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
     let mut session = Session::new(&model, &mut arena, opts).unwrap();
     let mut out = vec![0f32; 17];

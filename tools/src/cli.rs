@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Parser, Subcommand};
 use linrt::ModelFile;
 
-use crate::{inspect, npy, run};
+use crate::{cpu, inspect, npy, run};
 
 #[derive(Parser, Debug)]
 #[command(name = "linrt", version, about = "Run linear-attention transformers as RNNs: convert, inspect, verify, run")]
@@ -54,11 +54,17 @@ pub enum Command {
         /// Largest accepted max|output − expected| / max|expected| with --expect.
         #[arg(long, default_value_t = 1e-5)]
         tolerance: f32,
+        /// Force a kernel path: scalar, avx2, avx512, … (default: LINRT_KERNELS, else the fastest).
+        #[arg(long)]
+        kernels: Option<String>,
     },
-    /// Show this build: version, format version, kernels.
+    /// Show this build and CPU: version, format version, CPU features, kernel path.
     Info {
         #[arg(long)]
         json: bool,
+        /// Kernel path to report as chosen (default: LINRT_KERNELS, else the fastest).
+        #[arg(long)]
+        kernels: Option<String>,
     },
 }
 
@@ -210,7 +216,8 @@ pub fn execute(command: Command) -> Result<()> {
                 write!(out, "{}", inspect::text(&m))?;
             }
         }
-        Command::Run { model, input, output, chunk, expect, tolerance } => {
+        Command::Run { model, input, output, chunk, expect, tolerance, kernels } => {
+            let kernels = cpu::requested(kernels.as_deref())?;
             let file = open(&model)?;
             let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
             let inputs = run::read_inputs(&input, &m)?;
@@ -218,7 +225,7 @@ pub fn execute(command: Command) -> Result<()> {
             if inputs.is_empty() {
                 bail!("{}: no positions to run", input.display());
             }
-            let y = run::run_model(&m, &inputs, chunk)?;
+            let y = run::run_model(&m, &inputs, chunk, kernels)?;
             let (t, d_out) = (inputs.len(width), m.config().output_dim());
             npy::write_f32(&output, &[t, d_out], &y)?;
             let form = if chunk == 1 { "recurrent steps".to_string() } else { format!("causal chunks of {chunk}") };
@@ -241,20 +248,26 @@ pub fn execute(command: Command) -> Result<()> {
                 }
             }
         }
-        Command::Info { json } => {
+        Command::Info { json, kernels } => {
             let (major, minor) = (linrt::format::VERSION_MAJOR, linrt::format::VERSION_MINOR);
             let onnx = cfg!(feature = "onnx");
+            let chosen = cpu::chosen(cpu::requested(kernels.as_deref())?)?.path().name();
+            let available: Vec<&str> =
+                linrt::kernels::ALL_PATHS.iter().filter(|p| p.is_supported()).map(|p| p.name()).collect();
+            let features = cpu::features();
             if json {
                 writeln!(
                     out,
                     "{}",
                     serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "format_version": format!("{major}.{minor}"),
-                                       "kernels": "scalar", "onnx_import": onnx})
+                                       "arch": std::env::consts::ARCH, "cpu_features": features,
+                                       "kernel_paths": available, "kernels": chosen, "onnx_import": onnx})
                 )?;
             } else {
                 writeln!(out, "linrt {}", env!("CARGO_PKG_VERSION"))?;
                 writeln!(out, "format       .lrt {major}.{minor}")?;
-                writeln!(out, "kernels      scalar (f32)")?;
+                writeln!(out, "cpu          {} with {}", std::env::consts::ARCH, features.join(" "))?;
+                writeln!(out, "kernels      {chosen} (this CPU runs: {})", available.join(", "))?;
                 writeln!(
                     out,
                     "onnx import  {}",

@@ -36,7 +36,7 @@ pub fn text(model: &Model) -> String {
     let state = c.state_floats().unwrap_or(0);
     line(format!("state        {} floats ({} bytes) per stream, whatever its length", state, state * 4));
     for t in [1usize, 64] {
-        if let Ok(n) = model.arena_bytes(SessionOptions { max_chunk: t }) {
+        if let Ok(n) = model.arena_bytes(SessionOptions { max_chunk: t, ..SessionOptions::default() }) {
             line(format!("arena        {n} bytes for chunks of up to {t}"));
         }
     }

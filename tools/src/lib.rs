@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod compare;
+pub mod cpu;
 pub mod inspect;
 pub mod npy;
 #[cfg(feature = "onnx")]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
-use linrt::{Input, InputKind, Inputs, Model, Session, SessionOptions};
+use linrt::{Input, InputKind, Inputs, KernelPath, Model, Session, SessionOptions};
 
 use crate::npy::{self, NpyData};
 
@@ -78,7 +78,7 @@ pub fn read_inputs(path: &Path, model: &Model) -> Result<RunInputs> {
 }
 
 /// Runs all positions; `chunk` > 1 uses the causal parallel form that many at a time.
-pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize) -> Result<Vec<f32>> {
+pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize, kernels: Option<KernelPath>) -> Result<Vec<f32>> {
     let cfg = model.config();
     let e = |e: linrt::Error| anyhow!("{e}");
     if chunk == 0 {
@@ -87,7 +87,7 @@ pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize) -> Result<Vec<
     let width = cfg.input_width();
     let t = inputs.len(width);
     let d_out = cfg.output_dim();
-    let opts = SessionOptions { max_chunk: chunk };
+    let opts = SessionOptions { max_chunk: chunk, kernels };
     let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
     let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
     let mut out = vec![0f32; t * d_out];

@@ -219,3 +219,38 @@ fn run_checks_expected_outputs() {
     npy::write_f32(Path::new(&wrong), &[3, 50], &[0.5; 150]).unwrap();
     assert_fails(&linrt(&["run", &lrt, "--input", &sample, "--output", &y, "--expect", &wrong]), 1, "shape [3, 50]");
 }
+
+#[test]
+fn kernel_paths_can_be_forced_and_agree() {
+    let dir = Dir::new("kernels");
+    let lrt = converted(&dir);
+    let out = linrt(&["info", "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<String> =
+        info["kernel_paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    assert!(paths.contains(&"scalar".to_string()));
+    assert_eq!(info["kernels"], paths.last().unwrap().as_str(), "the fastest path is chosen");
+    let sample = repo("models/tiny/sample.npy");
+    let reference = repo("models/tiny/reference.npy");
+    for path in &paths {
+        let y = dir.file(&format!("y-{path}.npy"));
+        let out = linrt(&["run", &lrt, "--input", &sample, "--output", &y, "--kernels", path, "--expect", &reference]);
+        assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let y = dir.file("y.npy");
+    assert_fails(
+        &linrt(&["run", &lrt, "--input", &sample, "--output", &y, "--kernels", "sse9"]),
+        1,
+        "unknown kernel path",
+    );
+    // The environment variable does the same as the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_linrt")).args(["info"]).env("LINRT_KERNELS", "scalar").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kernels      scalar"));
+    if !paths.contains(&"avx512".to_string()) && cfg!(target_arch = "x86_64") {
+        assert_fails(
+            &linrt(&["run", &lrt, "--input", &sample, "--output", &y, "--kernels", "avx512"]),
+            1,
+            "not supported by this CPU",
+        );
+    }
+}

@@ -3,18 +3,63 @@
 
 use super::matrix::{Matrix, Weights};
 use super::{quant, scalar};
+use crate::error::Error;
 
 /// An implementation of the kernel set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelPath {
     /// Portable Rust; runs everywhere, and every other path is tested against it.
     Scalar,
+    /// x86_64 AVX2 + FMA + F16C; int8 through `vpmaddubsw`.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// x86_64 AVX-512 F/BW with VNNI `vpdpbusd` for int8.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// Every path this build knows, slowest first.
+pub const ALL_PATHS: &[KernelPath] = &[
+    KernelPath::Scalar,
+    #[cfg(target_arch = "x86_64")]
+    KernelPath::Avx2,
+    #[cfg(target_arch = "x86_64")]
+    KernelPath::Avx512,
+];
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+macro_rules! cpu_has {
+    ($($f:tt),+) => { $(std::is_x86_feature_detected!($f))&&+ };
+}
+#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+macro_rules! cpu_has {
+    ($($f:tt),+) => { $(cfg!(target_feature = $f))&&+ };
 }
 
 impl KernelPath {
     pub fn name(self) -> &'static str {
         match self {
             KernelPath::Scalar => "scalar",
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => "avx512",
+        }
+    }
+
+    /// The path called `name` in this build, if any.
+    pub fn from_name(name: &str) -> Option<KernelPath> {
+        ALL_PATHS.iter().copied().find(|p| p.name() == name)
+    }
+
+    /// True when this CPU can run the path.
+    pub fn is_supported(self) -> bool {
+        match self {
+            KernelPath::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => cpu_has!("avx2", "fma", "f16c"),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => cpu_has!("avx512f", "avx512bw", "avx512vnni"),
         }
     }
 }
@@ -26,9 +71,19 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The best path this CPU supports.
+    /// The fastest path this CPU supports.
     pub fn detect() -> Self {
-        Kernels { path: KernelPath::Scalar }
+        let path = ALL_PATHS.iter().rev().copied().find(|p| p.is_supported()).unwrap_or(KernelPath::Scalar);
+        Kernels { path }
+    }
+
+    /// A specific path (to force a lower one); an error if this CPU cannot run it.
+    pub fn with_path(path: KernelPath) -> Result<Self, Error> {
+        if path.is_supported() {
+            Ok(Kernels { path })
+        } else {
+            Err(Error::KernelUnavailable { path: path.name() })
+        }
     }
 
     pub fn path(&self) -> KernelPath {
@@ -43,14 +98,55 @@ impl Kernels {
             let xt = &x[p * cols..(p + 1) * cols];
             let yt = &mut y[p * rows..(p + 1) * rows];
             match m.weights {
-                Weights::F32(w) => scalar::matvec(w, b, xt, yt),
-                Weights::F16(w) => scalar::matvec_f16(w, b, xt, yt),
+                Weights::F32(w) => self.matvec_f32(w, b, xt, yt),
+                Weights::F16(w) => self.matvec_f16(w, b, xt, yt),
                 Weights::I8 { q, scales, block } => {
                     let xq = &mut qbuf[p * cols..(p + 1) * cols];
                     let xs = quant::quantize(xt, xq);
-                    scalar::matvec_i8(q, scales, block, b, xq, xs, yt);
+                    self.matvec_i8(q, scales, block, b, xq, xs, yt);
                 }
             }
+        }
+    }
+
+    fn matvec_f32(&self, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+        match self.path {
+            KernelPath::Scalar => scalar::matvec(w, b, x, y),
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_f32(w, b, x, y) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_f32(w, b, x, y) },
+        }
+    }
+
+    fn matvec_f16(&self, w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
+        match self.path {
+            KernelPath::Scalar => scalar::matvec_f16(w, b, x, y),
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_f16(w, b, x, y) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_f16(w, b, x, y) },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matvec_i8(&self, w: &[i8], scales: &[f32], block: usize, b: &[f32], xq: &[i8], xs: f32, y: &mut [f32]) {
+        // The SIMD kernels take one scale per row; per-block files run the scalar twin.
+        if block != 0 {
+            return scalar::matvec_i8(w, scales, block, b, xq, xs, y);
+        }
+        match self.path {
+            KernelPath::Scalar => scalar::matvec_i8(w, scales, 0, b, xq, xs, y),
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_i8(w, scales, b, xq, xs, y) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_i8(w, scales, b, xq, xs, y) },
         }
     }
 }

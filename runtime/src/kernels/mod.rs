@@ -6,6 +6,8 @@ mod dispatch;
 mod matrix;
 pub mod quant;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
-pub use dispatch::{KernelPath, Kernels};
+pub use dispatch::{KernelPath, Kernels, ALL_PATHS};
 pub use matrix::{Matrix, Weights};

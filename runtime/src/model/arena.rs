@@ -4,17 +4,20 @@
 use crate::config::ModelConfig;
 use crate::error::Error;
 use crate::format::Model;
+use crate::kernels::KernelPath;
 
 /// Sizing choices a session is created with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
     /// Most positions one `step_chunk` call may take (1 = stepping only).
     pub max_chunk: usize,
+    /// Force a kernel path (None: the fastest this CPU supports).
+    pub kernels: Option<KernelPath>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { max_chunk: 1 }
+        SessionOptions { max_chunk: 1, kernels: None }
     }
 }
 

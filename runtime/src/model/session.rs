@@ -64,7 +64,10 @@ impl<'a> Session<'a> {
             model: *model,
             state,
             scratch: Scratch { hidden, normed, query, key, value, attended, ffn, quant },
-            kernels: Kernels::detect(),
+            kernels: match opts.kernels {
+                Some(path) => Kernels::with_path(path)?,
+                None => Kernels::detect(),
+            },
             max_chunk: opts.max_chunk,
             layer_state_floats: state_floats / model.config().n_layers as usize,
         };

@@ -167,7 +167,7 @@ fn run_linrt(model: &Model, test: &TestInputs, t: usize) -> Result<(Vec<f32>, Ve
     let cfg = model.config();
     let d_out = cfg.output_dim();
     let e = |e: linrt::Error| anyhow!("linrt: {e}");
-    let opts = SessionOptions { max_chunk: t };
+    let opts = SessionOptions { max_chunk: t, ..SessionOptions::default() };
     let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
     let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
     let mut stepped = vec![0f32; t * d_out];

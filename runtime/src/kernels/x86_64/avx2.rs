@@ -1,0 +1,139 @@
+//! AVX2 + FMA + F16C kernels. Every function requires those features: callers go
+//! through `Kernels`, which only selects this path when the CPU has them.
+
+use core::arch::x86_64::*;
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum_ps(v: __m256) -> f32 {
+    let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum_epi32(v: __m256i) -> i32 {
+    let quad = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let pair = _mm_add_epi32(quad, _mm_unpackhi_epi64(quad, quad));
+    _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32(pair, 1)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads below): i + 8·k + 8 ≤ n, so every 8-float load is inside both slices.
+    unsafe {
+        while i + 32 <= n {
+            for (k, a_k) in acc.iter_mut().enumerate() {
+                let j = i + 8 * k;
+                *a_k = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(j)), _mm256_loadu_ps(pb.add(j)), *a_k);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+            i += 8;
+        }
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut s = hsum_ps(sum);
+    for j in i..n {
+        s += a[j] * b[j];
+    }
+    s
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f16(a: &[u16], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    // SAFETY: i + 16 ≤ n (or i + 8 ≤ n): 8 halves (16 bytes) and 8 floats stay in bounds.
+    unsafe {
+        while i + 16 <= n {
+            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i) as *const __m128i));
+            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i + 8) as *const __m128i));
+            acc[0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(pb.add(i)), acc[0]);
+            acc[1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(pb.add(i + 8)), acc[1]);
+            i += 16;
+        }
+        while i + 8 <= n {
+            let w = _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i) as *const __m128i));
+            acc[0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(pb.add(i)), acc[0]);
+            i += 8;
+        }
+    }
+    let mut s = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    for j in i..n {
+        s += half::f16::from_bits(a[j]).to_f32() * b[j];
+    }
+    s
+}
+
+/// i8 · i8 → i32 with `vpmaddubsw`, which multiplies unsigned by signed bytes: feed
+/// it |x| and w·sign(x). With both in [-127, 127] a pair sum stays ≤ 32 258, so the
+/// 16-bit intermediate never saturates.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len().min(x.len());
+    let (pw, px) = (w.as_ptr(), x.as_ptr());
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    // SAFETY: i + 32 ≤ n: each 32-byte load is inside both slices.
+    unsafe {
+        while i + 32 <= n {
+            let wv = _mm256_loadu_si256(pw.add(i) as *const __m256i);
+            let xv = _mm256_loadu_si256(px.add(i) as *const __m256i);
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+            i += 32;
+        }
+    }
+    let mut s = hsum_epi32(acc);
+    for j in i..n {
+        s += w[j] as i32 * x[j] as i32;
+    }
+    s
+}
+
+/// `y = W·x + b`, f32 weights.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn matvec_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    for ((yo, row), bo) in y.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
+        *yo = dot_f32(row, x) + bo;
+    }
+}
+
+/// `y = W·x + b`, f16 weights widened with F16C.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
+    for ((yo, row), bo) in y.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
+        *yo = dot_f16(row, x) + bo;
+    }
+}
+
+/// `y = (W_q·x_q)·scale_row·x_scale + b`, int8 weights with one scale per row.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    for (((yo, row), s), bo) in y.iter_mut().zip(w.chunks_exact(xq.len())).zip(scales).zip(b) {
+        *yo = dot_i8(row, xq) as f32 * s * x_scale + bo;
+    }
+}

@@ -1,0 +1,139 @@
+//! AVX-512 kernels (F, BW, VNNI). Tails use masked loads, so odd sizes stay in SIMD.
+//! Every function requires those features: callers go through `Kernels`, which only
+//! selects this path when the CPU has them.
+
+use core::arch::x86_64::*;
+
+/// Mask of the first `n` (< 16) lanes.
+#[inline]
+fn mask16(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+#[inline]
+fn mask64(n: usize) -> __mmask64 {
+    if n >= 64 {
+        !0
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY: full loads read i..i+16 ≤ n; the masked tail load touches only the
+    // first n - i < 16 lanes, all inside both slices.
+    unsafe {
+        while i + 64 <= n {
+            for (k, a_k) in acc.iter_mut().enumerate() {
+                let j = i + 16 * k;
+                *a_k = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(j)), _mm512_loadu_ps(pb.add(j)), *a_k);
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc[0]);
+            i += 16;
+        }
+        if i < n {
+            let m = mask16(n - i);
+            acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)), acc[1]);
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn dot_f16(a: &[u16], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 2];
+    let mut i = 0;
+    // SAFETY: 16 halves (32 bytes) and 16 floats from i ≤ n - 16; the masked tail
+    // touches only lanes below n.
+    unsafe {
+        while i + 32 <= n {
+            let w0 = _mm512_cvtph_ps(_mm256_loadu_si256(pa.add(i) as *const __m256i));
+            let w1 = _mm512_cvtph_ps(_mm256_loadu_si256(pa.add(i + 16) as *const __m256i));
+            acc[0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(pb.add(i)), acc[0]);
+            acc[1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(pb.add(i + 16)), acc[1]);
+            i += 32;
+        }
+        while i + 16 <= n {
+            let w = _mm512_cvtph_ps(_mm256_loadu_si256(pa.add(i) as *const __m256i));
+            acc[0] = _mm512_fmadd_ps(w, _mm512_loadu_ps(pb.add(i)), acc[0]);
+            i += 16;
+        }
+        if i < n {
+            let m = mask16(n - i);
+            let w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, pa.add(i) as *const i16));
+            acc[1] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m, pb.add(i)), acc[1]);
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
+}
+
+/// i8 · i8 → i32 with VNNI `vpdpbusd` (unsigned × signed bytes, 4 products per i32
+/// lane, no saturation): feed it |x| and w negated where x < 0.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len().min(x.len());
+    let (pw, px) = (w.as_ptr(), x.as_ptr());
+    let zero = _mm512_setzero_si512();
+    let mut acc = [zero; 2];
+    let mut i = 0;
+    let mut k = 0;
+    while i < n {
+        let m = mask64(n - i);
+        // SAFETY: the mask covers only bytes i..min(i + 64, n), inside both slices.
+        let (wv, xv) = unsafe {
+            (_mm512_maskz_loadu_epi8(m, pw.add(i) as *const i8), _mm512_maskz_loadu_epi8(m, px.add(i) as *const i8))
+        };
+        let negative = _mm512_movepi8_mask(xv);
+        let signed_w = _mm512_mask_sub_epi8(wv, negative, zero, wv);
+        acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_abs_epi8(xv), signed_w);
+        k ^= 1;
+        i += 64;
+    }
+    _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
+}
+
+/// `y = W·x + b`, f32 weights.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn matvec_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    for ((yo, row), bo) in y.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
+        *yo = dot_f32(row, x) + bo;
+    }
+}
+
+/// `y = W·x + b`, f16 weights widened in registers.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
+    for ((yo, row), bo) in y.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
+        *yo = dot_f16(row, x) + bo;
+    }
+}
+
+/// `y = (W_q·x_q)·scale_row·x_scale + b`, int8 weights with one scale per row.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    for (((yo, row), s), bo) in y.iter_mut().zip(w.chunks_exact(xq.len())).zip(scales).zip(b) {
+        *yo = dot_i8(row, xq) as f32 * s * x_scale + bo;
+    }
+}

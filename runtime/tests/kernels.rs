@@ -1,0 +1,109 @@
+//! One harness for every kernel path this CPU can run: each is checked against the
+//! scalar twin on odd sizes and misaligned slices, for f32, f16 and int8 weights.
+//! `LINRT_EXPECT_KERNELS=<path>` makes the run fail unless that path is detected
+//! (CI sets it under qemu for each emulated CPU, so a missing path is never skipped).
+
+mod common;
+
+use common::Rng;
+use linrt::kernels::{quant, Matrix, Weights, ALL_PATHS};
+use linrt::{Error, KernelPath, Kernels};
+
+const SIZES: [usize; 8] = [1, 3, 17, 63, 64, 65, 255, 1000];
+
+struct Case {
+    rows: usize,
+    cols: usize,
+    w: Vec<f32>,
+    w16: Vec<u16>,
+    w8: Vec<i8>,
+    s8: Vec<f32>,
+    b: Vec<f32>,
+    x: Vec<f32>,
+}
+
+fn case(rows: usize, cols: usize, seed: u64) -> Case {
+    let mut rng = Rng(seed);
+    let w: Vec<f32> = (0..rows * cols).map(|_| rng.unit()).collect();
+    let w16 = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+    let mut w8 = vec![0i8; rows * cols];
+    let s8 = w.chunks(cols).zip(w8.chunks_mut(cols)).map(|(r, q)| quant::quantize(r, q)).collect();
+    let b = (0..rows).map(|_| rng.unit()).collect();
+    // One extra leading value so the kernels also see a misaligned slice.
+    let x = (0..cols + 1).map(|_| 3.0 * rng.unit()).collect();
+    Case { rows, cols, w, w16, w8, s8, b, x }
+}
+
+fn run(k: &Kernels, c: &Case, weights: Weights, x: &[f32]) -> Vec<f32> {
+    let m = Matrix { weights, rows: c.rows, cols: c.cols };
+    let mut y = vec![0f32; c.rows];
+    let mut qbuf = vec![0i8; c.cols];
+    k.matmul(&m, &c.b, x, 1, &mut y, &mut qbuf);
+    y
+}
+
+fn close(a: &[f32], b: &[f32], cols: usize) -> bool {
+    // Different summation orders: allow a few ulps per term.
+    let tol = 1e-6 * (cols as f32).sqrt() * 8.0;
+    a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+}
+
+#[test]
+fn every_supported_path_matches_scalar() {
+    let scalar = Kernels::with_path(KernelPath::Scalar).unwrap();
+    let paths: Vec<KernelPath> = ALL_PATHS.iter().copied().filter(|p| p.is_supported()).collect();
+    eprintln!("paths on this CPU: {:?}", paths.iter().map(|p| p.name()).collect::<Vec<_>>());
+    for &path in &paths {
+        let k = Kernels::with_path(path).unwrap();
+        for (i, &cols) in SIZES.iter().enumerate() {
+            for rows in [1, 5, 33] {
+                let c = case(rows, cols, 7 + i as u64 * 31 + rows as u64);
+                for x in [&c.x[..cols], &c.x[1..]] {
+                    let (a, b) = (run(&k, &c, Weights::F32(&c.w), x), run(&scalar, &c, Weights::F32(&c.w), x));
+                    assert!(close(&a, &b, cols), "{} f32 {rows}x{cols}: {a:?} vs {b:?}", path.name());
+                    let (a, b) = (run(&k, &c, Weights::F16(&c.w16), x), run(&scalar, &c, Weights::F16(&c.w16), x));
+                    assert!(close(&a, &b, cols), "{} f16 {rows}x{cols}", path.name());
+                    let q = Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 };
+                    // Integer dot products are exact: every path gives the same bits.
+                    assert_eq!(run(&k, &c, q, x), run(&scalar, &c, q, x), "{} int8 {rows}x{cols}", path.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn int8_extremes_do_not_saturate() {
+    // All weights and activations at ±127: the largest products the format allows.
+    let cols = 1000;
+    let w8 = vec![-127i8; cols];
+    let xq: Vec<f32> = (0..cols).map(|i| if i % 2 == 0 { -1.0 } else { 1.0 }).collect();
+    let c = Case { rows: 1, cols, w: vec![], w16: vec![], w8, s8: vec![1.0], b: vec![0.0], x: xq };
+    let q = Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 };
+    let scalar = Kernels::with_path(KernelPath::Scalar).unwrap();
+    let want = run(&scalar, &c, q, &c.x);
+    for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+        assert_eq!(run(&Kernels::with_path(path).unwrap(), &c, q, &c.x), want, "{}", path.name());
+    }
+}
+
+#[test]
+fn the_expected_path_is_detected() {
+    let detected = Kernels::detect().path();
+    assert!(detected.is_supported());
+    if let Ok(expected) = std::env::var("LINRT_EXPECT_KERNELS") {
+        assert_eq!(detected.name(), expected, "this CPU should run the {expected} kernels");
+    }
+}
+
+#[test]
+fn forcing_an_unsupported_path_is_an_error() {
+    for path in ALL_PATHS.iter().copied() {
+        match Kernels::with_path(path) {
+            Ok(k) => assert!(path.is_supported() && k.path() == path),
+            Err(e) => assert_eq!(e, Error::KernelUnavailable { path: path.name() }),
+        }
+    }
+    assert_eq!(KernelPath::from_name("scalar"), Some(KernelPath::Scalar));
+    assert_eq!(KernelPath::from_name("sse9"), None);
+}

@@ -1,0 +1,41 @@
+//! The CPU as linrt sees it: features found, kernel paths available, and the
+//! `--kernels` / `LINRT_KERNELS` choice that forces a lower path.
+
+use anyhow::{bail, Result};
+use linrt::kernels::ALL_PATHS;
+use linrt::{KernelPath, Kernels};
+
+/// The SIMD features this CPU reports that the kernels use.
+pub fn features() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut found = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),+) => { $( if std::is_x86_feature_detected!($f) { found.push($f); } )+ };
+        }
+        probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni");
+    }
+    found
+}
+
+/// The path asked for with `--kernels` (or `LINRT_KERNELS`), None for automatic.
+pub fn requested(flag: Option<&str>) -> Result<Option<KernelPath>> {
+    let env = std::env::var("LINRT_KERNELS").ok();
+    let Some(name) = flag.map(str::to_string).or(env).filter(|n| !n.is_empty() && n != "auto") else {
+        return Ok(None);
+    };
+    let Some(path) = KernelPath::from_name(&name) else {
+        let known: Vec<&str> = ALL_PATHS.iter().map(|p| p.name()).collect();
+        bail!("unknown kernel path {name:?} (this build has: {})", known.join(", "));
+    };
+    Ok(Some(path))
+}
+
+/// The kernels a session would use with this request.
+pub fn chosen(request: Option<KernelPath>) -> Result<Kernels> {
+    match request {
+        None => Ok(Kernels::detect()),
+        Some(p) => Kernels::with_path(p).map_err(|e| anyhow::anyhow!("{e}")),
+    }
+}
