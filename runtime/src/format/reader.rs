@@ -80,7 +80,7 @@ impl<'a> Model<'a> {
         if header.file_size != len {
             return Err(Error::FileSizeMismatch { header: header.file_size, actual: len });
         }
-        if bytes.as_ptr() as usize % BUFFER_ALIGN != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(BUFFER_ALIGN) {
             return Err(Error::Misaligned { what: "model buffer", align: BUFFER_ALIGN as u32 });
         }
         let computed = file_checksum(bytes);
@@ -353,7 +353,7 @@ impl<'a> Model<'a> {
 /// Checks that `[offset, offset+size)` is 64-aligned, starts at or after `cursor`
 /// (so sections never overlap) and lies inside the file; returns its end.
 fn place(bytes: &[u8], offset: u64, size: u64, cursor: u64, index: u32, what: &'static str) -> Result<u64, Error> {
-    if offset % DATA_ALIGN != 0 {
+    if !offset.is_multiple_of(DATA_ALIGN) {
         return Err(Error::Misaligned { what, align: DATA_ALIGN as u32 });
     }
     if offset < cursor {

@@ -94,7 +94,7 @@ fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
         let m = mask64(n - i);
         // SAFETY: the mask covers only bytes i..min(i + 64, n), inside both slices.
         let (wv, xv) = unsafe {
-            (_mm512_maskz_loadu_epi8(m, pw.add(i) as *const i8), _mm512_maskz_loadu_epi8(m, px.add(i) as *const i8))
+            (_mm512_maskz_loadu_epi8(m, pw.add(i)), _mm512_maskz_loadu_epi8(m, px.add(i)))
         };
         let negative = _mm512_movepi8_mask(xv);
         let signed_w = _mm512_mask_sub_epi8(wv, negative, zero, wv);
