@@ -93,9 +93,7 @@ fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
     while i < n {
         let m = mask64(n - i);
         // SAFETY: the mask covers only bytes i..min(i + 64, n), inside both slices.
-        let (wv, xv) = unsafe {
-            (_mm512_maskz_loadu_epi8(m, pw.add(i)), _mm512_maskz_loadu_epi8(m, px.add(i)))
-        };
+        let (wv, xv) = unsafe { (_mm512_maskz_loadu_epi8(m, pw.add(i)), _mm512_maskz_loadu_epi8(m, px.add(i))) };
         let negative = _mm512_movepi8_mask(xv);
         let signed_w = _mm512_mask_sub_epi8(wv, negative, zero, wv);
         acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_abs_epi8(xv), signed_w);
