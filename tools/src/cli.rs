@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Parser, Subcommand};
 use linrt::ModelFile;
 
-use crate::{cpu, inspect, npy, run};
+use crate::{bench, cpu, inspect, npy, run};
 
 #[derive(Parser, Debug)]
 #[command(name = "linrt", version, about = "Run linear-attention transformers as RNNs: convert, inspect, verify, run")]
@@ -57,6 +57,22 @@ pub enum Command {
         /// Force a kernel path: scalar, avx2, avx512, … (default: LINRT_KERNELS, else the fastest).
         #[arg(long)]
         kernels: Option<String>,
+    },
+    /// Measure per-step latency against tract (same ONNX, in process) and the memory roofline.
+    #[command(after_help = "Examples:\n  linrt bench model.lrt --onnx model.onnx\n  linrt bench model.lrt --json --kernels avx2")]
+    Bench {
+        model: PathBuf,
+        /// The step-form ONNX the model came from, to time tract on it.
+        #[arg(long)]
+        onnx: Option<PathBuf>,
+        /// Timed steps (after 20 warm-up steps).
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        /// Force a kernel path (default: LINRT_KERNELS, else the fastest).
+        #[arg(long)]
+        kernels: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Show this build and CPU: version, format version, CPU features, kernel path.
     Info {
@@ -275,10 +291,58 @@ pub fn execute(command: Command) -> Result<()> {
                 )?;
             }
         }
+        Command::Bench { model, onnx, steps, kernels, json } => {
+            let request = cpu::requested(kernels.as_deref())?;
+            let path = cpu::chosen(request)?.path();
+            let file = open(&model)?;
+            let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            if steps == 0 {
+                bail!("--steps must be at least 1");
+            }
+            let step = bench::median(bench::linrt_step_times(&m, steps, 20, request)?);
+            let weights = bench::step_bytes(&m, file.bytes());
+            let roofline = bench::stream_time(weights, 50);
+            let tract = match &onnx {
+                Some(path) => Some(bench::median(tract_step_times(path, m.config(), steps, 20)?)),
+                None => None,
+            };
+            let dtype = m.weight_dtype().name();
+            let us = |s: f64| s * 1e6;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"dtype": dtype, "kernels": path.name(), "steps": steps,
+                        "step_us": us(step), "tract_step_us": tract.map(us), "roofline_us": us(roofline),
+                        "weight_bytes": weights.len(), "file_bytes": m.file_size(),
+                        "speedup_vs_tract": tract.map(|t| t / step), "step_over_roofline": step / roofline})
+                )?;
+            } else {
+                writeln!(out, "model        {} ({dtype}, {} bytes read per step)", model.display(), weights.len())?;
+                writeln!(out, "linrt        {:>10.2} µs per step (median of {steps}, {} kernels, 1 thread)", us(step), path.name())?;
+                if let Some(t) = tract {
+                    writeln!(out, "tract        {:>10.2} µs per step (same ONNX, in process): linrt is {:.1}× faster", us(t), t / step)?;
+                }
+                writeln!(
+                    out,
+                    "roofline     {:>10.2} µs to stream the weights once: linrt takes {:.2}× that",
+                    us(roofline),
+                    step / roofline
+                )?;
+            }
+        }
         Command::Convert(args) => convert(args, &mut out)?,
         Command::Verify(args) => verify(args, &mut out)?,
     }
     Ok(())
+}
+
+#[cfg(feature = "onnx")]
+use crate::onnx::verify::tract_step_times;
+
+#[cfg(not(feature = "onnx"))]
+fn tract_step_times(_: &std::path::Path, _: &linrt::ModelConfig, _: usize, _: usize) -> Result<Vec<f64>> {
+    bail!("this linrt was built without ONNX import (cargo feature \"onnx\"); --onnx needs it")
 }
 
 #[cfg(not(feature = "onnx"))]

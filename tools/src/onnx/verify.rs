@@ -100,6 +100,28 @@ enum TestInputs {
     Vectors(Vec<f32>),
 }
 
+fn test_inputs(cfg: &linrt::ModelConfig, t: usize, seed: u64) -> TestInputs {
+    let mut rng = Rng(seed);
+    match cfg.input_kind {
+        InputKind::Tokens => TestInputs::Tokens((0..t).map(|_| (rng.next() % cfg.input_dim as u64) as u32).collect()),
+        InputKind::Vectors => TestInputs::Vectors((0..t * cfg.input_dim as usize).map(|_| rng.normal()).collect()),
+    }
+}
+
+/// Seconds per step of tract running a step-form ONNX of the model `cfg`
+/// describes, one entry per step (the first `warmup` steps not included).
+pub fn tract_step_times(onnx_path: &Path, cfg: &linrt::ModelConfig, steps: usize, warmup: usize) -> Result<Vec<f64>> {
+    let graph = OnnxGraph::load(onnx_path)?;
+    let inputs = graph.inputs();
+    if inputs.len() < 2 {
+        bail!("{} is a sequence-form ONNX; per-step timing needs the step form", onnx_path.display());
+    }
+    let test = test_inputs(cfg, warmup + steps, 1);
+    let mut times = Vec::with_capacity(warmup + steps);
+    run_tract_steps(onnx_path, &inputs[0], &inputs, cfg, &test, warmup + steps, Some(&mut times))?;
+    Ok(times.split_off(warmup))
+}
+
 /// Runs both runtimes on the same inputs and compares.
 pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<VerifyReport> {
     if opts.steps == 0 {
@@ -114,15 +136,11 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
     let data = inputs.first().ok_or_else(|| anyhow!("the ONNX graph has no inputs"))?;
 
     let t = opts.steps;
-    let mut rng = Rng(opts.seed);
-    let test = match cfg.input_kind {
-        InputKind::Tokens => TestInputs::Tokens((0..t).map(|_| (rng.next() % cfg.input_dim as u64) as u32).collect()),
-        InputKind::Vectors => TestInputs::Vectors((0..t * cfg.input_dim as usize).map(|_| rng.normal()).collect()),
-    };
+    let test = test_inputs(&cfg, t, opts.seed);
 
     let d_out = cfg.output_dim();
     let (reference_y, reference_states) = match form {
-        Form::Step => run_tract_steps(onnx_path, data, &inputs, &cfg, &test, t)?,
+        Form::Step => run_tract_steps(onnx_path, data, &inputs, &cfg, &test, t, None)?,
         Form::Sequence => (run_tract_sequence(onnx_path, data, &cfg, &test, t)?, Vec::new()),
     };
     if reference_y.len() != t * d_out {
@@ -277,6 +295,7 @@ fn run_tract_steps(
     cfg: &linrt::ModelConfig,
     test: &TestInputs,
     t: usize,
+    mut times: Option<&mut Vec<f64>>,
 ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
     let (h, dk, dv) = (cfg.n_heads as usize, cfg.d_query as usize, cfg.d_value as usize);
     let layers = cfg.n_layers as usize;
@@ -311,7 +330,11 @@ fn run_tract_steps(
     for p in 0..t {
         let mut args: TVec<TValue> = tvec![data_tensor(data, &shape, test, p..p + 1, cfg.input_width())?.into_tvalue()];
         args.extend(states.iter().map(|s| s.clone().into_tvalue()));
+        let start = std::time::Instant::now();
         let out = guard("tract failed running the ONNX", || runnable.run(args))?;
+        if let Some(times) = times.as_mut() {
+            times.push(start.elapsed().as_secs_f64());
+        }
         if out.len() != 1 + 2 * layers {
             bail!("the step-form ONNX has {} outputs; expected y and S, z per layer ({})", out.len(), 1 + 2 * layers);
         }

@@ -1,0 +1,73 @@
+//! `linrt bench`: median per-step latency of linrt, of tract running the same ONNX
+//! in process, and the time to stream the weights a step reads once (the memory
+//! roofline). Single-threaded, measured side by side in one run.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use linrt::{Input, InputKind, KernelPath, Model, Session, SessionOptions, TensorRole};
+
+/// Median of a set of timings (seconds).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Seconds per step of linrt on deterministic inputs, after `warmup` steps.
+pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Option<KernelPath>) -> Result<Vec<f64>> {
+    let e = |e: linrt::Error| anyhow!("{e}");
+    let cfg = model.config();
+    let opts = SessionOptions { max_chunk: 1, kernels };
+    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
+    let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
+    let mut out = vec![0f32; cfg.output_dim()];
+    let width = cfg.input_width();
+    let vector: Vec<f32> = (0..width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let input = match cfg.input_kind {
+            InputKind::Tokens => Input::Token((i as u32 * 7919) % cfg.input_dim),
+            InputKind::Vectors => Input::Vector(&vector),
+        };
+        let start = Instant::now();
+        session.step(input, &mut out).map_err(e)?;
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+        black_box(&out);
+    }
+    Ok(times)
+}
+
+/// The bytes one step reads: every tensor but the embedding table (one row of it).
+pub fn step_bytes<'a>(model: &Model<'a>, file: &'a [u8]) -> &'a [u8] {
+    let first = (0..model.tensor_count())
+        .filter_map(|i| model.tensor(i))
+        .find(|t| t.role != TensorRole::Embedding)
+        .map(|t| t.offset as usize)
+        .unwrap_or(0);
+    &file[first.min(file.len())..]
+}
+
+/// Median seconds to read `bytes` once, start to end (what a step cannot beat).
+pub fn stream_time(bytes: &[u8], repeats: usize) -> f64 {
+    let (_, words, _) = bytemuck::pod_align_to::<u8, u64>(bytes);
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats + 3 {
+        let start = Instant::now();
+        // Eight independent sums so the loads, not the adds, set the pace.
+        let mut acc = [0u64; 8];
+        for line in black_box(words).chunks_exact(8) {
+            for (a, w) in acc.iter_mut().zip(line) {
+                *a = a.wrapping_add(*w);
+            }
+        }
+        black_box(acc);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    median(times.split_off(3))
+}
