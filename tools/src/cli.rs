@@ -59,7 +59,9 @@ pub enum Command {
         kernels: Option<String>,
     },
     /// Measure per-step latency against tract (same ONNX, in process) and the memory roofline.
-    #[command(after_help = "Examples:\n  linrt bench model.lrt --onnx model.onnx\n  linrt bench model.lrt --json --kernels avx2")]
+    #[command(
+        after_help = "Examples:\n  linrt bench model.lrt --onnx model.onnx\n  linrt bench model.lrt --json --kernels avx2"
+    )]
     Bench {
         model: PathBuf,
         /// The step-form ONNX the model came from, to time tract on it.
@@ -319,9 +321,19 @@ pub fn execute(command: Command) -> Result<()> {
                 )?;
             } else {
                 writeln!(out, "model        {} ({dtype}, {} bytes read per step)", model.display(), weights.len())?;
-                writeln!(out, "linrt        {:>10.2} µs per step (median of {steps}, {} kernels, 1 thread)", us(step), path.name())?;
+                writeln!(
+                    out,
+                    "linrt        {:>10.2} µs per step (median of {steps}, {} kernels, 1 thread)",
+                    us(step),
+                    path.name()
+                )?;
                 if let Some(t) = tract {
-                    writeln!(out, "tract        {:>10.2} µs per step (same ONNX, in process): linrt is {:.1}× faster", us(t), t / step)?;
+                    writeln!(
+                        out,
+                        "tract        {:>10.2} µs per step (same ONNX, in process): linrt is {:.1}× faster",
+                        us(t),
+                        t / step
+                    )?;
                 }
                 writeln!(
                     out,

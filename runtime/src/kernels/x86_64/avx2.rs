@@ -77,32 +77,37 @@ fn dot_f16(a: &[u16], b: &[f32]) -> f32 {
     s
 }
 
-/// i8 · i8 → i32 with `vpmaddubsw`, which multiplies unsigned by signed bytes: feed
-/// it |x| and w·sign(x). With both in [-127, 127] a pair sum stays ≤ 32 258, so the
-/// 16-bit intermediate never saturates.
+/// Four int8 rows · x → four i32 with `vpmaddubsw`, which multiplies unsigned by
+/// signed bytes: feed it |x| and w·sign(x). With both in [-127, 127] a pair sum stays
+/// ≤ 32 258, so the 16-bit intermediate never saturates. |x| is computed once per 32
+/// columns for all four rows.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
-    let n = w.len().min(x.len());
-    let (pw, px) = (w.as_ptr(), x.as_ptr());
+fn dot4_i8(w: [&[i8]; 4], x: &[i8]) -> [i32; 4] {
+    let n = x.len();
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_si256();
+    let mut acc = [_mm256_setzero_si256(); 4];
     let mut i = 0;
-    // SAFETY: i + 32 ≤ n: each 32-byte load is inside both slices.
-    unsafe {
-        while i + 32 <= n {
-            let wv = _mm256_loadu_si256(pw.add(i) as *const __m256i);
-            let xv = _mm256_loadu_si256(px.add(i) as *const __m256i);
-            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
-            i += 32;
+    while i + 32 <= n {
+        // SAFETY: i + 32 ≤ n: each 32-byte load is inside x and every row.
+        let xv = unsafe { _mm256_loadu_si256(x.as_ptr().add(i) as *const __m256i) };
+        let ax = _mm256_sign_epi8(xv, xv);
+        for (a, row) in acc.iter_mut().zip(w) {
+            // SAFETY: as above.
+            let wv = unsafe { _mm256_loadu_si256(row.as_ptr().add(i) as *const __m256i) };
+            let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, xv));
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pairs, ones));
+        }
+        i += 32;
+    }
+    let mut out = [0i32; 4];
+    for ((o, a), row) in out.iter_mut().zip(acc).zip(w) {
+        *o = hsum_epi32(a);
+        for j in i..n {
+            *o += row[j] as i32 * x[j] as i32;
         }
     }
-    let mut s = hsum_epi32(acc);
-    for j in i..n {
-        s += w[j] as i32 * x[j] as i32;
-    }
-    s
+    out
 }
 
 /// `y = W·x + b`, f32 weights.
@@ -133,7 +138,19 @@ pub unsafe fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
-    for (((yo, row), s), bo) in y.iter_mut().zip(w.chunks_exact(xq.len())).zip(scales).zip(b) {
-        *yo = dot_i8(row, xq) as f32 * s * x_scale + bo;
+    let cols = xq.len();
+    let rows = y.len();
+    let mut r = 0;
+    while r < rows {
+        // Four rows at a time; the last block repeats its final row to stay in bounds.
+        let row = |k: usize| {
+            let rr = (r + k).min(rows - 1);
+            &w[rr * cols..(rr + 1) * cols]
+        };
+        let dots = dot4_i8([row(0), row(1), row(2), row(3)], xq);
+        for (k, d) in dots.iter().enumerate().take(rows - r) {
+            y[r + k] = *d as f32 * scales[r + k] * x_scale + b[r + k];
+        }
+        r += 4;
     }
 }

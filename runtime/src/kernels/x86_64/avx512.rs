@@ -79,28 +79,30 @@ fn dot_f16(a: &[u16], b: &[f32]) -> f32 {
     _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
 }
 
-/// i8 · i8 → i32 with VNNI `vpdpbusd` (unsigned × signed bytes, 4 products per i32
-/// lane, no saturation): feed it |x| and w negated where x < 0.
+/// Four int8 rows · x → four i32, with VNNI `vpdpbusd` (unsigned × signed bytes,
+/// 4 products per i32 lane, no saturation): feed it |x| and each w negated where
+/// x < 0. |x| and the sign mask are computed once per 64 columns for all four rows.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
-    let n = w.len().min(x.len());
-    let (pw, px) = (w.as_ptr(), x.as_ptr());
+fn dot4_i8(w: [&[i8]; 4], x: &[i8]) -> [i32; 4] {
+    let n = x.len();
     let zero = _mm512_setzero_si512();
-    let mut acc = [zero; 2];
+    let mut acc = [zero; 4];
     let mut i = 0;
-    let mut k = 0;
     while i < n {
         let m = mask64(n - i);
-        // SAFETY: the mask covers only bytes i..min(i + 64, n), inside both slices.
-        let (wv, xv) = unsafe { (_mm512_maskz_loadu_epi8(m, pw.add(i)), _mm512_maskz_loadu_epi8(m, px.add(i))) };
+        // SAFETY: the mask covers only bytes i..min(i + 64, n); every row has n bytes.
+        let xv = unsafe { _mm512_maskz_loadu_epi8(m, x.as_ptr().add(i)) };
+        let ax = _mm512_abs_epi8(xv);
         let negative = _mm512_movepi8_mask(xv);
-        let signed_w = _mm512_mask_sub_epi8(wv, negative, zero, wv);
-        acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_abs_epi8(xv), signed_w);
-        k ^= 1;
+        for (a, row) in acc.iter_mut().zip(w) {
+            // SAFETY: as above.
+            let wv = unsafe { _mm512_maskz_loadu_epi8(m, row.as_ptr().add(i)) };
+            *a = _mm512_dpbusd_epi32(*a, ax, _mm512_mask_sub_epi8(wv, negative, zero, wv));
+        }
         i += 64;
     }
-    _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
+    acc.map(|a| _mm512_reduce_add_epi32(a))
 }
 
 /// `y = W·x + b`, f32 weights.
@@ -131,7 +133,19 @@ pub unsafe fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
 /// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
-    for (((yo, row), s), bo) in y.iter_mut().zip(w.chunks_exact(xq.len())).zip(scales).zip(b) {
-        *yo = dot_i8(row, xq) as f32 * s * x_scale + bo;
+    let cols = xq.len();
+    let rows = y.len();
+    let mut r = 0;
+    while r < rows {
+        // Four rows at a time; the last block repeats its final row to stay in bounds.
+        let row = |k: usize| {
+            let rr = (r + k).min(rows - 1);
+            &w[rr * cols..(rr + 1) * cols]
+        };
+        let dots = dot4_i8([row(0), row(1), row(2), row(3)], xq);
+        for (k, d) in dots.iter().enumerate().take(rows - r) {
+            y[r + k] = *d as f32 * scales[r + k] * x_scale + b[r + k];
+        }
+        r += 4;
     }
 }
