@@ -16,6 +16,13 @@ pub fn features() -> Vec<&'static str> {
         }
         probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni");
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),+) => { $( if std::arch::is_aarch64_feature_detected!($f) { found.push($f); } )+ };
+        }
+        probe!("neon", "fp16", "dotprod", "i8mm");
+    }
     found
 }
 

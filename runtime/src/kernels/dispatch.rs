@@ -16,6 +16,12 @@ pub enum KernelPath {
     /// x86_64 AVX-512 F/BW with VNNI `vpdpbusd` for int8.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// aarch64 NEON: `fmla`, f16 widened with `fcvtl`, int8 with `smull`.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
+    /// aarch64 NEON with the dotprod extension: int8 with `sdot`.
+    #[cfg(target_arch = "aarch64")]
+    NeonDotprod,
 }
 
 /// Every path this build knows, slowest first.
@@ -25,13 +31,21 @@ pub const ALL_PATHS: &[KernelPath] = &[
     KernelPath::Avx2,
     #[cfg(target_arch = "x86_64")]
     KernelPath::Avx512,
+    #[cfg(target_arch = "aarch64")]
+    KernelPath::Neon,
+    #[cfg(target_arch = "aarch64")]
+    KernelPath::NeonDotprod,
 ];
 
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 macro_rules! cpu_has {
     ($($f:tt),+) => { $(std::is_x86_feature_detected!($f))&&+ };
 }
-#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+#[cfg(all(target_arch = "aarch64", feature = "std"))]
+macro_rules! cpu_has {
+    ($($f:tt),+) => { $(std::arch::is_aarch64_feature_detected!($f))&&+ };
+}
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(feature = "std")))]
 macro_rules! cpu_has {
     ($($f:tt),+) => { $(cfg!(target_feature = $f))&&+ };
 }
@@ -44,6 +58,10 @@ impl KernelPath {
             KernelPath::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512 => "avx512",
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon => "neon",
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::NeonDotprod => "neon-dotprod",
         }
     }
 
@@ -60,6 +78,10 @@ impl KernelPath {
             KernelPath::Avx2 => cpu_has!("avx2", "fma", "f16c"),
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512 => cpu_has!("avx512f", "avx512bw", "avx512vnni"),
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon => cpu_has!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::NeonDotprod => cpu_has!("neon", "dotprod"),
         }
     }
 }
@@ -118,6 +140,8 @@ impl Kernels {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_f32(w, b, x, y) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::matvec_f32(w, b, x, y),
         }
     }
 
@@ -130,6 +154,8 @@ impl Kernels {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_f16(w, b, x, y) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::matvec_f16(w, b, x, y),
         }
     }
 
@@ -147,6 +173,11 @@ impl Kernels {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_i8(w, scales, b, xq, xs, y) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon => super::aarch64::neon::matvec_i8(w, scales, b, xq, xs, y),
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::NeonDotprod => unsafe { super::aarch64::neon::matvec_i8_dotprod(w, scales, b, xq, xs, y) },
         }
     }
 }

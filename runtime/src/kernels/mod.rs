@@ -2,6 +2,8 @@
 //! versions per ISA (x86_64 AVX2/AVX-512, aarch64 NEON) sit beside it and are tested
 //! against it.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod dispatch;
 mod matrix;
 pub mod quant;

@@ -1,0 +1,160 @@
+//! NEON kernels. f32 with `fmla`; f16 weights widened with `fcvtl` (base ARMv8, no
+//! FP16 arithmetic needed); int8 with `smull` + `sadalp` everywhere, or `sdot` on CPUs
+//! with the dotprod extension. `sdot` and `fcvtl` on f16 vectors go through `asm!`:
+//! their intrinsics are not stable Rust.
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+#[inline]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut i = 0;
+    // SAFETY: NEON is part of every aarch64 CPU; each 4-float load reads i..i+4 ≤ n.
+    let mut s = unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        while i + 16 <= n {
+            for (k, a_k) in acc.iter_mut().enumerate() {
+                let j = i + 4 * k;
+                *a_k = vfmaq_f32(*a_k, vld1q_f32(pa.add(j)), vld1q_f32(pb.add(j)));
+            }
+            i += 16;
+        }
+        while i + 4 <= n {
+            acc[0] = vfmaq_f32(acc[0], vld1q_f32(pa.add(i)), vld1q_f32(pb.add(i)));
+            i += 4;
+        }
+        vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])))
+    };
+    for j in i..n {
+        s += a[j] * b[j];
+    }
+    s
+}
+
+/// Eight f16 bit patterns widened to two f32 vectors with `fcvtl`/`fcvtl2`.
+#[inline]
+fn widen(h: uint16x8_t) -> (float32x4_t, float32x4_t) {
+    let (lo, hi): (float32x4_t, float32x4_t);
+    // SAFETY: fcvtl/fcvtl2 (half → single) are base ARMv8 AdvSIMD instructions that
+    // only read and write the named vector registers.
+    unsafe {
+        asm!(
+            "fcvtl {lo:v}.4s, {h:v}.4h",
+            "fcvtl2 {hi:v}.4s, {h:v}.8h",
+            h = in(vreg) h,
+            lo = out(vreg) lo,
+            hi = out(vreg) hi,
+            options(pure, nomem, nostack),
+        );
+    }
+    (lo, hi)
+}
+
+#[inline]
+fn dot_f16(a: &[u16], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut i = 0;
+    // SAFETY: each load of 8 halves and 2×4 floats reads i..i+8 ≤ n.
+    let mut s = unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 2];
+        while i + 8 <= n {
+            let (lo, hi) = widen(vld1q_u16(pa.add(i)));
+            acc[0] = vfmaq_f32(acc[0], lo, vld1q_f32(pb.add(i)));
+            acc[1] = vfmaq_f32(acc[1], hi, vld1q_f32(pb.add(i + 4)));
+            i += 8;
+        }
+        vaddvq_f32(vaddq_f32(acc[0], acc[1]))
+    };
+    for j in i..n {
+        s += half::f16::from_bits(a[j]).to_f32() * b[j];
+    }
+    s
+}
+
+/// i8 · i8 → i32 with `smull` (products fit i16: |w|, |x| ≤ 127) and pairwise
+/// accumulation into i32 with `sadalp`.
+#[inline]
+fn dot_i8_smull(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len().min(x.len());
+    let mut i = 0;
+    // SAFETY: each 16-byte load reads i..i+16 ≤ n of both slices.
+    let mut s = unsafe {
+        let mut acc = vdupq_n_s32(0);
+        while i + 16 <= n {
+            let (wv, xv) = (vld1q_s8(w.as_ptr().add(i)), vld1q_s8(x.as_ptr().add(i)));
+            acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(wv), vget_low_s8(xv)));
+            acc = vpadalq_s16(acc, vmull_high_s8(wv, xv));
+            i += 16;
+        }
+        vaddvq_s32(acc)
+    };
+    for j in i..n {
+        s += w[j] as i32 * x[j] as i32;
+    }
+    s
+}
+
+/// i8 · i8 → i32 with `sdot` (4 products per i32 lane).
+#[inline]
+#[target_feature(enable = "dotprod")]
+fn dot_i8_sdot(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len().min(x.len());
+    let mut i = 0;
+    // SAFETY: each 16-byte load reads i..i+16 ≤ n of both slices; sdot only touches
+    // the named registers and the function requires the dotprod extension.
+    let mut s = unsafe {
+        let mut acc = [vdupq_n_s32(0); 2];
+        while i + 16 <= n {
+            let (wv, xv) = (vld1q_s8(w.as_ptr().add(i)), vld1q_s8(x.as_ptr().add(i)));
+            let k = (i / 16) % 2;
+            asm!(
+                "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+                acc = inout(vreg) acc[k],
+                w = in(vreg) wv,
+                x = in(vreg) xv,
+                options(pure, nomem, nostack),
+            );
+            i += 16;
+        }
+        vaddvq_s32(vaddq_s32(acc[0], acc[1]))
+    };
+    for j in i..n {
+        s += w[j] as i32 * x[j] as i32;
+    }
+    s
+}
+
+/// `y = W·x + b`, f32 weights.
+pub fn matvec_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    for ((yo, row), bo) in y.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
+        *yo = dot_f32(row, x) + bo;
+    }
+}
+
+/// `y = W·x + b`, f16 weights widened with `fcvtl`.
+pub fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
+    for ((yo, row), bo) in y.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
+        *yo = dot_f16(row, x) + bo;
+    }
+}
+
+/// `y = (W_q·x_q)·scale_row·x_scale + b`, int8 weights, `smull` path.
+pub fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    for (((yo, row), s), bo) in y.iter_mut().zip(w.chunks_exact(xq.len())).zip(scales).zip(b) {
+        *yo = dot_i8_smull(row, xq) as f32 * s * x_scale + bo;
+    }
+}
+
+/// `y = (W_q·x_q)·scale_row·x_scale + b`, int8 weights, `sdot` path.
+///
+/// # Safety
+/// The CPU must have the dotprod extension.
+#[target_feature(enable = "dotprod")]
+pub unsafe fn matvec_i8_dotprod(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    for (((yo, row), s), bo) in y.iter_mut().zip(w.chunks_exact(xq.len())).zip(scales).zip(b) {
+        *yo = dot_i8_sdot(row, xq) as f32 * s * x_scale + bo;
+    }
+}
