@@ -1,0 +1,46 @@
+//! Kernel throughput per dtype and path: `cargo bench -p linrt --bench kernels`.
+//! Throughput is reported in multiply-adds (×2 for FLOP/s or OP/s). Matrix sizes are
+//! the small model's: 256×256 (attention projections), 1024×256 and 256×1024 (FFN);
+//! matrix-matrix runs 64 columns (a 64-position chunk).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use linrt::kernels::{quant, Matrix, Weights, ALL_PATHS};
+use linrt::Kernels;
+
+fn data(rows: usize, cols: usize) -> (Vec<f32>, Vec<u16>, Vec<i8>, Vec<f32>, Vec<f32>) {
+    let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
+    let w16 = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+    let mut w8 = vec![0i8; rows * cols];
+    let scales = w.chunks(cols).zip(w8.chunks_mut(cols)).map(|(r, q)| quant::quantize(r, q)).collect();
+    (w, w16, w8, scales, vec![0.1; rows])
+}
+
+fn bench(c: &mut Criterion) {
+    for (rows, cols) in [(256, 256), (1024, 256), (256, 1024)] {
+        let (w, w16, w8, scales, b) = data(rows, cols);
+        for t in [1usize, 64] {
+            let x: Vec<f32> = (0..t * cols).map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0).collect();
+            let mut y = vec![0f32; t * rows];
+            let mut qbuf = vec![0i8; t * cols];
+            let mut group = c.benchmark_group(format!("matmul {rows}x{cols}, {t} column(s)"));
+            group.throughput(Throughput::Elements((rows * cols * t) as u64));
+            for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+                let k = Kernels::with_path(path).expect("supported path");
+                for (dtype, weights) in [
+                    ("f32", Weights::F32(&w)),
+                    ("f16", Weights::F16(&w16)),
+                    ("int8", Weights::I8 { q: &w8, scales: &scales, block: 0 }),
+                ] {
+                    let m = Matrix { weights, rows, cols };
+                    group.bench_function(BenchmarkId::new(dtype, path.name()), |bench| {
+                        bench.iter(|| k.matmul(&m, &b, &x, t, &mut y, &mut qbuf))
+                    });
+                }
+            }
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
