@@ -7,17 +7,26 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use linrt::kernels::{quant, Matrix, Weights, ALL_PATHS};
 use linrt::Kernels;
 
-fn data(rows: usize, cols: usize) -> (Vec<f32>, Vec<u16>, Vec<i8>, Vec<f32>, Vec<f32>) {
+/// One matrix in the three stored forms, and a bias.
+struct Data {
+    w: Vec<f32>,
+    w16: Vec<u16>,
+    w8: Vec<i8>,
+    scales: Vec<f32>,
+    b: Vec<f32>,
+}
+
+fn data(rows: usize, cols: usize) -> Data {
     let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
     let w16 = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
     let mut w8 = vec![0i8; rows * cols];
     let scales = w.chunks(cols).zip(w8.chunks_mut(cols)).map(|(r, q)| quant::quantize(r, q)).collect();
-    (w, w16, w8, scales, vec![0.1; rows])
+    Data { w, w16, w8, scales, b: vec![0.1; rows] }
 }
 
 fn bench(c: &mut Criterion) {
     for (rows, cols) in [(256, 256), (1024, 256), (256, 1024)] {
-        let (w, w16, w8, scales, b) = data(rows, cols);
+        let Data { w, w16, w8, scales, b } = data(rows, cols);
         for t in [1usize, 64] {
             let x: Vec<f32> = (0..t * cols).map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0).collect();
             let mut y = vec![0f32; t * rows];
