@@ -3,6 +3,7 @@
 
   python models/bench_models.py make DIR      # writes DIR/{tiny,small,base}.onnx (step form, random weights)
   python models/bench_models.py ort DIR/*.onnx [--steps 200]   # onnxruntime per-step latency, 1 thread
+  python models/bench_models.py table DIR --linrt target/release/linrt   # everything, as the README table
 
 The configurations are the issue's: tiny (d64, 2 layers, 4 heads, ffn 256), small
 (d256, 4, 8, 1024), base (d512, 8, 8, 2048), 80-dim frame inputs projected in and a
@@ -86,6 +87,36 @@ def ort(paths, steps, warmup=20):
     return results
 
 
+def table(folder, linrt, steps):
+    """Converts each model to f32/f16/int8, runs `linrt bench` (linrt, tract, roofline)
+    and onnxruntime, and prints the README's markdown table. One run, one machine."""
+    import subprocess
+
+    if not all(os.path.exists(os.path.join(folder, f"{n}.onnx")) for n in CONFIGS):
+        make(folder)
+    rows = []
+    for name in CONFIGS:
+        onnx_path = os.path.join(folder, f"{name}.onnx")
+        ort_us = ort([onnx_path], steps)[0]["ort_step_us"]
+        sizes = {}
+        for dtype in ("f32", "f16", "int8"):
+            lrt = os.path.join(folder, f"{name}.{dtype}.lrt")
+            subprocess.run([linrt, "convert", onnx_path, "-o", lrt, "--dtype", dtype, "--json"], check=True,
+                           stdout=subprocess.DEVNULL)
+            sizes[dtype] = os.path.getsize(lrt)
+            out = subprocess.run([linrt, "bench", lrt, "--onnx", onnx_path, "--steps", str(steps), "--json"],
+                                 check=True, capture_output=True, text=True).stdout
+            b = json.loads(out)
+            rows.append((name, dtype, b["step_us"], b["tract_step_us"], ort_us, b["roofline_us"], sizes[dtype] / sizes["f32"],
+                         b["kernels"]))
+    print("| model | dtype | linrt µs/step | tract µs/step | onnxruntime µs/step | vs tract | vs onnxruntime | roofline µs | step / roofline | file vs f32 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, dtype, us, tract_us, ort_us, roof, size, kernels in rows:
+        print(f"| {name} | {dtype} | {us:.1f} | {tract_us:.1f} | {ort_us:.1f} | {tract_us / us:.1f}× | {ort_us / us:.1f}× "
+              f"| {roof:.1f} | {us / roof:.2f} | {100 * size:.0f} % |")
+    print(f"\nkernels: {rows[0][7]}; {steps} steps per figure, medians, one thread")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -94,11 +125,17 @@ def main():
     o = sub.add_parser("ort")
     o.add_argument("models", nargs="+")
     o.add_argument("--steps", type=int, default=200)
+    t = sub.add_parser("table")
+    t.add_argument("folder")
+    t.add_argument("--linrt", default="target/release/linrt")
+    t.add_argument("--steps", type=int, default=200)
     a = p.parse_args()
     if a.cmd == "make":
         make(a.folder)
-    else:
+    elif a.cmd == "ort":
         ort(a.models, a.steps)
+    else:
+        table(a.folder, a.linrt, a.steps)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ fn case(rows: usize, cols: usize, seed: u64) -> Case {
 fn run(k: &Kernels, c: &Case, weights: Weights, x: &[f32]) -> Vec<f32> {
     let m = Matrix { weights, rows: c.rows, cols: c.cols };
     let mut y = vec![0f32; c.rows];
-    let mut qbuf = vec![0i8; c.cols];
-    k.matmul(&m, &c.b, x, 1, &mut y, &mut qbuf);
+    let mut scratch = vec![0f32; c.cols.div_ceil(4) + 1];
+    let a = k.activations(x, 1, c.cols, m.is_int8(), &mut scratch);
+    k.matmul(&m, &c.b, &a, &mut y);
     y
 }
 
@@ -69,6 +70,22 @@ fn every_supported_path_matches_scalar() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn int8_weights_also_take_unquantized_inputs() {
+    // A mixed file (an int8 matrix fed by inputs prepared without quantization) still
+    // computes W·x, with the weights dequantized.
+    let c = case(9, 70, 5);
+    let m = Matrix { weights: Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 }, rows: c.rows, cols: c.cols };
+    let k = Kernels::detect();
+    let mut y = vec![0f32; c.rows];
+    let a = k.activations(&c.x[..c.cols], 1, c.cols, false, &mut []);
+    k.matmul(&m, &c.b, &a, &mut y);
+    for (r, yr) in y.iter().enumerate() {
+        let want: f32 = (0..c.cols).map(|j| c.w8[r * c.cols + j] as f32 * c.s8[r] * c.x[j]).sum::<f32>() + c.b[r];
+        assert!((yr - want).abs() < 1e-4, "row {r}: {yr} vs {want}");
     }
 }
 

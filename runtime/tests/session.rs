@@ -78,6 +78,13 @@ fn arena_bytes_is_exact() {
             let (d, qk, v, ff) = (cfg.d_model as usize, cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize);
             let t = max_chunk;
             let want = 4 * (r(cfg.state_floats().unwrap()) + 2 * r(t * d) + 2 * r(t * qk) + 2 * r(t * v) + r(t * ff));
+            // int8 models add room for quantized inputs: a byte per value of the widest
+            // matrix input, and a scale, per position.
+            let widest =
+                [d, v, ff, if cfg.input_projection { cfg.input_dim as usize } else { 0 }].into_iter().max().unwrap();
+            let int8_bytes = linrt::AlignedBytes::from_slice(&common::random_model_dtype(&cfg, 1, linrt::DType::I8));
+            let int8_model = int8_bytes.model().unwrap();
+            assert_eq!(int8_model.arena_bytes(opts).unwrap(), want + 4 * r(t * (widest.div_ceil(4) + 1)));
             assert_eq!(n, want);
             let mut arena = vec![0f32; n / 4 + 1];
             let arena_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);

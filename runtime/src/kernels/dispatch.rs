@@ -86,6 +86,15 @@ impl KernelPath {
     }
 }
 
+/// The input rows of a matmul, and their int8 form when int8 weights will read them.
+#[derive(Debug, Clone, Copy)]
+pub struct Activations<'x> {
+    x: &'x [f32],
+    cols: usize,
+    /// Quantized rows and one scale per row.
+    quantized: Option<(&'x [i8], &'x [f32])>,
+}
+
 /// The kernel set a session uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernels {
@@ -112,21 +121,42 @@ impl Kernels {
         self.path
     }
 
-    /// `Y = X·Wᵀ + b` for `t` rows of `x` (`[t, m.cols]`) into `y` (`[t, m.rows]`).
-    /// `qbuf` holds at least `t · m.cols` bytes for quantized activations (int8 only).
-    pub fn matmul(&self, m: &Matrix, b: &[f32], x: &[f32], t: usize, y: &mut [f32], qbuf: &mut [i8]) {
-        let (rows, cols) = (m.rows, m.cols);
-        for p in 0..t {
-            let xt = &x[p * cols..(p + 1) * cols];
-            let yt = &mut y[p * rows..(p + 1) * rows];
-            match m.weights {
-                Weights::F32(w) => self.matvec_f32(w, b, xt, yt),
-                Weights::F16(w) => self.matvec_f16(w, b, xt, yt),
-                Weights::I8 { q, scales, block } => {
-                    let xq = &mut qbuf[p * cols..(p + 1) * cols];
-                    let xs = quant::quantize(xt, xq);
-                    self.matvec_i8(q, scales, block, b, xq, xs, yt);
+    /// Prepares `t` rows of `cols` values as the input of one or more matmuls. With
+    /// `quantize` (the model has int8 weights) each row is also quantized once, into
+    /// `scratch` (at least `t · (⌈cols/4⌉ + 1)` floats), and reused by every matmul
+    /// that reads the same input.
+    pub fn activations<'x>(
+        &self,
+        x: &'x [f32],
+        t: usize,
+        cols: usize,
+        quantize: bool,
+        scratch: &'x mut [f32],
+    ) -> Activations<'x> {
+        let x = &x[..t * cols];
+        if !quantize {
+            return Activations { x, cols, quantized: None };
+        }
+        let (scales, bytes) = scratch.split_at_mut(t);
+        let q = &mut bytemuck::cast_slice_mut::<f32, i8>(bytes)[..t * cols];
+        for ((row, qrow), s) in x.chunks_exact(cols).zip(q.chunks_exact_mut(cols)).zip(scales.iter_mut()) {
+            *s = quant::quantize(row, qrow);
+        }
+        Activations { x, cols, quantized: Some((q, scales)) }
+    }
+
+    /// `Y = X·Wᵀ + b` for every row of `a` into `y` (`[t, m.rows]`).
+    pub fn matmul(&self, m: &Matrix, b: &[f32], a: &Activations, y: &mut [f32]) {
+        let (rows, cols) = (m.rows, a.cols);
+        for (p, (xt, yt)) in a.x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)).enumerate() {
+            match (m.weights, a.quantized) {
+                (Weights::F32(w), _) => self.matvec_f32(w, b, xt, yt),
+                (Weights::F16(w), _) => self.matvec_f16(w, b, xt, yt),
+                (Weights::I8 { q, scales, block }, Some((xq, xs))) => {
+                    self.matvec_i8(q, scales, block, b, &xq[p * cols..(p + 1) * cols], xs[p], yt)
                 }
+                // Inputs prepared without quantization: int8 weights times f32 inputs.
+                (Weights::I8 { q, scales, block }, None) => scalar::matvec_i8_f32_input(q, scales, block, b, xt, yt),
             }
         }
     }

@@ -11,5 +11,5 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-pub use dispatch::{KernelPath, Kernels, ALL_PATHS};
+pub use dispatch::{Activations, KernelPath, Kernels, ALL_PATHS};
 pub use matrix::{Matrix, Weights};

@@ -41,6 +41,24 @@ pub fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `y = (W_q · scales) · x + b` for int8 weights and an f32 input (no activation
+/// quantization): the exact product of what the file stores.
+pub fn matvec_i8_f32_input(w: &[i8], scales: &[f32], block: usize, b: &[f32], x: &[f32], y: &mut [f32]) {
+    let cols = x.len();
+    let per_row = if block == 0 { 1 } else { cols.div_ceil(block) };
+    let span = if block == 0 { cols.max(1) } else { block };
+    for (o, (yo, row)) in y.iter_mut().zip(w.chunks_exact(cols)).enumerate() {
+        let s = &scales[o * per_row..(o + 1) * per_row];
+        let acc: f32 = row
+            .chunks(span)
+            .zip(x.chunks(span))
+            .zip(s)
+            .map(|((wb, xb), &sb)| wb.iter().zip(xb).map(|(&q, &v)| q as f32 * v).sum::<f32>() * sb)
+            .sum();
+        *yo = acc + b[o];
+    }
+}
+
 /// Integer dot product of two int8 vectors.
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()

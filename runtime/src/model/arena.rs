@@ -35,7 +35,8 @@ pub(crate) struct ArenaLayout {
     pub value: usize,
     pub attended: usize,
     pub ffn: usize,
-    /// int8 models: quantized activations, `T × widest matrix input` bytes.
+    /// int8 models: quantized activations, `T × widest matrix input` bytes plus a
+    /// scale per row.
     pub quant: usize,
 }
 
@@ -59,7 +60,7 @@ impl ArenaLayout {
             value: rows(cfg.v_width())?,
             attended: rows(cfg.v_width())?,
             ffn: rows(cfg.d_ff as usize)?,
-            quant: if int8 { rows(max_matrix_cols(cfg).div_ceil(4))? } else { 0 },
+            quant: if int8 { rows(max_matrix_cols(cfg).div_ceil(4) + 1)? } else { 0 },
         })
     }
 
@@ -79,7 +80,7 @@ fn max_matrix_cols(cfg: &ModelConfig) -> usize {
 
 impl Model<'_> {
     /// Exact arena size in bytes for a session with `opts`:
-    /// `4 · (state + T·(2·d_model + 2·H·Dk + 2·H·Dv + d_ff) + T·⌈max_cols/4⌉)` with
+    /// `4 · (state + T·(2·d_model + 2·H·Dk + 2·H·Dv + d_ff) + T·(⌈max_cols/4⌉ + 1))` with
     /// T = `max_chunk`, the last term only for int8 models (max_cols = the widest
     /// matrix input), and every term rounded up to a multiple of 16 floats.
     pub fn arena_bytes(&self, opts: SessionOptions) -> Result<usize, Error> {

@@ -55,7 +55,8 @@ pub(crate) fn encoder_layer(
     let (q, k, v) = (&mut s.query[..t * qk_w], &mut s.key[..t * qk_w], &mut s.value[..t * v_w]);
     let attended = &mut s.attended[..t * v_w];
     let hidden_ff = &mut s.ffn[..t * ff];
-    let qbuf: &mut [i8] = bytemuck::cast_slice_mut(&mut s.quant[..]);
+    // int8 models quantize each matmul input once, shared by the matmuls reading it.
+    let int8 = !s.quant.is_empty();
 
     // Attention block.
     if pre {
@@ -63,9 +64,10 @@ pub(crate) fn encoder_layer(
         layer_norm_rows(normed, d, w.n1_w, w.n1_b, eps);
     }
     let attn_in: &[f32] = if pre { &*normed } else { &*x };
-    kern.matmul(&w.q_w, w.q_b, attn_in, t, q, qbuf);
-    kern.matmul(&w.k_w, w.k_b, attn_in, t, k, qbuf);
-    kern.matmul(&w.v_w, w.v_b, attn_in, t, v, qbuf);
+    let a = kern.activations(attn_in, t, d, int8, s.quant);
+    kern.matmul(&w.q_w, w.q_b, &a, q);
+    kern.matmul(&w.k_w, w.k_b, &a, k);
+    kern.matmul(&w.v_w, w.v_b, &a, v);
     elu_plus_one(q);
     elu_plus_one(k);
     let heads =
@@ -74,7 +76,7 @@ pub(crate) fn encoder_layer(
         Form::Recurrent => heads.step(state, q, k, v, attended),
         Form::Causal => heads.causal(state, t, q, k, v, attended),
     }
-    kern.matmul(&w.o_w, w.o_b, attended, t, normed, qbuf);
+    kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), normed);
     add_assign(x, normed);
     if !pre {
         layer_norm_rows(x, d, w.n1_w, w.n1_b, eps);
@@ -86,12 +88,12 @@ pub(crate) fn encoder_layer(
         layer_norm_rows(normed, d, w.n2_w, w.n2_b, eps);
     }
     let ffn_in: &[f32] = if pre { &*normed } else { &*x };
-    kern.matmul(&w.l1_w, w.l1_b, ffn_in, t, hidden_ff, qbuf);
+    kern.matmul(&w.l1_w, w.l1_b, &kern.activations(ffn_in, t, d, int8, s.quant), hidden_ff);
     match cfg.activation {
         Activation::Relu => relu(hidden_ff),
         Activation::Gelu => gelu(hidden_ff),
     }
-    kern.matmul(&w.l2_w, w.l2_b, hidden_ff, t, normed, qbuf);
+    kern.matmul(&w.l2_w, w.l2_b, &kern.activations(hidden_ff, t, ff, int8, s.quant), normed);
     add_assign(x, normed);
     if !pre {
         layer_norm_rows(x, d, w.n2_w, w.n2_b, eps);

@@ -137,8 +137,9 @@ impl<'a> Session<'a> {
             OutputKind::Linear => {
                 let w = self.model.matrix(TensorRole::OutputWeight, 0)?;
                 let b = self.model.f32_tensor(TensorRole::OutputBias, 0)?;
-                let qbuf: &mut [i8] = bytemuck::cast_slice_mut(&mut self.scratch.quant[..]);
-                self.kernels.matmul(&w, b, x, t, output, qbuf);
+                let int8 = !self.scratch.quant.is_empty();
+                let a = self.kernels.activations(x, t, d, int8, self.scratch.quant);
+                self.kernels.matmul(&w, b, &a, output);
             }
         }
         Ok(())
@@ -172,8 +173,9 @@ impl<'a> Session<'a> {
                 if cfg.input_projection {
                     let w = self.model.matrix(TensorRole::InputWeight, 0)?;
                     let b = self.model.f32_tensor(TensorRole::InputBias, 0)?;
-                    let qbuf: &mut [i8] = bytemuck::cast_slice_mut(&mut self.scratch.quant[..]);
-                    self.kernels.matmul(&w, b, v, t, x, qbuf);
+                    let int8 = !self.scratch.quant.is_empty();
+                    let a = self.kernels.activations(v, t, width, int8, self.scratch.quant);
+                    self.kernels.matmul(&w, b, &a, x);
                 } else {
                     x.copy_from_slice(v);
                 }

@@ -22,6 +22,11 @@ impl Rng {
 
 /// A model with weights scaled like PyTorch's default init and LayerNorm gains near 1.
 pub fn random_model(cfg: &ModelConfig, seed: u64) -> Vec<u8> {
+    random_model_dtype(cfg, seed, linrt::DType::F32)
+}
+
+/// The same with matrices stored as `dtype`.
+pub fn random_model_dtype(cfg: &ModelConfig, seed: u64, dtype: linrt::DType) -> Vec<u8> {
     let mut rng = Rng(seed | 1);
     let mut w = LrtWriter::new(*cfg);
     for i in 0..tensor_count(cfg) {
@@ -44,5 +49,6 @@ pub fn random_model(cfg: &ModelConfig, seed: u64) -> Vec<u8> {
         w.tensor(spec.role, spec.layer, values);
     }
     w.metadata("purpose", "test");
+    w.weight_dtype(dtype, 0);
     w.to_bytes().expect("valid model")
 }
