@@ -721,9 +721,13 @@ fn quantized_matrices_load_and_are_checked() {
         let m = model.matrix(TensorRole::QueryWeight, 0).unwrap();
         match (dtype, m.weights) {
             (linrt::DType::F16, Weights::F16(w)) => assert_eq!(w.len(), 64),
+            // Per-row int8 is stored packed: 8 rows × 64 padded columns.
+            (linrt::DType::I8, Weights::I8Packed { q, scales }) if block == 0 => {
+                assert_eq!((q.len(), scales.len()), (512, 8));
+            }
             (linrt::DType::I8, Weights::I8 { q, scales, block: b }) => {
                 assert_eq!((q.len(), b), (64, block as usize));
-                assert_eq!(scales.len(), if block == 0 { 8 } else { 16 });
+                assert_eq!(scales.len(), 16);
             }
             other => panic!("{other:?}"),
         }
@@ -1082,4 +1086,23 @@ fn fuzz_single_byte_corruptions_with_metadata() {
     let region = 0..(h.metadata_offset + h.metadata_size as u64) as usize;
     // Metadata strings may change into other valid UTF-8; only "never panic" here.
     fuzz_region(&valid, region, 1000, 0x0123_4567_89AB_CDEF, |_| true);
+}
+
+#[test]
+fn packed_layout_is_only_for_per_row_int8() {
+    // f16 data declared as packed.
+    let mut bytes = build_quantized(linrt::DType::F16, 0);
+    let mut e = entry(&bytes, 0);
+    e.layout = 1;
+    set_entry(&mut bytes, 0, &e);
+    seal(&mut bytes);
+    assert!(matches!(load_err(&bytes), Error::BadTensor { index: 0, .. }));
+    // Packed int8 with the unpadded (row-major) size.
+    let mut bytes = build_quantized(linrt::DType::I8, 0);
+    let mut e = entry(&bytes, 0);
+    assert_eq!(e.layout, 1);
+    e.data_size = 64;
+    set_entry(&mut bytes, 0, &e);
+    seal(&mut bytes);
+    assert!(matches!(load_err(&bytes), Error::SizeMismatch { expected: 512, found: 64, .. }));
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::Rng;
-use linrt::kernels::{quant, Matrix, Weights, ALL_PATHS};
+use linrt::kernels::{pack_rows, packed_len, quant, Matrix, Weights, ALL_PATHS};
 use linrt::{Error, KernelPath, Kernels};
 
 const SIZES: [usize; 8] = [1, 3, 17, 63, 64, 65, 255, 1000];
@@ -17,6 +17,8 @@ struct Case {
     w: Vec<f32>,
     w16: Vec<u16>,
     w8: Vec<i8>,
+    /// `w8` in the packed 4-row layout.
+    p8: Vec<i8>,
     s8: Vec<f32>,
     b: Vec<f32>,
     x: Vec<f32>,
@@ -28,10 +30,12 @@ fn case(rows: usize, cols: usize, seed: u64) -> Case {
     let w16 = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
     let mut w8 = vec![0i8; rows * cols];
     let s8 = w.chunks(cols).zip(w8.chunks_mut(cols)).map(|(r, q)| quant::quantize(r, q)).collect();
+    let mut p8 = vec![0i8; packed_len(rows, cols)];
+    pack_rows(&w8, rows, cols, &mut p8);
     let b = (0..rows).map(|_| rng.unit()).collect();
     // One extra leading value so the kernels also see a misaligned slice.
     let x = (0..cols + 1).map(|_| 3.0 * rng.unit()).collect();
-    Case { rows, cols, w, w16, w8, s8, b, x }
+    Case { rows, cols, w, w16, w8, p8, s8, b, x }
 }
 
 fn run(k: &Kernels, c: &Case, weights: Weights, x: &[f32]) -> Vec<f32> {
@@ -65,8 +69,12 @@ fn every_supported_path_matches_scalar() {
                     let (a, b) = (run(&k, &c, Weights::F16(&c.w16), x), run(&scalar, &c, Weights::F16(&c.w16), x));
                     assert!(close(&a, &b, cols), "{} f16 {rows}x{cols}", path.name());
                     let q = Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 };
-                    // Integer dot products are exact: every path gives the same bits.
-                    assert_eq!(run(&k, &c, q, x), run(&scalar, &c, q, x), "{} int8 {rows}x{cols}", path.name());
+                    // Integer dot products are exact: every path gives the same bits,
+                    // row-major or packed.
+                    let want = run(&scalar, &c, q, x);
+                    assert_eq!(run(&k, &c, q, x), want, "{} int8 {rows}x{cols}", path.name());
+                    let packed = Weights::I8Packed { q: &c.p8, scales: &c.s8 };
+                    assert_eq!(run(&k, &c, packed, x), want, "{} packed int8 {rows}x{cols}", path.name());
                 }
             }
         }
@@ -78,14 +86,16 @@ fn int8_weights_also_take_unquantized_inputs() {
     // A mixed file (an int8 matrix fed by inputs prepared without quantization) still
     // computes W·x, with the weights dequantized.
     let c = case(9, 70, 5);
-    let m = Matrix { weights: Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 }, rows: c.rows, cols: c.cols };
     let k = Kernels::detect();
-    let mut y = vec![0f32; c.rows];
-    let a = k.activations(&c.x[..c.cols], 1, c.cols, false, &mut []);
-    k.matmul(&m, &c.b, &a, &mut y);
-    for (r, yr) in y.iter().enumerate() {
-        let want: f32 = (0..c.cols).map(|j| c.w8[r * c.cols + j] as f32 * c.s8[r] * c.x[j]).sum::<f32>() + c.b[r];
-        assert!((yr - want).abs() < 1e-4, "row {r}: {yr} vs {want}");
+    for weights in [Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 }, Weights::I8Packed { q: &c.p8, scales: &c.s8 }] {
+        let m = Matrix { weights, rows: c.rows, cols: c.cols };
+        let mut y = vec![0f32; c.rows];
+        let a = k.activations(&c.x[..c.cols], 1, c.cols, false, &mut []);
+        k.matmul(&m, &c.b, &a, &mut y);
+        for (r, yr) in y.iter().enumerate() {
+            let want: f32 = (0..c.cols).map(|j| c.w8[r * c.cols + j] as f32 * c.s8[r] * c.x[j]).sum::<f32>() + c.b[r];
+            assert!((yr - want).abs() < 1e-4, "row {r}: {yr} vs {want}");
+        }
     }
 }
 
@@ -95,12 +105,17 @@ fn int8_extremes_do_not_saturate() {
     let cols = 1000;
     let w8 = vec![-127i8; cols];
     let xq: Vec<f32> = (0..cols).map(|i| if i % 2 == 0 { -1.0 } else { 1.0 }).collect();
-    let c = Case { rows: 1, cols, w: vec![], w16: vec![], w8, s8: vec![1.0], b: vec![0.0], x: xq };
+    let mut p8 = vec![0i8; packed_len(1, cols)];
+    pack_rows(&w8, 1, cols, &mut p8);
+    let c = Case { rows: 1, cols, w: vec![], w16: vec![], w8, p8, s8: vec![1.0], b: vec![0.0], x: xq };
     let q = Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 };
+    let packed = Weights::I8Packed { q: &c.p8, scales: &c.s8 };
     let scalar = Kernels::with_path(KernelPath::Scalar).unwrap();
     let want = run(&scalar, &c, q, &c.x);
     for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
-        assert_eq!(run(&Kernels::with_path(path).unwrap(), &c, q, &c.x), want, "{}", path.name());
+        let k = Kernels::with_path(path).unwrap();
+        assert_eq!(run(&k, &c, q, &c.x), want, "{}", path.name());
+        assert_eq!(run(&k, &c, packed, &c.x), want, "{} packed", path.name());
     }
 }
 

@@ -38,6 +38,10 @@ pub const DATA_ALIGN: u64 = 64;
 /// so f32 tensors can be borrowed in place.
 pub const BUFFER_ALIGN: usize = 4;
 
+/// Tensor layout codes: plain row-major, and int8 packed for the 4-row kernels.
+pub const LAYOUT_ROW_MAJOR: u8 = 0;
+pub const LAYOUT_INT8_PACKED: u8 = 1;
+
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {

@@ -5,10 +5,13 @@ use super::bytes::{slice, u16_at, u32_at};
 use super::checksum::file_checksum;
 use super::layout::{expected_tensor, index_of, tensor_count};
 use super::record::{decode_config, Entry, Header};
-use super::{DType, TensorRole, BUFFER_ALIGN, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION_MAJOR};
+use super::{
+    DType, TensorRole, BUFFER_ALIGN, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, LAYOUT_INT8_PACKED,
+    LAYOUT_ROW_MAJOR, MAGIC, VERSION_MAJOR,
+};
 use crate::config::ModelConfig;
 use crate::error::Error;
-use crate::kernels::{Matrix, Weights};
+use crate::kernels::{packed_len, Matrix, Weights};
 
 #[cfg(target_endian = "big")]
 compile_error!("linrt borrows little-endian tensors in place and needs a little-endian target");
@@ -146,9 +149,17 @@ impl<'a> Model<'a> {
             });
         }
         let dtype = DType::from_u8(e.dtype)?;
-        if e.layout != 0 {
-            return Err(Error::UnknownEnum { field: "tensor.layout", value: e.layout as u32 });
-        }
+        let packed = match e.layout {
+            LAYOUT_ROW_MAJOR => false,
+            LAYOUT_INT8_PACKED if dtype == DType::I8 && e.block_size == 0 => true,
+            LAYOUT_INT8_PACKED => {
+                return Err(Error::BadTensor {
+                    index: idx,
+                    reason: "layout 1 (packed) is for int8 with per-row scales",
+                })
+            }
+            other => return Err(Error::UnknownEnum { field: "tensor.layout", value: other as u32 }),
+        };
         if e.rank != spec.rank || e.dims != spec.dims {
             let found = if e.rank == spec.rank { e.dims } else { [e.rank as u32, 0] };
             return Err(Error::ShapeMismatch { role: spec.role, layer: spec.layer, expected: spec.dims, found });
@@ -158,7 +169,11 @@ impl<'a> Model<'a> {
             return Err(Error::UnsupportedDType { role: spec.role, dtype: e.dtype });
         }
         let elements = spec.dims[0] as u64 * spec.dims[1] as u64;
-        let data_size = elements * dtype.size();
+        let data_size = if packed {
+            packed_len(spec.dims[0] as usize, spec.dims[1] as usize) as u64
+        } else {
+            elements * dtype.size()
+        };
         if e.data_size != data_size {
             return Err(Error::SizeMismatch {
                 role: spec.role,
@@ -292,6 +307,9 @@ impl<'a> Model<'a> {
         let weights = match DType::from_u8(e.dtype)? {
             DType::F32 => Weights::F32(self.f32_at(index)?),
             DType::F16 => Weights::F16(self.f16_at(index)?),
+            DType::I8 if e.layout == LAYOUT_INT8_PACKED => {
+                Weights::I8Packed { q: self.i8_at(index)?, scales: self.scales_at(index)? }
+            }
             DType::I8 => {
                 Weights::I8 { q: self.i8_at(index)?, scales: self.scales_at(index)?, block: e.block_size as usize }
             }

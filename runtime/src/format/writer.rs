@@ -7,9 +7,13 @@ use std::vec::Vec;
 use super::checksum::{file_checksum, CHECKSUM_OFFSET};
 use super::layout::{expected_tensor, tensor_count};
 use super::record::{encode_config, Entry, Header};
-use super::{DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR};
+use super::{
+    DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, LAYOUT_INT8_PACKED, LAYOUT_ROW_MAJOR, MAGIC,
+    VERSION_MAJOR, VERSION_MINOR,
+};
 use crate::config::ModelConfig;
 use crate::error::Error;
+use crate::kernels::{pack_rows, packed_len};
 
 /// Collects a config, f32 tensors and metadata, and writes a version 1 image.
 #[derive(Debug, Clone)]
@@ -107,7 +111,7 @@ impl LrtWriter {
                 role: spec.role as u16,
                 layer: spec.layer as u16,
                 dtype: dtype as u8,
-                layout: 0,
+                layout: blob.layout,
                 rank: spec.rank,
                 dims: spec.dims,
                 data_offset: offset,
@@ -160,6 +164,7 @@ impl LrtWriter {
 struct Encoded {
     data: Vec<u8>,
     scales: Vec<u8>,
+    layout: u8,
 }
 
 /// Encodes row-major values with rows of `cols`; None if a value does not fit (f16).
@@ -189,7 +194,16 @@ fn encode(values: &[f32], dtype: DType, cols: usize, block: usize) -> Option<Enc
             }
         }
     }
-    Some(Encoded { data, scales })
+    // Per-row int8 is stored packed for the 4-row kernels (layout 1).
+    if dtype == DType::I8 && block == 0 {
+        let rows = values.len() / cols.max(1);
+        let q: Vec<i8> = data.iter().map(|&b| b as i8).collect();
+        let mut packed = std::vec![0i8; packed_len(rows, cols)];
+        pack_rows(&q, rows, cols, &mut packed);
+        let data = packed.iter().map(|&b| b as u8).collect();
+        return Some(Encoded { data, scales, layout: LAYOUT_INT8_PACKED });
+    }
+    Some(Encoded { data, scales, layout: LAYOUT_ROW_MAJOR })
 }
 
 /// Recomputes and stores the checksum of an image (used by the writer, and by tests

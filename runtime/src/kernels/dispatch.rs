@@ -155,9 +155,32 @@ impl Kernels {
                 (Weights::I8 { q, scales, block }, Some((xq, xs))) => {
                     self.matvec_i8(q, scales, block, b, &xq[p * cols..(p + 1) * cols], xs[p], yt)
                 }
+                (Weights::I8Packed { q, scales }, Some((xq, xs))) => {
+                    self.matvec_i8_packed(q, scales, b, &xq[p * cols..(p + 1) * cols], xs[p], yt)
+                }
                 // Inputs prepared without quantization: int8 weights times f32 inputs.
                 (Weights::I8 { q, scales, block }, None) => scalar::matvec_i8_f32_input(q, scales, block, b, xt, yt),
+                (Weights::I8Packed { q, scales }, None) => scalar::matvec_i8_packed_f32_input(q, scales, b, xt, yt),
             }
+        }
+    }
+
+    fn matvec_i8_packed(&self, w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: f32, y: &mut [f32]) {
+        match self.path {
+            KernelPath::Scalar => scalar::matvec_i8_packed(w, scales, b, xq, xs, y),
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_i8_packed(w, scales, b, xq, xs, y) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_i8_packed(w, scales, b, xq, xs, y) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon => super::aarch64::neon::matvec_i8_packed(w, scales, b, xq, xs, y),
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::NeonDotprod => unsafe {
+                super::aarch64::neon::matvec_i8_packed_dotprod(w, scales, b, xq, xs, y)
+            },
         }
     }
 

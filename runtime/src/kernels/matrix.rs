@@ -1,19 +1,43 @@
-//! A weight matrix as the kernels see it: row-major `[rows, cols]` in one of the
-//! three stored element types, borrowed straight from the model file.
+//! A weight matrix as the kernels see it, borrowed straight from the model file.
 
 /// The stored values of a matrix.
 #[derive(Debug, Clone, Copy)]
 pub enum Weights<'a> {
+    /// Row-major f32.
     F32(&'a [f32]),
-    /// IEEE binary16 bit patterns.
+    /// Row-major IEEE binary16 bit patterns.
     F16(&'a [u16]),
-    /// Symmetric int8: `w ≈ q · scale`; one scale per row (`block == 0`) or per
-    /// `block` columns of a row.
-    I8 {
-        q: &'a [i8],
-        scales: &'a [f32],
-        block: usize,
-    },
+    /// Row-major symmetric int8: `w ≈ q · scale`; one scale per row (`block == 0`)
+    /// or per `block` columns of a row.
+    I8 { q: &'a [i8], scales: &'a [f32], block: usize },
+    /// Symmetric int8 with one scale per row, packed for the 4-row kernels: rows in
+    /// groups of [`PACK_ROWS`], each group stored as [`PACK_COLS`]-column blocks of its
+    /// four rows back to back, rows and columns zero-padded (`.lrt` layout 1). A 4-row
+    /// pass then reads one contiguous stream.
+    I8Packed { q: &'a [i8], scales: &'a [f32] },
+}
+
+/// Rows per group in the packed int8 layout.
+pub const PACK_ROWS: usize = 4;
+/// Columns per block in the packed int8 layout.
+pub const PACK_COLS: usize = 64;
+
+/// Bytes of a packed int8 matrix: rows and columns padded to the group and block size.
+pub fn packed_len(rows: usize, cols: usize) -> usize {
+    rows.next_multiple_of(PACK_ROWS) * cols.next_multiple_of(PACK_COLS)
+}
+
+/// Packs row-major int8 `[rows, cols]` into the 4-row layout (`out` has `packed_len` bytes).
+pub fn pack_rows(q: &[i8], rows: usize, cols: usize, out: &mut [i8]) {
+    let blocks = cols.div_ceil(PACK_COLS);
+    out.fill(0);
+    for r in 0..rows {
+        let (g, k) = (r / PACK_ROWS, r % PACK_ROWS);
+        for (blk, chunk) in q[r * cols..(r + 1) * cols].chunks(PACK_COLS).enumerate() {
+            let at = ((g * blocks + blk) * PACK_ROWS + k) * PACK_COLS;
+            out[at..at + chunk.len()].copy_from_slice(chunk);
+        }
+    }
 }
 
 /// A `[rows, cols]` matrix.
@@ -25,16 +49,7 @@ pub struct Matrix<'a> {
 }
 
 impl Matrix<'_> {
-    /// Scales per row of an int8 matrix with this block size.
-    pub fn scales_per_row(cols: usize, block: usize) -> usize {
-        if block == 0 {
-            1
-        } else {
-            cols.div_ceil(block)
-        }
-    }
-
     pub fn is_int8(&self) -> bool {
-        matches!(self.weights, Weights::I8 { .. })
+        matches!(self.weights, Weights::I8 { .. } | Weights::I8Packed { .. })
     }
 }

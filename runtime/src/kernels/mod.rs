@@ -12,4 +12,4 @@ pub mod scalar;
 mod x86_64;
 
 pub use dispatch::{Activations, KernelPath, Kernels, ALL_PATHS};
-pub use matrix::{Matrix, Weights};
+pub use matrix::{pack_rows, packed_len, Matrix, Weights, PACK_COLS, PACK_ROWS};

@@ -59,6 +59,45 @@ pub fn matvec_i8_f32_input(w: &[i8], scales: &[f32], block: usize, b: &[f32], x:
     }
 }
 
+/// `y = (W_q · x_q) · scale_row · x_scale + b` for int8 weights in the packed 4-row
+/// layout (see `Weights::I8Packed`).
+pub fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    use super::matrix::{PACK_COLS, PACK_ROWS};
+    let blocks = xq.len().div_ceil(PACK_COLS);
+    for (g, group) in w.chunks_exact(blocks * PACK_ROWS * PACK_COLS).enumerate() {
+        for k in 0..PACK_ROWS {
+            let row = g * PACK_ROWS + k;
+            if row >= y.len() {
+                break;
+            }
+            let acc: i32 = xq
+                .chunks(PACK_COLS)
+                .enumerate()
+                .map(|(blk, xb)| dot_i8(&group[(blk * PACK_ROWS + k) * PACK_COLS..], xb))
+                .sum();
+            y[row] = acc as f32 * scales[row] * x_scale + b[row];
+        }
+    }
+}
+
+/// `y = (W_q · scale_row) · x + b` for packed int8 weights and an f32 input.
+pub fn matvec_i8_packed_f32_input(w: &[i8], scales: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    use super::matrix::{PACK_COLS, PACK_ROWS};
+    let blocks = x.len().div_ceil(PACK_COLS);
+    for (row, yo) in y.iter_mut().enumerate() {
+        let (g, k) = (row / PACK_ROWS, row % PACK_ROWS);
+        let acc: f32 = x
+            .chunks(PACK_COLS)
+            .enumerate()
+            .map(|(blk, xb)| {
+                let at = ((g * blocks + blk) * PACK_ROWS + k) * PACK_COLS;
+                w[at..at + xb.len()].iter().zip(xb).map(|(&q, &v)| q as f32 * v).sum::<f32>()
+            })
+            .sum();
+        *yo = acc * scales[row] + b[row];
+    }
+}
+
 /// Integer dot product of two int8 vectors.
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()

@@ -158,3 +158,49 @@ pub unsafe fn matvec_i8_dotprod(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], 
         *yo = dot_i8_sdot(row, xq) as f32 * s * x_scale + bo;
     }
 }
+
+/// Runs `dot` on each 64-column block of four packed rows; `dot(w, x)` gets 64 bytes
+/// of one row and the (zero-padded) 64 bytes of x.
+#[inline(always)]
+fn packed(
+    w: &[i8],
+    scales: &[f32],
+    b: &[f32],
+    xq: &[i8],
+    x_scale: f32,
+    y: &mut [f32],
+    dot: impl Fn(&[i8], &[i8]) -> i32,
+) {
+    let blocks = xq.len().div_ceil(64);
+    for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
+        let mut acc = [0i32; 4];
+        for (blk, xs) in xq.chunks(64).enumerate() {
+            let mut xb = [0i8; 64];
+            xb[..xs.len()].copy_from_slice(xs);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let at = blk * 256 + k * 64;
+                *a += dot(&group[at..at + 64], &xb);
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            let row = g * 4 + k;
+            if row < y.len() {
+                y[row] = *a as f32 * scales[row] * x_scale + b[row];
+            }
+        }
+    }
+}
+
+/// Packed 4-row int8 layout, `smull` path.
+pub fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    packed(w, scales, b, xq, x_scale, y, dot_i8_smull);
+}
+
+/// Packed 4-row int8 layout, `sdot` path.
+///
+/// # Safety
+/// The CPU must have the dotprod extension.
+#[target_feature(enable = "dotprod")]
+pub unsafe fn matvec_i8_packed_dotprod(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    packed(w, scales, b, xq, x_scale, y, |a, x| dot_i8_sdot(a, x));
+}

@@ -154,3 +154,44 @@ pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale:
         r += 4;
     }
 }
+
+/// `y = (W_q·x_q)·scale_row·x_scale + b` for int8 weights in the packed 4-row layout:
+/// each 64-column block of four rows is 256 contiguous bytes, read as one stream.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    let blocks = xq.len().div_ceil(64);
+    let ones = _mm256_set1_epi16(1);
+    for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
+        let mut acc = [_mm256_setzero_si256(); 4];
+        for (blk, xs) in xq.chunks(64).enumerate() {
+            // The last block of x may be short: zero-pad it, as the weights are.
+            let mut xb = [0i8; 64];
+            xb[..xs.len()].copy_from_slice(xs);
+            for half in 0..2 {
+                // SAFETY: xb has 64 bytes; the group holds `blocks` full 256-byte blocks.
+                let (xv, wp) = unsafe {
+                    (
+                        _mm256_loadu_si256(xb.as_ptr().add(half * 32) as *const __m256i),
+                        group.as_ptr().add(blk * 256 + half * 32),
+                    )
+                };
+                let ax = _mm256_sign_epi8(xv, xv);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    let wv = unsafe { _mm256_loadu_si256(wp.add(k * 64) as *const __m256i) };
+                    let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, xv));
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pairs, ones));
+                }
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            let row = g * 4 + k;
+            if row < y.len() {
+                y[row] = hsum_epi32(*a) as f32 * scales[row] * x_scale + b[row];
+            }
+        }
+    }
+}

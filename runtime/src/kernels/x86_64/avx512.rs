@@ -149,3 +149,42 @@ pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale:
         r += 4;
     }
 }
+
+/// `y = (W_q·x_q)·scale_row·x_scale + b` for int8 weights in the packed 4-row layout:
+/// each 64-column block of four rows is 256 contiguous bytes, read as one stream.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
+    let cols = xq.len();
+    let blocks = cols.div_ceil(64);
+    let zero = _mm512_setzero_si512();
+    for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
+        let mut acc = [zero; 4];
+        for blk in 0..blocks {
+            // SAFETY: the mask covers only the columns of x that exist; the group holds
+            // `blocks` full 256-byte blocks (padding included), so the four row loads
+            // read inside it.
+            let (xv, wp) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi8(mask64(cols - blk * 64), xq.as_ptr().add(blk * 64)),
+                    group.as_ptr().add(blk * 256),
+                )
+            };
+            let ax = _mm512_abs_epi8(xv);
+            let negative = _mm512_movepi8_mask(xv);
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: as above.
+                let wv = unsafe { _mm512_loadu_si512(wp.add(k * 64) as *const __m512i) };
+                *a = _mm512_dpbusd_epi32(*a, ax, _mm512_mask_sub_epi8(wv, negative, zero, wv));
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            let row = g * 4 + k;
+            if row < y.len() {
+                y[row] = _mm512_reduce_add_epi32(*a) as f32 * scales[row] * x_scale + b[row];
+            }
+        }
+    }
+}
