@@ -82,6 +82,39 @@ fn every_supported_path_matches_scalar() {
 }
 
 #[test]
+fn activation_quantization_is_identical_on_every_path() {
+    for (i, &n) in SIZES.iter().enumerate() {
+        let mut rng = Rng(100 + i as u64);
+        let x: Vec<f32> = (0..n + 1).map(|_| 5.0 * rng.unit()).collect();
+        for x in [&x[..n], &x[1..]] {
+            let mut want = vec![0i8; n];
+            let s = quant::quantize(x, &mut want);
+            for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+                let mut got = vec![0i8; n];
+                assert_eq!(Kernels::with_path(path).unwrap().quantize(x, &mut got), s, "{}", path.name());
+                assert_eq!(got, want, "{} quantize n={n}", path.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn attention_step_is_identical_on_every_path() {
+    for (dk, dv) in [(1, 1), (5, 3), (16, 16), (32, 32), (7, 40), (64, 17)] {
+        let mut rng = Rng(dk as u64 * 131 + dv as u64);
+        let mut gen = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.unit().abs() + 0.01).collect() };
+        let (q, k, v, s0, z0) = (gen(dk), gen(dk), gen(dv), gen(dk * dv), gen(dk));
+        let (mut s_want, mut z_want, mut o_want) = (s0.clone(), z0.clone(), vec![0f32; dv]);
+        linrt::kernels::scalar::attention_head_step(&mut s_want, &mut z_want, &q, &k, &v, &mut o_want, 1e-6);
+        for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+            let (mut s, mut z, mut o) = (s0.clone(), z0.clone(), vec![0f32; dv]);
+            Kernels::with_path(path).unwrap().attention_head_step(&mut s, &mut z, &q, &k, &v, &mut o, 1e-6);
+            assert_eq!((&s, &z, &o), (&s_want, &z_want, &o_want), "{} dk={dk} dv={dv}", path.name());
+        }
+    }
+}
+
+#[test]
 fn int8_weights_also_take_unquantized_inputs() {
     // A mixed file (an int8 matrix fed by inputs prepared without quantization) still
     // computes W·x, with the weights dequantized.

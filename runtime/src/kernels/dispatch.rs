@@ -140,7 +140,7 @@ impl Kernels {
         let (scales, bytes) = scratch.split_at_mut(t);
         let q = &mut bytemuck::cast_slice_mut::<f32, i8>(bytes)[..t * cols];
         for ((row, qrow), s) in x.chunks_exact(cols).zip(q.chunks_exact_mut(cols)).zip(scales.iter_mut()) {
-            *s = quant::quantize(row, qrow);
+            *s = self.quantize(row, qrow);
         }
         Activations { x, cols, quantized: Some((q, scales)) }
     }
@@ -162,6 +162,37 @@ impl Kernels {
                 (Weights::I8 { q, scales, block }, None) => scalar::matvec_i8_f32_input(q, scales, block, b, xt, yt),
                 (Weights::I8Packed { q, scales }, None) => scalar::matvec_i8_packed_f32_input(q, scales, b, xt, yt),
             }
+        }
+    }
+
+    /// Quantizes one vector exactly as [`quant::quantize`] does, on this path.
+    pub fn quantize(&self, x: &[f32], q: &mut [i8]) -> f32 {
+        match self.path {
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::quantize(x, q) },
+            _ => quant::quantize(x, q),
+        }
+    }
+
+    /// One head's recurrent attention step (see [`scalar::attention_head_step`]);
+    /// the same bits on every path.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_head_step(
+        &self,
+        s: &mut [f32],
+        z: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        eps: f32,
+    ) {
+        match self.path {
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::attention_head_step(s, z, q, k, v, out, eps) },
+            _ => scalar::attention_head_step(s, z, q, k, v, out, eps),
         }
     }
 

@@ -176,6 +176,17 @@ pub fn vec_mat(q: &[f32], s: &[f32], out: &mut [f32]) {
     }
 }
 
+/// One head's recurrent step of linear attention (φ already applied to q and k):
+/// `z += k`, `S += k vᵀ`, `out = qᵀS / (q·z + eps)`. `s` is `[Dk, Dv]`.
+pub fn attention_head_step(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], eps: f32) {
+    for (zd, kd) in z.iter_mut().zip(k) {
+        *zd += kd;
+    }
+    rank1_update(s, k, v);
+    vec_mat(q, s, out);
+    scale(out, 1.0 / (dot(q, z) + eps));
+}
+
 /// `x *= a`.
 pub fn scale(x: &mut [f32], a: f32) {
     for v in x {

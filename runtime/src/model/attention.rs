@@ -9,6 +9,7 @@
 //! A layer's state is `[S: H×Dk×Dv][z: H×Dk]`, whatever the stream length.
 
 use crate::kernels::scalar::{axpy, dot, rank1_update, scale, vec_mat};
+use crate::kernels::Kernels;
 
 /// Head geometry of one attention layer.
 #[derive(Clone, Copy)]
@@ -26,7 +27,7 @@ impl Heads {
     }
 
     /// One recurrent step: q, k are `[H·Dk]` (φ applied), v and out are `[H·Dv]`.
-    pub fn step(&self, state: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    pub fn step(&self, kern: &Kernels, state: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
         let (dk, dv) = (self.dk, self.dv);
         let (s_all, z_all) = self.split(state);
         for h in 0..self.n {
@@ -34,13 +35,7 @@ impl Heads {
             let vh = &v[h * dv..(h + 1) * dv];
             let s = &mut s_all[h * dk * dv..(h + 1) * dk * dv];
             let z = &mut z_all[h * dk..(h + 1) * dk];
-            let oh = &mut out[h * dv..(h + 1) * dv];
-            for (zd, kd) in z.iter_mut().zip(kh) {
-                *zd += kd;
-            }
-            rank1_update(s, kh, vh);
-            vec_mat(qh, s, oh);
-            scale(oh, 1.0 / (dot(qh, z) + self.eps));
+            kern.attention_head_step(s, z, qh, kh, vh, &mut out[h * dv..(h + 1) * dv], self.eps);
         }
     }
 

@@ -73,7 +73,7 @@ pub(crate) fn encoder_layer(
     let heads =
         Heads { n: cfg.n_heads as usize, dk: cfg.d_query as usize, dv: cfg.d_value as usize, eps: cfg.attention_eps };
     match form {
-        Form::Recurrent => heads.step(state, q, k, v, attended),
+        Form::Recurrent => heads.step(kern, state, q, k, v, attended),
         Form::Causal => heads.causal(state, t, q, k, v, attended),
     }
     kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), normed);

@@ -188,3 +188,86 @@ pub unsafe fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x
         }
     }
 }
+
+/// Quantizes `x` like [`crate::kernels::quant::quantize`], bit for bit: the same
+/// scale, and `cvtps2dq` rounds to nearest even exactly as the scalar twin's
+/// add-and-subtract of 1.5·2²³ does.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
+    let n = x.len().min(q.len());
+    let mut vmax = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let m = if n - i >= 16 { 0xFFFF } else { mask16(n - i) };
+        // SAFETY: the mask covers only lanes below n.
+        let v = unsafe { _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)) };
+        vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
+        i += 16;
+    }
+    let max = _mm512_reduce_max_ps(vmax);
+    if max == 0.0 {
+        q[..n].fill(0);
+        return 0.0;
+    }
+    let inv = _mm512_set1_ps(127.0 / max);
+    let mut i = 0;
+    while i < n {
+        let m = if n - i >= 16 { 0xFFFF } else { mask16(n - i) };
+        // SAFETY: the masked load and store touch only lanes below n.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+            let r = _mm512_cvtps_epi32(_mm512_mul_ps(v, inv));
+            _mm512_mask_cvtsepi32_storeu_epi8(q.as_mut_ptr().add(i) as *mut _, m, r);
+        }
+        i += 16;
+    }
+    max / 127.0
+}
+
+/// One head's recurrent attention step, like
+/// [`crate::kernels::scalar::attention_head_step`] and with its exact results: the
+/// state update and the readout share one pass over S, 16 value columns at a time,
+/// with the same multiply-then-add order (no FMA).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn attention_head_step(
+    s: &mut [f32],
+    z: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    eps: f32,
+) {
+    let (dk, dv) = (k.len(), v.len());
+    for (zd, kd) in z.iter_mut().zip(k) {
+        *zd += kd;
+    }
+    let mut j = 0;
+    while j < dv {
+        let m = if dv - j >= 16 { 0xFFFF } else { mask16(dv - j) };
+        // SAFETY: every masked access touches columns j..min(j + 16, dv) of v, out and
+        // of rows d < dk of s, which is dk × dv.
+        unsafe {
+            let vv = _mm512_maskz_loadu_ps(m, v.as_ptr().add(j));
+            let mut acc = _mm512_setzero_ps();
+            for d in 0..dk {
+                let row = s.as_mut_ptr().add(d * dv + j);
+                let updated = _mm512_add_ps(_mm512_maskz_loadu_ps(m, row), _mm512_mul_ps(_mm512_set1_ps(k[d]), vv));
+                _mm512_mask_storeu_ps(row, m, updated);
+                acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(q[d]), updated));
+            }
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), m, acc);
+        }
+        j += 16;
+    }
+    let inv = 1.0 / (crate::kernels::scalar::dot(q, z) + eps);
+    for o in out.iter_mut() {
+        *o *= inv;
+    }
+}
