@@ -1106,3 +1106,18 @@ fn packed_layout_is_only_for_per_row_int8() {
     seal(&mut bytes);
     assert!(matches!(load_err(&bytes), Error::SizeMismatch { expected: 512, found: 64, .. }));
 }
+
+#[test]
+fn int8_matrices_wider_than_the_accumulator_bound_are_refused() {
+    // linear2 is [d_model, d_ff]: 131 073 columns could overflow an i32 sum of
+    // 127 · 127 products, so neither the writer nor the reader accepts it as int8.
+    let mut cfg = ModelConfig::new(4, 1, 1, 131_073);
+    cfg.final_norm = false;
+    let mut w = full_writer(&cfg);
+    w.weight_dtype(linrt::DType::I8, 0);
+    assert!(matches!(w.to_bytes(), Err(Error::BadTensor { .. })));
+    cfg.d_ff = 131_072;
+    let mut w = full_writer(&cfg);
+    w.weight_dtype(linrt::DType::I8, 0);
+    assert!(w.to_bytes().is_ok());
+}

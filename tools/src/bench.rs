@@ -30,7 +30,7 @@ pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Opt
     let mut times = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let input = match cfg.input_kind {
-            InputKind::Tokens => Input::Token((i as u32 * 7919) % cfg.input_dim),
+            InputKind::Tokens => Input::Token(((i as u64 * 7919) % cfg.input_dim as u64) as u32),
             InputKind::Vectors => Input::Vector(&vector),
         };
         let start = Instant::now();

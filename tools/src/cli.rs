@@ -298,8 +298,8 @@ pub fn execute(command: Command) -> Result<()> {
             let path = cpu::chosen(request)?.path();
             let file = open(&model)?;
             let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
-            if steps == 0 {
-                bail!("--steps must be at least 1");
+            if !(1..=1_000_000).contains(&steps) {
+                bail!("--steps must be between 1 and 1000000");
             }
             let step = bench::median(bench::linrt_step_times(&m, steps, 20, request)?);
             let weights = bench::step_bytes(&m, file.bytes());

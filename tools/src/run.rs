@@ -87,6 +87,8 @@ pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize, kernels: Optio
     let width = cfg.input_width();
     let t = inputs.len(width);
     let d_out = cfg.output_dim();
+    // No chunk is longer than the input: size the arena for what will run.
+    let chunk = chunk.min(t.max(1));
     let opts = SessionOptions { max_chunk: chunk, kernels };
     let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
     let mut session = Session::new(model, &mut arena, opts).map_err(e)?;

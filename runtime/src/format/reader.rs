@@ -11,7 +11,10 @@ use super::{
 };
 use crate::config::ModelConfig;
 use crate::error::Error;
-use crate::kernels::{packed_len, Matrix, Weights};
+use crate::kernels::{Matrix, Weights, PACK_COLS, PACK_ROWS};
+
+/// Widest int8 matrix: 127 · 127 · 131072 < 2³¹, so i32 accumulation cannot overflow.
+pub const MAX_INT8_COLS: u32 = 1 << 17;
 
 #[cfg(target_endian = "big")]
 compile_error!("linrt borrows little-endian tensors in place and needs a little-endian target");
@@ -149,6 +152,10 @@ impl<'a> Model<'a> {
             });
         }
         let dtype = DType::from_u8(e.dtype)?;
+        // 127 · 127 · cols must fit the i32 accumulators of the int8 kernels.
+        if dtype == DType::I8 && spec.dims[1] > MAX_INT8_COLS {
+            return Err(Error::BadTensor { index: idx, reason: "int8 matrix wider than 131072 columns" });
+        }
         let packed = match e.layout {
             LAYOUT_ROW_MAJOR => false,
             LAYOUT_INT8_PACKED if dtype == DType::I8 && e.block_size == 0 => true,
@@ -170,7 +177,9 @@ impl<'a> Model<'a> {
         }
         let elements = spec.dims[0] as u64 * spec.dims[1] as u64;
         let data_size = if packed {
-            packed_len(spec.dims[0] as usize, spec.dims[1] as usize) as u64
+            // In u64: on 32-bit targets the padded size of hostile dims overflows usize.
+            (spec.dims[0] as u64).next_multiple_of(PACK_ROWS as u64)
+                * (spec.dims[1] as u64).next_multiple_of(PACK_COLS as u64)
         } else {
             elements * dtype.size()
         };

@@ -101,6 +101,9 @@ impl LrtWriter {
             }
             // Vectors and the embedding table stay f32; matrices take the chosen dtype.
             let dtype = if spec.rank == 2 && spec.role != TensorRole::Embedding { self.dtype } else { DType::F32 };
+            if dtype == DType::I8 && spec.dims[1] > super::reader::MAX_INT8_COLS {
+                return Err(Error::BadTensor { index: index as u32, reason: "int8 matrix wider than 131072 columns" });
+            }
             let blob = encode(values, dtype, spec.dims[1] as usize, self.block_size as usize)
                 .ok_or(Error::NonFiniteWeight { role: spec.role, layer: spec.layer })?;
             let offset = cursor.next_multiple_of(DATA_ALIGN);

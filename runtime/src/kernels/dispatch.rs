@@ -13,7 +13,7 @@ pub enum KernelPath {
     /// x86_64 AVX2 + FMA + F16C; int8 through `vpmaddubsw`.
     #[cfg(target_arch = "x86_64")]
     Avx2,
-    /// x86_64 AVX-512 F/BW with VNNI `vpdpbusd` for int8.
+    /// x86_64 AVX-512 F/BW/VL with VNNI `vpdpbusd` for int8.
     #[cfg(target_arch = "x86_64")]
     Avx512,
     /// aarch64 NEON: `fmla`, f16 widened with `fcvtl`, int8 with `smull`.
@@ -77,7 +77,7 @@ impl KernelPath {
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx2 => cpu_has!("avx2", "fma", "f16c"),
             #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => cpu_has!("avx512f", "avx512bw", "avx512vnni"),
+            KernelPath::Avx512 => cpu_has!("avx512f", "avx512bw", "avx512vl", "avx512vnni"),
             #[cfg(target_arch = "aarch64")]
             KernelPath::Neon => cpu_has!("neon"),
             #[cfg(target_arch = "aarch64")]
@@ -188,10 +188,17 @@ impl Kernels {
         out: &mut [f32],
         eps: f32,
     ) {
+        // The SIMD version indexes by k and v: it needs the shapes to agree.
+        #[cfg(target_arch = "x86_64")]
+        let consistent =
+            q.len() == k.len() && z.len() == k.len() && out.len() == v.len() && s.len() == k.len() * v.len();
         match self.path {
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`),
+            // and the slice lengths were just checked.
             #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::attention_head_step(s, z, q, k, v, out, eps) },
+            KernelPath::Avx512 if consistent => unsafe {
+                super::x86_64::avx512::attention_head_step(s, z, q, k, v, out, eps)
+            },
             _ => scalar::attention_head_step(s, z, q, k, v, out, eps),
         }
     }

@@ -7,11 +7,12 @@ const ROUNDER: f32 = 12_582_912.0;
 /// `q ∈ [-127, 127]`. An all-zero vector gets scale 0.
 pub fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
     let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 {
+    let inv = 127.0 / max;
+    // All zeros, or so small that 127 / max overflows: nothing to keep.
+    if !inv.is_finite() {
         q.fill(0);
         return 0.0;
     }
-    let inv = 127.0 / max;
     for (qi, &v) in q.iter_mut().zip(x) {
         // |v·inv| ≤ 127 by construction. Adding and removing 1.5·2²³ rounds to the
         // nearest integer (ties to even) in two adds, where a libm call costs dozens.
@@ -32,6 +33,9 @@ mod tests {
         assert_eq!(s, 1.0 / 127.0);
         assert_eq!(q, [127, -127, 0, 2, -38, 0]);
         assert_eq!(quantize(&[0.0; 3], &mut q[..3]), 0.0);
+        assert_eq!(&q[..3], &[0, 0, 0]);
+        // Too small to scale: zeros, never -128.
+        assert_eq!(quantize(&[1e-38, -1e-38, 0.0], &mut q[..3]), 0.0);
         assert_eq!(&q[..3], &[0, 0, 0]);
     }
 }

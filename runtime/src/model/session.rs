@@ -115,7 +115,7 @@ impl<'a> Session<'a> {
 
     fn run(&mut self, inputs: Inputs, t: usize, output: &mut [f32], form: Form) -> Result<(), Error> {
         let cfg = *self.model.config();
-        let expected_out = t * cfg.output_dim();
+        let expected_out = t.checked_mul(cfg.output_dim()).ok_or(Error::SizeOverflow)?;
         if output.len() != expected_out {
             return Err(Error::BadLength { what: "output", expected: expected_out, found: output.len() });
         }

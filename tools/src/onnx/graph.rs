@@ -119,7 +119,7 @@ impl OnnxGraph {
     /// A scalar (or one-element) float constant.
     pub fn constant_scalar(&self, name: &str) -> Option<f32> {
         let proto = self.constant_proto(name)?;
-        if proto.dims.iter().product::<i64>() != 1 {
+        if proto.dims.iter().try_fold(1i64, |a, &d| a.checked_mul(d)) != Some(1) {
             return None;
         }
         let tensor = guard("decoding a constant", || {

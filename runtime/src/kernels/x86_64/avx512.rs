@@ -1,4 +1,4 @@
-//! AVX-512 kernels (F, BW, VNNI). Tails use masked loads, so odd sizes stay in SIMD.
+//! AVX-512 kernels (F, BW, VL, VNNI). Tails use masked loads, so odd sizes stay in SIMD.
 //! Every function requires those features: callers go through `Kernels`, which only
 //! selects this path when the CPU has them.
 
@@ -49,7 +49,7 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn dot_f16(a: &[u16], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -119,8 +119,8 @@ pub unsafe fn matvec_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
 /// `y = W·x + b`, f16 weights widened in registers.
 ///
 /// # Safety
-/// The CPU must support AVX-512F and AVX-512BW.
-#[target_feature(enable = "avx512f,avx512bw")]
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub unsafe fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
     for ((yo, row), bo) in y.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
         *yo = dot_f16(row, x) + bo;
@@ -208,7 +208,8 @@ pub unsafe fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
         i += 16;
     }
     let max = _mm512_reduce_max_ps(vmax);
-    if max == 0.0 {
+    // Same rule as the scalar twin: a vector too small to scale quantizes to zeros.
+    if !(127.0 / max).is_finite() {
         q[..n].fill(0);
         return 0.0;
     }
