@@ -5,13 +5,14 @@
 //! matrix-matrix runs 64 columns (a 64-position chunk).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use linrt::kernels::{quant, Matrix, Weights, ALL_PATHS};
+use linrt::kernels::{pack_rows, packed_len, quant, Matrix, Weights, ALL_PATHS};
 use linrt::Kernels;
 
 /// One matrix in the three stored forms, and a bias.
 struct Data {
     w: Vec<f32>,
     w16: Vec<u16>,
+    /// int8 in the packed 4-row layout `linrt convert` writes.
     w8: Vec<i8>,
     scales: Vec<f32>,
     b: Vec<f32>,
@@ -20,8 +21,10 @@ struct Data {
 fn data(rows: usize, cols: usize) -> Data {
     let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
     let w16 = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
-    let mut w8 = vec![0i8; rows * cols];
-    let scales = w.chunks(cols).zip(w8.chunks_mut(cols)).map(|(r, q)| quant::quantize(r, q)).collect();
+    let mut q = vec![0i8; rows * cols];
+    let scales = w.chunks(cols).zip(q.chunks_mut(cols)).map(|(r, q)| quant::quantize(r, q)).collect();
+    let mut w8 = vec![0i8; packed_len(rows, cols)];
+    pack_rows(&q, rows, cols, &mut w8);
     Data { w, w16, w8, scales, b: vec![0.1; rows] }
 }
 
@@ -39,7 +42,7 @@ fn bench(c: &mut Criterion) {
                 for (dtype, weights) in [
                     ("f32", Weights::F32(&w)),
                     ("f16", Weights::F16(&w16)),
-                    ("int8", Weights::I8 { q: &w8, scales: &scales, block: 0 }),
+                    ("int8", Weights::I8Packed { q: &w8, scales: &scales }),
                 ] {
                     let m = Matrix { weights, rows, cols };
                     // Quantizing the input is part of an int8 matmul's cost: measured inside.

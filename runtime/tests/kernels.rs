@@ -82,6 +82,37 @@ fn every_supported_path_matches_scalar() {
 }
 
 #[test]
+fn matrix_matrix_matches_matrix_vector() {
+    // t positions at once (the chunk path) give the same bits as one at a time.
+    let scalar = Kernels::with_path(KernelPath::Scalar).unwrap();
+    for (rows, cols) in [(1, 1), (5, 63), (8, 64), (13, 130), (33, 255)] {
+        let c = case(rows, cols, rows as u64 * 7 + cols as u64);
+        for t in [1, 2, 3, 4, 5, 9, 16] {
+            let mut rng = Rng(t as u64);
+            let x: Vec<f32> = (0..t * cols).map(|_| 2.0 * rng.unit()).collect();
+            for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+                let k = Kernels::with_path(path).unwrap();
+                let packed = Weights::I8Packed { q: &c.p8, scales: &c.s8 };
+                let m = Matrix { weights: packed, rows, cols };
+                let mut scratch = vec![0f32; t * (cols.div_ceil(4) + 1)];
+                let a = k.activations(&x, t, cols, true, &mut scratch);
+                let mut y = vec![0f32; t * rows];
+                k.matmul(&m, &c.b, &a, &mut y);
+                for p in 0..t {
+                    let one = run(&scalar, &c, packed, &x[p * cols..(p + 1) * cols]);
+                    assert_eq!(
+                        &y[p * rows..(p + 1) * rows],
+                        &one[..],
+                        "{} t={t} {rows}x{cols} position {p}",
+                        path.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn activation_quantization_is_identical_on_every_path() {
     for (i, &n) in SIZES.iter().enumerate() {
         let mut rng = Rng(100 + i as u64);

@@ -148,6 +148,22 @@ impl Kernels {
     /// `Y = X·Wᵀ + b` for every row of `a` into `y` (`[t, m.rows]`).
     pub fn matmul(&self, m: &Matrix, b: &[f32], a: &Activations, y: &mut [f32]) {
         let (rows, cols) = (m.rows, a.cols);
+        // Several positions and packed int8 on AVX-512: the matrix-matrix kernel loads
+        // each block of weights once for four positions.
+        #[cfg(target_arch = "x86_64")]
+        if let (KernelPath::Avx512, Weights::I8Packed { q, scales }, Some((xq, xs))) =
+            (self.path, m.weights, a.quantized)
+        {
+            let t = xs.len();
+            if t > 1 && y.len() >= t * rows && b.len() == rows && scales.len() >= rows {
+                // SAFETY: the path is supported (see `with_path`); the kernel indexes y,
+                // b and scales within the lengths just checked, and x by `cols`.
+                unsafe {
+                    super::x86_64::avx512::matmul_i8_packed(q, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows])
+                };
+                return;
+            }
+        }
         for (p, (xt, yt)) in a.x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)).enumerate() {
             match (m.weights, a.quantized) {
                 (Weights::F32(w), _) => self.matvec_f32(w, b, xt, yt),

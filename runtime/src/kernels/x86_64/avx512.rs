@@ -272,3 +272,87 @@ pub unsafe fn attention_head_step(
         *o *= inv;
     }
 }
+
+/// Sums of four i32 vectors, one per lane 0..4 of the result (lanes 4.. are 0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce4(a: [__m512i; 4]) -> __m128i {
+    // Pairwise interleave-and-add, then fold the four 128-bit lanes together.
+    let ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a[0], a[1]), _mm512_unpackhi_epi32(a[0], a[1]));
+    let cd = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2], a[3]), _mm512_unpackhi_epi32(a[2], a[3]));
+    let abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    let half = _mm256_add_epi32(_mm512_castsi512_si256(abcd), _mm512_extracti64x4_epi64(abcd, 1));
+    _mm_add_epi32(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1))
+}
+
+/// `Y = X_q·W_qᵀ` scaled, for `t` quantized rows (`xq`: `[t, cols]`, `xs`: `[t]`) and
+/// int8 weights in the packed 4-row layout; `y` is `[t, rows]`. Each 256-byte block
+/// of four weight rows is loaded once and used for four positions: 16 `vpdpbusd` per
+/// block. Activations enter unsigned as x + 128 (`vpdpbusd` wants u8 × i8); the
+/// 128 · Σw that adds is taken off with each row's weight sum, so the integer result,
+/// and hence y, equals the matrix-vector kernel's exactly.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]) {
+    let t = xs.len();
+    let rows = b.len();
+    let blocks = cols.div_ceil(64);
+    let zero = _mm512_setzero_si512();
+    let flip = _mm512_set1_epi8(-128);
+    let ones = _mm512_set1_epi8(1);
+    for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
+        // Row sums of the four weight rows (padding is zero).
+        let mut sums = [zero; 4];
+        for blk in 0..blocks {
+            for (k, s) in sums.iter_mut().enumerate() {
+                // SAFETY: the group holds `blocks` full 256-byte blocks.
+                let wv = unsafe { _mm512_loadu_si512(group.as_ptr().add(blk * 256 + k * 64) as *const __m512i) };
+                *s = _mm512_dpbusd_epi32(*s, ones, wv);
+            }
+        }
+        let mut row_sum = [0i32; 4];
+        // SAFETY: row_sum is 16 bytes, the size of the store.
+        unsafe { _mm_storeu_si128(row_sum.as_mut_ptr() as *mut __m128i, reduce4(sums)) };
+        for p0 in (0..t).step_by(4) {
+            let n = (t - p0).min(4);
+            let mut acc = [[zero; 4]; 4];
+            for blk in 0..blocks {
+                let m = mask64(cols - blk * 64);
+                // SAFETY: masked x loads stay inside each position's `cols` bytes
+                // (masked-off bytes read as 0, which flip to 128 and meet zero weight
+                // padding); weight loads stay inside the group.
+                unsafe {
+                    let mut xv = [zero; 4];
+                    for (j, x) in xv.iter_mut().enumerate().take(n) {
+                        let v = _mm512_maskz_loadu_epi8(m, xq.as_ptr().add((p0 + j) * cols + blk * 64));
+                        *x = _mm512_xor_si512(v, flip);
+                    }
+                    let wv: [__m512i; 4] = core::array::from_fn(|k| {
+                        _mm512_loadu_si512(group.as_ptr().add(blk * 256 + k * 64) as *const __m512i)
+                    });
+                    for (acc_j, x) in acc.iter_mut().zip(xv).take(n) {
+                        for (a, w) in acc_j.iter_mut().zip(wv) {
+                            *a = _mm512_dpbusd_epi32(*a, x, w);
+                        }
+                    }
+                }
+            }
+            for (j, a) in acc.iter().enumerate().take(n) {
+                let mut dots = [0i32; 4];
+                // SAFETY: dots is 16 bytes, the size of the store.
+                unsafe { _mm_storeu_si128(dots.as_mut_ptr() as *mut __m128i, reduce4(*a)) };
+                let p = p0 + j;
+                for k in 0..4 {
+                    let row = g * 4 + k;
+                    if row < rows {
+                        let d = dots[k].wrapping_sub(row_sum[k].wrapping_mul(128));
+                        y[p * rows + row] = d as f32 * scales[row] * xs[p] + b[row];
+                    }
+                }
+            }
+        }
+    }
+}
