@@ -133,21 +133,7 @@ pub unsafe fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
 /// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
-    let cols = xq.len();
-    let rows = y.len();
-    let mut r = 0;
-    while r < rows {
-        // Four rows at a time; the last block repeats its final row to stay in bounds.
-        let row = |k: usize| {
-            let rr = (r + k).min(rows - 1);
-            &w[rr * cols..(rr + 1) * cols]
-        };
-        let dots = dot4_i8([row(0), row(1), row(2), row(3)], xq);
-        for (k, d) in dots.iter().enumerate().take(rows - r) {
-            y[r + k] = *d as f32 * scales[r + k] * x_scale + b[r + k];
-        }
-        r += 4;
-    }
+    super::four_rows_at_a_time(w, scales, b, xq, x_scale, y, |rows, x| dot4_i8(rows, x));
 }
 
 /// `y = (W_q·x_q)·scale_row·x_scale + b` for int8 weights in the packed 4-row layout:
