@@ -6,7 +6,7 @@
 mod common;
 
 use common::Rng;
-use linrt::kernels::{pack_rows, packed_len, quant, Matrix, Weights, ALL_PATHS};
+use linrt::kernels::{pack_rows, packed_len, quant, scalar, Matrix, Weights, ALL_PATHS};
 use linrt::{Error, KernelPath, Kernels};
 
 const SIZES: [usize; 8] = [1, 3, 17, 63, 64, 65, 255, 1000];
@@ -130,6 +130,32 @@ fn activation_quantization_is_identical_on_every_path() {
 }
 
 #[test]
+fn feature_map_is_identical_on_every_path() {
+    for (i, &n) in SIZES.iter().enumerate() {
+        let mut rng = Rng(300 + i as u64);
+        // Wide enough to reach the clamp at -87, with exact zeros and both signs of zero.
+        let mut x: Vec<f32> = (0..n + 1).map(|_| 40.0 * rng.unit() - 20.0 * rng.unit().abs()).collect();
+        for (j, special) in [0.0, -0.0, -87.0, -87.5, -1e-30, 1e-30, -200.0].into_iter().enumerate() {
+            if let Some(v) = x.get_mut(j * 7) {
+                *v = special;
+            }
+        }
+        for x in [&x[..n], &x[1..]] {
+            let mut want = x.to_vec();
+            scalar::elu_plus_one(&mut want);
+            assert!(want.iter().all(|v| *v >= 0.0 && v.is_finite()));
+            for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+                let mut got = x.to_vec();
+                Kernels::with_path(path).unwrap().elu_plus_one(&mut got);
+                let (g, w): (Vec<u32>, Vec<u32>) =
+                    (got.iter().map(|v| v.to_bits()).collect(), want.iter().map(|v| v.to_bits()).collect());
+                assert_eq!(g, w, "{} elu+1 n={n}", path.name());
+            }
+        }
+    }
+}
+
+#[test]
 fn attention_step_is_identical_on_every_path() {
     for (dk, dv) in [(1, 1), (5, 3), (16, 16), (32, 32), (7, 40), (64, 17)] {
         let mut rng = Rng(dk as u64 * 131 + dv as u64);
@@ -159,6 +185,25 @@ fn int8_weights_also_take_unquantized_inputs() {
         for (r, yr) in y.iter().enumerate() {
             let want: f32 = (0..c.cols).map(|j| c.w8[r * c.cols + j] as f32 * c.s8[r] * c.x[j]).sum::<f32>() + c.b[r];
             assert!((yr - want).abs() < 1e-4, "row {r}: {yr} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn wide_rows_match_scalar() {
+    // Kernels may prepare x differently for short and long rows (AVX-512 packed int8
+    // switches at 2048 columns): both sides of each such edge, every path.
+    let scalar = Kernels::with_path(KernelPath::Scalar).unwrap();
+    for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+        let k = Kernels::with_path(path).unwrap();
+        for cols in [2047, 2048, 2049, 4100] {
+            let c = case(6, cols, cols as u64);
+            let x = &c.x[1..];
+            let (a, b) = (run(&k, &c, Weights::F32(&c.w), x), run(&scalar, &c, Weights::F32(&c.w), x));
+            assert!(close(&a, &b, cols), "{} f32 6x{cols}", path.name());
+            let want = run(&scalar, &c, Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 }, x);
+            let packed = Weights::I8Packed { q: &c.p8, scales: &c.s8 };
+            assert_eq!(run(&k, &c, packed, x), want, "{} packed int8 6x{cols}", path.name());
         }
     }
 }

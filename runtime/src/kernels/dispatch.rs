@@ -191,6 +191,22 @@ impl Kernels {
         }
     }
 
+    /// φ(x) = elu(x) + 1 in place (see [`scalar::elu_plus_one`]); the same bits on
+    /// every path.
+    pub fn elu_plus_one(&self, x: &mut [f32]) {
+        match self.path {
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::elu_plus_one(x) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => unsafe { super::x86_64::avx2::elu_plus_one(x) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::elu_plus_one(x),
+            _ => scalar::elu_plus_one(x),
+        }
+    }
+
     /// One head's recurrent attention step (see [`scalar::attention_head_step`]);
     /// the same bits on every path.
     #[allow(clippy::too_many_arguments)]

@@ -6,7 +6,7 @@
 use super::attention::Heads;
 use crate::config::{Activation, ModelConfig, NormPlacement};
 use crate::format::LayerWeights;
-use crate::kernels::scalar::{add_assign, elu_plus_one, gelu, layer_norm, relu};
+use crate::kernels::scalar::{add_assign, gelu, layer_norm, relu};
 use crate::kernels::Kernels;
 
 /// Working buffers carved from the arena, each at least `T × width`.
@@ -68,8 +68,8 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.q_w, w.q_b, &a, q);
     kern.matmul(&w.k_w, w.k_b, &a, k);
     kern.matmul(&w.v_w, w.v_b, &a, v);
-    elu_plus_one(q);
-    elu_plus_one(k);
+    kern.elu_plus_one(q);
+    kern.elu_plus_one(k);
     let heads =
         Heads { n: cfg.n_heads as usize, dk: cfg.d_query as usize, dv: cfg.d_value as usize, eps: cfg.attention_eps };
     match form {

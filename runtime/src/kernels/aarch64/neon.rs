@@ -204,3 +204,31 @@ pub fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale:
 pub unsafe fn matvec_i8_packed_dotprod(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
     packed(w, scales, b, xq, x_scale, y, |a, x| dot_i8_sdot(a, x));
 }
+
+/// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with
+/// its exact results: the same exponential, operation for operation (separate
+/// multiplies and adds, no `fmla`), 4 lanes at a time; the tail goes to the twin.
+pub fn elu_plus_one(x: &mut [f32]) {
+    use crate::kernels::scalar::exp_poly::*;
+    let mut chunks = x.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        // SAFETY: NEON is part of every aarch64 CPU; each chunk holds exactly 4 floats.
+        unsafe {
+            let v = vld1q_f32(chunk.as_ptr());
+            // fmax gives NaN for a NaN lane, as the twin's clamp keeps it.
+            let c = vmaxq_f32(vdupq_n_f32(LOWEST), v);
+            let k = vsubq_f32(vaddq_f32(vmulq_f32(c, vdupq_n_f32(LOG2_E)), vdupq_n_f32(ROUND)), vdupq_n_f32(ROUND));
+            let r = vsubq_f32(vsubq_f32(c, vmulq_f32(k, vdupq_n_f32(LN2_HI))), vmulq_f32(k, vdupq_n_f32(LN2_LO)));
+            let mut p = vdupq_n_f32(P[0]);
+            for &coef in &P[1..] {
+                p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(coef));
+            }
+            let one = vdupq_n_f32(1.0);
+            let e = vaddq_f32(vaddq_f32(vmulq_f32(vmulq_f32(p, r), r), r), one);
+            let pow2 = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(vcvtq_s32_f32(k), vdupq_n_s32(127))));
+            let positive = vcgtq_f32(v, vdupq_n_f32(0.0));
+            vst1q_f32(chunk.as_mut_ptr(), vbslq_f32(positive, vaddq_f32(v, one), vmulq_f32(e, pow2)));
+        }
+    }
+    crate::kernels::scalar::elu_plus_one(chunks.into_remainder());
+}

@@ -136,41 +136,87 @@ pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale:
     super::four_rows_at_a_time(w, scales, b, xq, x_scale, y, |rows, x| dot4_i8(rows, x));
 }
 
+/// Rows of at most this many 64-column blocks (2048 columns) get their x blocks
+/// prepared once per product instead of once per four rows.
+const PREPARED_BLOCKS: usize = 32;
+
 /// `y = (W_q·x_q)·scale_row·x_scale + b` for int8 weights in the packed 4-row layout:
 /// each 64-column block of four rows is 256 contiguous bytes, read as one stream.
+/// `vpdpbusd` wants u8 × i8, so x enters as |x| and its sign moves onto w. At batch 1
+/// the kernel is bound by instructions, not by memory, so |x| and the sign mask are
+/// computed once per product (rows up to 2048 columns) rather than once per group.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+/// The CPU must support AVX-512F, AVX-512BW, AVX-512VL and AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
     let cols = xq.len();
     let blocks = cols.div_ceil(64);
+    // SAFETY: the mask covers only the columns of x that exist.
+    let load_x = |blk: usize| unsafe { _mm512_maskz_loadu_epi8(mask64(cols - blk * 64), xq.as_ptr().add(blk * 64)) };
+    if blocks <= PREPARED_BLOCKS {
+        let mut abs_x = [_mm512_setzero_si512(); PREPARED_BLOCKS];
+        let mut negative = [0 as __mmask64; PREPARED_BLOCKS];
+        for blk in 0..blocks {
+            let xv = load_x(blk);
+            abs_x[blk] = _mm512_abs_epi8(xv);
+            negative[blk] = _mm512_movepi8_mask(xv);
+        }
+        // SAFETY: features as this function's.
+        unsafe { packed_groups(w, blocks, |blk| (abs_x[blk], negative[blk]), scales, b, x_scale, y) }
+    } else {
+        let x_block = |blk: usize| {
+            let xv = load_x(blk);
+            (_mm512_abs_epi8(xv), _mm512_movepi8_mask(xv))
+        };
+        // SAFETY: features as this function's.
+        unsafe { packed_groups(w, blocks, x_block, scales, b, x_scale, y) }
+    }
+}
+
+/// The body of [`matvec_i8_packed`]: one pass over the packed groups, with x block
+/// `blk` given as (|x|, sign mask) by `x_block`. Each group's four dot products are
+/// reduced together and scaled as one 4-lane vector, in the scalar twin's order
+/// (multiply, multiply, add), so the results match it bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW, AVX-512VL and AVX-512 VNNI.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn packed_groups(
+    w: &[i8],
+    blocks: usize,
+    x_block: impl Fn(usize) -> (__m512i, __mmask64),
+    scales: &[f32],
+    b: &[f32],
+    x_scale: f32,
+    y: &mut [f32],
+) {
+    let rows = y.len().min(scales.len()).min(b.len());
     let zero = _mm512_setzero_si512();
     for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
+        let row0 = g * 4;
+        if row0 >= rows {
+            break;
+        }
         let mut acc = [zero; 4];
         for blk in 0..blocks {
-            // SAFETY: the mask covers only the columns of x that exist; the group holds
-            // `blocks` full 256-byte blocks (padding included), so the four row loads
-            // read inside it.
-            let (xv, wp) = unsafe {
-                (
-                    _mm512_maskz_loadu_epi8(mask64(cols - blk * 64), xq.as_ptr().add(blk * 64)),
-                    group.as_ptr().add(blk * 256),
-                )
-            };
-            let ax = _mm512_abs_epi8(xv);
-            let negative = _mm512_movepi8_mask(xv);
+            let (ax, negative) = x_block(blk);
             for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: as above.
-                let wv = unsafe { _mm512_loadu_si512(wp.add(k * 64) as *const __m512i) };
+                // SAFETY: the group holds `blocks` full 256-byte blocks (padding
+                // included), so the four row loads read inside it.
+                let wv = unsafe { _mm512_loadu_si512(group.as_ptr().add(blk * 256 + k * 64) as *const __m512i) };
                 *a = _mm512_dpbusd_epi32(*a, ax, _mm512_mask_sub_epi8(wv, negative, zero, wv));
             }
         }
-        for (k, a) in acc.iter().enumerate() {
-            let row = g * 4 + k;
-            if row < y.len() {
-                y[row] = _mm512_reduce_add_epi32(*a) as f32 * scales[row] * x_scale + b[row];
-            }
+        let m = mask16((rows - row0).min(4)) as __mmask8;
+        // SAFETY: the mask covers only rows below `rows`, inside y, scales and b.
+        unsafe {
+            let dots = _mm_cvtepi32_ps(reduce4(acc));
+            let s = _mm_maskz_loadu_ps(m, scales.as_ptr().add(row0));
+            let bias = _mm_maskz_loadu_ps(m, b.as_ptr().add(row0));
+            let r = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(dots, s), _mm_set1_ps(x_scale)), bias);
+            _mm_mask_storeu_ps(y.as_mut_ptr().add(row0), m, r);
         }
     }
 }
@@ -340,5 +386,48 @@ pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x
                 }
             }
         }
+    }
+}
+
+/// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with
+/// its exact results: the same exponential, operation for operation, 16 lanes at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn elu_plus_one(x: &mut [f32]) {
+    use crate::kernels::scalar::exp_poly::*;
+    let n = x.len();
+    let one = _mm512_set1_ps(1.0);
+    let mut i = 0;
+    while i < n {
+        let m = if n - i >= 16 { 0xFFFF } else { mask16(n - i) };
+        // SAFETY: the masked load and store touch only lanes below n.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+            // Clamp as the twin does: max(LOWEST, v) keeps v when v is NaN.
+            let c = _mm512_max_ps(_mm512_set1_ps(LOWEST), v);
+            let k = _mm512_sub_ps(
+                _mm512_add_ps(_mm512_mul_ps(c, _mm512_set1_ps(LOG2_E)), _mm512_set1_ps(ROUND)),
+                _mm512_set1_ps(ROUND),
+            );
+            let r = _mm512_sub_ps(
+                _mm512_sub_ps(c, _mm512_mul_ps(k, _mm512_set1_ps(LN2_HI))),
+                _mm512_mul_ps(k, _mm512_set1_ps(LN2_LO)),
+            );
+            let mut p = _mm512_set1_ps(P[0]);
+            for &coef in &P[1..] {
+                p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(coef));
+            }
+            let e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(p, r), r), r), one);
+            let pow2 = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+                _mm512_cvtps_epi32(k),
+                _mm512_set1_epi32(127),
+            )));
+            let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_setzero_ps());
+            let out = _mm512_mask_add_ps(_mm512_mul_ps(e, pow2), positive, v, one);
+            _mm512_mask_storeu_ps(x.as_mut_ptr().add(i), m, out);
+        }
+        i += 16;
     }
 }
