@@ -1,12 +1,15 @@
 //! `linrt bench`: median per-step latency of linrt, of tract running the same ONNX
 //! in process, and the time to stream the weights a step reads once (the memory
-//! roofline). Single-threaded, measured side by side in one run.
+//! roofline). Single-threaded, measured in one run, taking turns in `ROUNDS` rounds.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use linrt::{Input, InputKind, KernelPath, Model, Session, SessionOptions, TensorRole};
+
+/// Rounds in which linrt, tract and the roofline are timed in turn.
+pub const ROUNDS: usize = 5;
 
 /// Median of a set of timings (seconds).
 pub fn median(mut v: Vec<f64>) -> f64 {

@@ -301,13 +301,20 @@ pub fn execute(command: Command) -> Result<()> {
             if !(1..=1_000_000).contains(&steps) {
                 bail!("--steps must be between 1 and 1000000");
             }
-            let step = bench::median(bench::linrt_step_times(&m, steps, 20, request)?);
             let weights = bench::step_bytes(&m, file.bytes());
-            let roofline = bench::stream_time(weights, 50);
-            let tract = match &onnx {
-                Some(path) => Some(bench::median(tract_step_times(path, m.config(), steps, 20)?)),
-                None => None,
-            };
+            // The three measurements take turns in rounds, so a burst of noise from
+            // the machine lands on all of them rather than skewing one ratio.
+            let (mut step, mut roofline, mut tract) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..bench::ROUNDS {
+                let n = steps / bench::ROUNDS + usize::from(round < steps % bench::ROUNDS);
+                step.extend(bench::linrt_step_times(&m, n, 20, request)?);
+                roofline.push(bench::stream_time(weights, 10));
+                if let Some(path) = &onnx {
+                    tract.extend(tract_step_times(path, m.config(), n, 100)?);
+                }
+            }
+            let (step, roofline) = (bench::median(step), bench::median(roofline));
+            let tract = onnx.as_ref().map(|_| bench::median(tract));
             let dtype = m.weight_dtype().name();
             let us = |s: f64| s * 1e6;
             if json {
