@@ -128,6 +128,15 @@ class ExportModel(nn.Module):
             self.layers, self.norm = encoder.layers, encoder.norm
         if cfg["output_dim"]:
             setattr(self, self.out_name, nn.Linear(d, cfg["output_dim"]))
+        # Optional sinusoidal positions, added after the input block. Not a parameter:
+        # the table is a fixed function of (position, d_model); the sequence-form ONNX
+        # carries `positional_max_len` rows of it as the initializer `positional_encoding`
+        # (how the converter recognises it), which bounds the steps tract can verify.
+        self.positional = cfg.get("positional", "none")
+        if self.positional == "sinusoidal":
+            self.register_buffer("positional_encoding", sinusoidal_table(cfg.get("positional_max_len", 1024), d))
+        elif self.positional != "none":
+            raise ValueError(f"unknown positional encoding {self.positional!r} (none or sinusoidal)")
 
     def _encoder(self):
         return getattr(self, self.encoder_path) if self.encoder_path else self
@@ -144,6 +153,8 @@ class ExportModel(nn.Module):
         return getattr(self, self.out_name)(h) if self.cfg["output_dim"] else h
 
     def step(self, x, *states):
+        if self.positional != "none":
+            raise ValueError("the step form has no position input: export a positional model in sequence form")
         h, new_states = self._input_block(x), []
         for i, layer in enumerate(self._encoder().layers):
             S, z = states[2 * i], states[2 * i + 1]
@@ -159,9 +170,24 @@ class ExportModel(nn.Module):
 
     def sequence(self, x):
         h = self._input_block(x)
+        if self.positional == "sinusoidal":
+            h = h + self.positional_encoding[: h.shape[1]]
         for layer in self._encoder().layers:
             h = layer(h, layer.attention.sequence)
         return self._output_block(h)
+
+
+def sinusoidal_table(max_len, d):
+    """The sinusoidal position encoding as linrt computes it: column i of position p is
+    sin(p·ω) (even i) or cos(p·ω) (odd i), ω = 10000^(-2⌊i/2⌋/d), in float64, then
+    rounded to float32."""
+    import numpy as np
+
+    pos = np.arange(max_len, dtype=np.float64)[:, None]
+    omega = np.array([10000.0 ** (-(2 * (i // 2)) / d) for i in range(d)], dtype=np.float64)
+    angle = pos * omega
+    table = np.where(np.arange(d) % 2 == 0, np.sin(angle), np.cos(angle))
+    return torch.from_numpy(table.astype(np.float32))
 
 
 class _Form(nn.Module):
@@ -216,11 +242,15 @@ def infer_config(state_dict, n_heads, **overrides):
     return cfg
 
 
-def export(state_dict, cfg, path, form, steps=8):
-    """Writes `path` in `form` ("step" or "sequence") with linrt.* metadata."""
+def export(state_dict, cfg, path, form, steps=8, extra_metadata=None):
+    """Writes `path` in `form` ("step" or "sequence") with linrt.* metadata, plus
+    `extra_metadata`: application keys (`app.*`, e.g. a vocabulary or front-end
+    parameters) that `linrt convert` copies into the .lrt file unchanged."""
     import onnx
 
     model = ExportModel(cfg)
+    if model.positional != "none":  # the table is derived, not learned: fill it in
+        state_dict = dict(state_dict, positional_encoding=model.positional_encoding)
     model.load_state_dict(state_dict, strict=True)
     model.eval()
     H, Dk, Dv, L = cfg["n_heads"], cfg["d_query"], cfg["d_value"], cfg["n_layers"]
@@ -265,6 +295,10 @@ def export(state_dict, cfg, path, form, steps=8):
         node.input[:] = [strip(i) for i in node.input]
         node.output[:] = [strip(o) for o in node.output]
     meta = metadata(cfg, form)
+    for k, v in (extra_metadata or {}).items():
+        if not k.startswith("app."):
+            raise ValueError(f"extra metadata key {k!r}: application keys start with 'app.'")
+        meta[k] = v
     del proto.metadata_props[:]
     for k, v in meta.items():
         entry = proto.metadata_props.add()
@@ -281,6 +315,7 @@ def metadata(cfg, form):
     meta["linrt.attention_eps"] = repr(float(cfg["attention_eps"]))
     meta["linrt.layernorm_eps"] = repr(float(cfg["layernorm_eps"]))
     meta["linrt.form"] = form
+    meta["linrt.positional"] = cfg.get("positional", "none")
     meta["linrt.prefix"] = cfg["prefix"]
     return meta
 

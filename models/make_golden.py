@@ -24,6 +24,7 @@ randomised so that a mix-up between them cannot pass. CI never runs this script.
 """
 import gzip
 import io
+import json
 import os
 import sys
 
@@ -210,6 +211,18 @@ def make_cases():
     pre = dict(cfg, norm_placement="pre", activation="gelu")
     torch.manual_seed(8)
     export_onnx.export(export_onnx.ExportModel(pre).state_dict(), pre, os.path.join(folder, "micro_prenorm.step.onnx"), "step")
+    # Sinusoidal positions and application metadata: tokens in, logits out, sequence
+    # form (a step-form ONNX has no position input), 300 positions of reference.
+    pos = dict(cfg, input="tokens", input_dim=12, output_dim=12, positional="sinusoidal", positional_max_len=300)
+    torch.manual_seed(9)
+    model = export_onnx.ExportModel(pos)
+    export_onnx.export(model.state_dict(), pos, os.path.join(folder, "micro_positional.sequence.onnx"), "sequence",
+                       extra_metadata={"app.task": "test", "app.vocabulary": json.dumps(list("abcdefghijkl"))})
+    tokens = torch.randint(0, 12, (1, 300))
+    with torch.no_grad():
+        y = model.sequence(tokens)[0].numpy()
+    np.save(os.path.join(folder, "micro_positional.input.npy"), tokens[0].numpy().astype(np.int64))
+    np.save(os.path.join(folder, "micro_positional.reference.npy"), y.astype(np.float32))
     variant("missing_tensor.onnx", lambda m: drop(m, "layers.0.linear2.bias"))
     variant("shape_mismatch.onnx", lambda m: reshape(m, "layers.0.linear1.weight"))
     variant("contradictory_heads.onnx", lambda m: meta(m, "linrt.n_heads", "4"))

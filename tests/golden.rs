@@ -260,3 +260,45 @@ fn quantized_models_track_f32_over_512_steps() {
         }
     }
 }
+
+/// A model with sinusoidal positions: converted from its sequence-form ONNX (with
+/// and without metadata), it matches PyTorch at every one of 300 recurrent steps and
+/// in chunks; application metadata travels into the file; a step-form ONNX cannot
+/// carry positions and is refused.
+#[test]
+fn sinusoidal_positions_match_pytorch() {
+    let dir = Scratch::new("cases", "positional");
+    let onnx = dir.path("micro_positional.sequence.onnx");
+    for ignore_metadata in [false, true] {
+        let lrt = dir.path(&format!("pos-{ignore_metadata}.lrt"));
+        let mut opts = ConvertOptions::default();
+        opts.overrides.ignore_metadata = ignore_metadata;
+        opts.overrides.n_heads = ignore_metadata.then_some(2);
+        let done = convert_file(&onnx, &lrt, &opts, &mut |_| {}).unwrap();
+        assert_eq!(done.inferred.config.positional, linrt::Positional::Sinusoidal);
+        assert!(done.report.unwrap().passed());
+        let file = ModelFile::open(&lrt).unwrap();
+        let model = file.model().unwrap();
+        assert_eq!(model.version(), (1, 1));
+        assert_eq!(model.metadata_value("app.task"), Some("test"));
+        assert_eq!(
+            model.metadata_value("app.vocabulary"),
+            Some(r#"["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]"#)
+        );
+        let inputs = read_inputs(&dir.path("micro_positional.input.npy"), &model).unwrap();
+        let reference = dir.path("micro_positional.reference.npy");
+        assert_matches("positional recurrent", &run_model(&model, &inputs, 1, None).unwrap(), &reference);
+        assert_matches("positional chunks of 7", &run_model(&model, &inputs, 7, None).unwrap(), &reference);
+    }
+    // The flag against the step form's metadata ("none") is a contradiction; without
+    // metadata, the step form cannot take positions at all.
+    let mut opts = ConvertOptions::default();
+    opts.overrides.positional = Some(linrt::Positional::Sinusoidal);
+    let step = dir.path("micro.step.onnx");
+    let err = convert_file(&step, &dir.path("x.lrt"), &opts, &mut |_| {}).err().unwrap();
+    assert!(format!("{err:#}").contains("contradictory positional"), "{err:#}");
+    opts.overrides.ignore_metadata = true;
+    opts.overrides.n_heads = Some(2);
+    let err = convert_file(&step, &dir.path("x.lrt"), &opts, &mut |_| {}).err().unwrap();
+    assert!(format!("{err:#}").contains("step-form ONNX has no position input"), "{err:#}");
+}

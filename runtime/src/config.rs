@@ -48,6 +48,19 @@ pub enum OutputKind {
     Linear = 1,
 }
 
+/// Position information added to the input block's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Positional {
+    /// None: the model sees order only through causal attention (fast-transformers'
+    /// encoders add none themselves).
+    None = 0,
+    /// The sinusoidal encoding of "Attention Is All You Need", added to the first
+    /// hidden vector: for position p (counted from the session's start or last reset)
+    /// and column i, `sin(p·ω)` for even i and `cos(p·ω)` for odd i, with
+    /// `ω = 10000^(−2⌊i/2⌋ / d_model)`, computed in f64 and rounded to f32.
+    Sinusoidal = 1,
+}
+
 macro_rules! enum_codec {
     ($ty:ident, $field:literal, { $($code:literal => $variant:ident),+ $(,)? }) => {
         impl $ty {
@@ -71,6 +84,7 @@ enum_codec!(NormPlacement, "config.norm_placement", { 0 => Post, 1 => Pre });
 enum_codec!(FeatureMap, "config.feature_map", { 0 => EluPlusOne });
 enum_codec!(InputKind, "config.input_kind", { 0 => Tokens, 1 => Vectors });
 enum_codec!(OutputKind, "config.output_kind", { 0 => Hidden, 1 => Linear });
+enum_codec!(Positional, "config.positional", { 0 => None, 1 => Sinusoidal });
 
 impl Activation {
     pub fn name(self) -> &'static str {
@@ -92,6 +106,14 @@ impl FeatureMap {
     pub fn name(self) -> &'static str {
         match self {
             FeatureMap::EluPlusOne => "elu+1",
+        }
+    }
+}
+impl Positional {
+    pub fn name(self) -> &'static str {
+        match self {
+            Positional::None => "none",
+            Positional::Sinusoidal => "sinusoidal",
         }
     }
 }
@@ -124,6 +146,8 @@ pub struct ModelConfig {
     /// LayerNorm epsilon (PyTorch default 1e-5).
     pub layernorm_eps: f32,
     pub input_kind: InputKind,
+    /// Position encoding added after the input block (format 1.1).
+    pub positional: Positional,
     /// Vocabulary size for tokens; vector width for vectors.
     pub input_dim: u32,
     /// Vectors only: a linear projection `input_dim → d_model` (else input_dim == d_model).
@@ -157,6 +181,7 @@ impl ModelConfig {
             attention_eps: 1e-6,
             layernorm_eps: 1e-5,
             input_kind: InputKind::Vectors,
+            positional: Positional::None,
             input_dim: d_model,
             input_projection: false,
             output_kind: OutputKind::Hidden,

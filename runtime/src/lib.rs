@@ -31,7 +31,7 @@ pub mod kernels;
 pub mod model;
 
 pub use aligned::Aligned;
-pub use config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind};
+pub use config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
 pub use error::Error;
 #[cfg(feature = "std")]
 pub use format::{writer::LrtWriter, AlignedBytes, ModelFile};

@@ -135,6 +135,7 @@ const CFG_ATTENTION_EPS: usize = 32;
 const CFG_INPUT_KIND: usize = 40;
 const CFG_INPUT_PROJECTION: usize = 41;
 const CFG_OUTPUT_KIND: usize = 48;
+const CFG_POSITIONAL: usize = 42;
 
 /// Checks a loaded model thoroughly: every layer, every tensor, all metadata.
 fn exercise(model: &Model<'_>) {
@@ -167,7 +168,7 @@ fn valid_file_loads() {
     let aligned = AlignedBytes::from_slice(&bytes);
     assert_eq!(aligned.as_bytes(), &bytes[..]);
     let model = aligned.model().expect("valid file loads");
-    assert_eq!(model.version(), (1, 0));
+    assert_eq!(model.version(), (1, 1));
     assert_eq!(model.file_size(), bytes.len() as u64);
     assert_eq!(model.tensor_count(), tensor_count(&cfg));
     assert_eq!(model.tensor_count(), 34);
@@ -317,7 +318,7 @@ fn bad_magic() {
 #[test]
 fn major_version_2_is_unsupported() {
     let err = with_header(|h| h.major = 2);
-    assert!(matches!(err, Error::UnsupportedVersion { major: 2, minor: 0 }), "{err:?}");
+    assert!(matches!(err, Error::UnsupportedVersion { major: 2, minor: 1 }), "{err:?}");
     let err = with_header(|h| h.major = 0);
     assert!(matches!(err, Error::UnsupportedVersion { major: 0, .. }), "{err:?}");
 }
@@ -330,10 +331,26 @@ fn bad_header_size() {
 
 #[test]
 fn unknown_flags() {
+    let err = with_header(|h| h.flags = 2);
+    assert!(matches!(err, Error::UnknownFlags(2)), "{err:?}");
+    let err = with_header(|h| h.flags = 0x8000_0001);
+    assert!(matches!(err, Error::UnknownFlags(0x8000_0001)), "{err:?}");
+}
+
+#[test]
+fn positional_flag_and_config_byte_must_agree() {
+    // Flag 1 without the config byte, and the byte without the flag.
     let err = with_header(|h| h.flags = 1);
-    assert!(matches!(err, Error::UnknownFlags(1)), "{err:?}");
-    let err = with_header(|h| h.flags = 0x8000_0000);
-    assert!(matches!(err, Error::UnknownFlags(0x8000_0000)), "{err:?}");
+    assert!(matches!(err, Error::BadConfig { field, .. } if field.starts_with("positional")), "{err:?}");
+    let err = with_config_bytes(CFG_POSITIONAL, &[1]);
+    assert!(matches!(err, Error::BadConfig { field, .. } if field.starts_with("positional")), "{err:?}");
+    // Both: a valid 1.1 file.
+    let mut cfg = base_cfg();
+    cfg.positional = linrt::Positional::Sinusoidal;
+    let bytes = build_with(&cfg, &[]);
+    assert_eq!(header(&bytes).flags, 1);
+    let model = AlignedBytes::from_slice(&bytes);
+    assert_eq!(model.model().unwrap().config().positional, linrt::Positional::Sinusoidal);
 }
 
 #[test]
@@ -593,11 +610,12 @@ fn unknown_final_norm() {
 
 #[test]
 fn unknown_other_config_enums() {
-    let cases: [(usize, u8, &str); 4] = [
+    let cases: [(usize, u8, &str); 5] = [
         (CFG_NORM_PLACEMENT, 3, "config.norm_placement"),
         (CFG_INPUT_KIND, 2, "config.input_kind"),
         (CFG_INPUT_PROJECTION, 7, "config.input_projection"),
         (CFG_OUTPUT_KIND, 200, "config.output_kind"),
+        (CFG_POSITIONAL, 2, "config.positional"),
     ];
     for (at, code, name) in cases {
         let err = with_config_bytes(at, &[code]);

@@ -5,16 +5,17 @@ mod common;
 
 use common::{random_model, Rng};
 use linrt::{
-    Activation, AlignedBytes, Error, Input, InputKind, Inputs, ModelConfig, NormPlacement, OutputKind, Session,
-    SessionOptions,
+    Activation, AlignedBytes, Error, Input, InputKind, Inputs, ModelConfig, NormPlacement, OutputKind, Positional,
+    Session, SessionOptions, STATE_HEADER_BYTES,
 };
 
 fn configs() -> Vec<ModelConfig> {
     let mut out = Vec::new();
     // fast-transformers default: post-norm, relu, vectors in, hidden out.
     out.push(ModelConfig::new(16, 2, 2, 32));
-    // tokens in, logits out, gelu, pre-norm, no final norm.
+    // tokens in, logits out, gelu, pre-norm, no final norm, sinusoidal positions.
     let mut c = ModelConfig::new(24, 3, 3, 40);
+    c.positional = Positional::Sinusoidal;
     c.input_kind = InputKind::Tokens;
     c.input_dim = 11;
     c.output_kind = OutputKind::Linear;
@@ -142,6 +143,7 @@ fn reset_and_state_round_trip() {
     let data = inputs(&cfg, 20, 3);
     let first = step_all(&mut s, &cfg, &data, 20);
     s.reset();
+    assert_eq!(s.position(), 0);
     assert_eq!(step_all(&mut s, &cfg, &data, 20), first, "reset must forget everything");
 
     // Save after 10 steps, run 10 more, restore, run them again: identical outputs.
@@ -153,13 +155,15 @@ fn reset_and_state_round_trip() {
     }
     let mut saved = vec![0u8; s.state_bytes()];
     assert_eq!(s.save_state(&mut saved).unwrap(), saved.len());
-    assert_eq!(saved.len(), 16 + 4 * cfg.state_floats().unwrap());
+    assert_eq!(saved.len(), STATE_HEADER_BYTES + 4 * cfg.state_floats().unwrap());
+    assert_eq!(s.position(), 10);
     let mut tail = Vec::new();
     for &id in &ids[10..] {
         s.step(Input::Token(id), &mut out).unwrap();
         tail.extend_from_slice(&out);
     }
     s.restore_state(&saved).unwrap();
+    assert_eq!(s.position(), 10, "the position travels with the state");
     let mut again = Vec::new();
     for &id in &ids[10..] {
         s.step(Input::Token(id), &mut out).unwrap();
@@ -177,7 +181,7 @@ fn reset_and_state_round_trip() {
     bad[8] ^= 1;
     assert!(matches!(s.restore_state(&bad), Err(Error::BadState { reason: "saved from a different model" })));
     let mut bad = saved.clone();
-    bad[20..24].copy_from_slice(&f32::NAN.to_le_bytes());
+    bad[STATE_HEADER_BYTES + 4..STATE_HEADER_BYTES + 8].copy_from_slice(&f32::NAN.to_le_bytes());
     assert!(matches!(s.restore_state(&bad), Err(Error::BadState { reason: "contains NaN or infinite values" })));
     let mut small = vec![0u8; 3];
     assert!(matches!(s.save_state(&mut small), Err(Error::BadLength { .. })));

@@ -120,6 +120,9 @@ pub struct ConvertArgs {
     /// Module name of the output head (default: output_projection, head, lm_head).
     #[arg(long)]
     pub output_head: Option<String>,
+    /// Position encoding added after the input block: none or sinusoidal.
+    #[arg(long)]
+    pub positional: Option<String>,
     /// Ignore the exporter's linrt.* metadata and infer everything from the graph and flags.
     #[arg(long)]
     pub ignore_metadata: bool,
@@ -377,7 +380,7 @@ fn verify(_: VerifyArgs, _: &mut dyn Write) -> Result<()> {
 #[cfg(feature = "onnx")]
 fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
     use crate::onnx::convert::{convert_file, ConvertOptions};
-    use crate::onnx::infer::{parse_activation, parse_norm, Overrides};
+    use crate::onnx::infer::{parse_activation, parse_norm, parse_positional, Overrides};
 
     let dtype = parse_dtype(&args.dtype)?;
     let overrides = Overrides {
@@ -390,6 +393,7 @@ fn convert(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
         embedding: args.embedding,
         input_projection: args.input_projection,
         output_head: args.output_head,
+        positional: args.positional.as_deref().map(parse_positional).transpose()?,
         ignore_metadata: args.ignore_metadata,
     };
     let opts = ConvertOptions {

@@ -29,6 +29,12 @@ pub fn text(model: &Model) -> String {
         }
         InputKind::Vectors => format!("input        vectors of {}", c.input_dim),
     });
+    if c.positional != linrt::Positional::None {
+        line(format!(
+            "positions    {} encoding added to the input, counted from the stream's start",
+            c.positional.name()
+        ));
+    }
     line(match c.output_kind {
         OutputKind::Linear => format!("output       linear head, {} values", c.output_dim),
         OutputKind::Hidden => format!("output       hidden state, {} values", c.d_model),
@@ -86,6 +92,7 @@ pub fn json(model: &Model) -> Value {
             "attention_eps": c.attention_eps, "layernorm_eps": c.layernorm_eps,
             "input": match c.input_kind { InputKind::Tokens => "tokens", InputKind::Vectors => "vectors" },
             "input_dim": c.input_dim, "input_projection": c.input_projection,
+            "positional": c.positional.name(),
             "output_dim": c.output_dim(),
         },
         "state_floats": c.state_floats().unwrap_or(0),

@@ -24,7 +24,14 @@ pub const MAGIC: [u8; 4] = *b"LNRT";
 /// Readers reject files whose major version differs from theirs.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor versions only add optional fields in reserved space; readers accept any.
-pub const VERSION_MINOR: u16 = 0;
+/// 1.1 adds the positional encoding (config byte 42, header flag [`FLAG_POSITIONAL`]).
+pub const VERSION_MINOR: u16 = 1;
+/// Header flag: the config's `positional` byte is in use. Readers reject flags they do
+/// not know, so a 1.0 reader refuses such a file instead of silently ignoring the
+/// encoding.
+pub const FLAG_POSITIONAL: u32 = 1;
+/// Every header flag this reader understands.
+pub const KNOWN_FLAGS: u32 = FLAG_POSITIONAL;
 /// Size of the fixed header.
 pub const HEADER_SIZE: usize = 64;
 /// Size of the typed model config record (version 1.0).

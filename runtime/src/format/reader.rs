@@ -6,10 +6,10 @@ use super::checksum::file_checksum;
 use super::layout::{expected_tensor, index_of, tensor_count};
 use super::record::{decode_config, Entry, Header};
 use super::{
-    DType, TensorRole, BUFFER_ALIGN, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, LAYOUT_INT8_PACKED,
-    LAYOUT_ROW_MAJOR, MAGIC, VERSION_MAJOR,
+    DType, TensorRole, BUFFER_ALIGN, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, FLAG_POSITIONAL, HEADER_SIZE, KNOWN_FLAGS,
+    LAYOUT_INT8_PACKED, LAYOUT_ROW_MAJOR, MAGIC, VERSION_MAJOR,
 };
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Positional};
 use crate::error::Error;
 use crate::kernels::{Matrix, Weights, PACK_COLS, PACK_ROWS};
 
@@ -80,7 +80,7 @@ impl<'a> Model<'a> {
         if header.header_size as usize != HEADER_SIZE {
             return Err(Error::BadHeaderSize(header.header_size));
         }
-        if header.flags != 0 {
+        if header.flags & !KNOWN_FLAGS != 0 {
             return Err(Error::UnknownFlags(header.flags));
         }
         if header.file_size != len {
@@ -103,6 +103,13 @@ impl<'a> Model<'a> {
         }
         let config_bytes = slice(bytes, header.config_offset, header.config_size as u64, "config section")?;
         let config = decode_config(config_bytes)?;
+        // The flag announces the positional byte: both or neither.
+        if (header.flags & FLAG_POSITIONAL != 0) != (config.positional != Positional::None) {
+            return Err(Error::BadConfig {
+                field: "positional (must match header flag 1)",
+                value: header.flags as u64,
+            });
+        }
         let config_end = header.config_offset + header.config_size as u64;
 
         let expected = tensor_count(&config);

@@ -3,7 +3,7 @@
 
 use super::bytes::{f32_at, u16_at, u32_at, u64_at, u8_at};
 use super::{CONFIG_SIZE, ENTRY_SIZE, HEADER_SIZE};
-use crate::config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind};
+use crate::config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
 use crate::error::Error;
 
 /// The fixed 64-byte header.
@@ -87,6 +87,7 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
             1 => true,
             v => return Err(Error::UnknownEnum { field: "config.input_projection", value: v as u32 }),
         },
+        positional: Positional::from_code(u8_at(b, 42))?,
         input_dim: u32_at(b, 44),
         output_kind: OutputKind::from_code(u8_at(b, 48))?,
         output_dim: u32_at(b, 52),
@@ -121,6 +122,7 @@ pub fn encode_config(cfg: &ModelConfig) -> [u8; CONFIG_SIZE] {
     b[36..40].copy_from_slice(&cfg.layernorm_eps.to_le_bytes());
     b[40] = cfg.input_kind.code();
     b[41] = cfg.input_projection as u8;
+    b[42] = cfg.positional.code();
     b[44..48].copy_from_slice(&cfg.input_dim.to_le_bytes());
     b[48] = cfg.output_kind.code();
     b[52..56].copy_from_slice(&cfg.output_dim.to_le_bytes());

@@ -8,10 +8,10 @@ use super::checksum::{file_checksum, CHECKSUM_OFFSET};
 use super::layout::{expected_tensor, tensor_count};
 use super::record::{encode_config, Entry, Header};
 use super::{
-    DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, HEADER_SIZE, LAYOUT_INT8_PACKED, LAYOUT_ROW_MAJOR, MAGIC,
-    VERSION_MAJOR, VERSION_MINOR,
+    DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, FLAG_POSITIONAL, HEADER_SIZE, LAYOUT_INT8_PACKED,
+    LAYOUT_ROW_MAJOR, MAGIC, VERSION_MAJOR, VERSION_MINOR,
 };
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Positional};
 use crate::error::Error;
 use crate::kernels::{pack_rows, packed_len};
 
@@ -133,7 +133,7 @@ impl LrtWriter {
             major: VERSION_MAJOR,
             minor: VERSION_MINOR,
             header_size: HEADER_SIZE as u32,
-            flags: 0,
+            flags: if cfg.positional == Positional::None { 0 } else { FLAG_POSITIONAL },
             file_size,
             config_offset,
             config_size: CONFIG_SIZE as u32,

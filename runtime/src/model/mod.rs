@@ -4,6 +4,7 @@
 mod arena;
 mod attention;
 mod layer;
+mod positional;
 mod session;
 
 pub use arena::SessionOptions;

@@ -3,7 +3,8 @@
 
 use super::arena::{ArenaLayout, SessionOptions};
 use super::layer::{encoder_layer, layer_norm_rows, Form, Scratch};
-use crate::config::{InputKind, ModelConfig, OutputKind};
+use super::positional::add_sinusoidal;
+use crate::config::{InputKind, ModelConfig, OutputKind, Positional};
 use crate::error::Error;
 use crate::format::{Model, TensorRole};
 use crate::kernels::Kernels;
@@ -23,10 +24,12 @@ pub enum Inputs<'x> {
     Vectors(&'x [f32]),
 }
 
-/// Saved state starts with this many bytes: magic `LRTS`, version, model checksum, float count.
-pub const STATE_HEADER_BYTES: usize = 16;
+/// Saved state starts with this many bytes: magic `LRTS`, version, model checksum,
+/// float count, position (u64).
+pub const STATE_HEADER_BYTES: usize = 24;
 const STATE_MAGIC: [u8; 4] = *b"LRTS";
-const STATE_VERSION: u32 = 1;
+/// Version 2 added the position.
+const STATE_VERSION: u32 = 2;
 
 /// A stream running a [`Model`] with its state in a caller-provided arena.
 pub struct Session<'a> {
@@ -36,6 +39,8 @@ pub struct Session<'a> {
     max_chunk: usize,
     layer_state_floats: usize,
     kernels: Kernels,
+    /// Positions consumed since creation or the last reset (for the position encoding).
+    position: u64,
 }
 
 impl<'a> Session<'a> {
@@ -70,6 +75,7 @@ impl<'a> Session<'a> {
             },
             max_chunk: opts.max_chunk,
             layer_state_floats: state_floats / model.config().n_layers as usize,
+            position: 0,
         };
         session.reset();
         Ok(session)
@@ -84,9 +90,15 @@ impl<'a> Session<'a> {
         self.kernels
     }
 
-    /// Forgets the stream: zero state, as at creation.
+    /// Forgets the stream: zero state and position 0, as at creation.
     pub fn reset(&mut self) {
         self.state.fill(0.0);
+        self.position = 0;
+    }
+
+    /// Positions this stream has consumed since creation or the last reset.
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     /// Advances the stream by one position with the recurrent form and writes
@@ -120,12 +132,16 @@ impl<'a> Session<'a> {
             return Err(Error::BadLength { what: "output", expected: expected_out, found: output.len() });
         }
         self.embed(inputs, t)?;
+        let d = cfg.d_model as usize;
+        if cfg.positional == Positional::Sinusoidal {
+            add_sinusoidal(&mut self.scratch.hidden[..t * d], d, self.position);
+        }
+        self.position = self.position.saturating_add(t as u64);
         // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back.
         for (layer, state) in (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats)) {
             let weights = self.model.layer(layer)?;
             encoder_layer(&self.kernels, &cfg, &weights, state, &mut self.scratch, t, form);
         }
-        let d = cfg.d_model as usize;
         let x = &mut self.scratch.hidden[..t * d];
         if cfg.final_norm {
             let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
@@ -201,6 +217,7 @@ impl<'a> Session<'a> {
         out[4..8].copy_from_slice(&STATE_VERSION.to_le_bytes());
         out[8..12].copy_from_slice(&self.model.checksum().to_le_bytes());
         out[12..16].copy_from_slice(&(self.state.len() as u32).to_le_bytes());
+        out[16..24].copy_from_slice(&self.position.to_le_bytes());
         for (dst, v) in out[STATE_HEADER_BYTES..n].chunks_exact_mut(4).zip(self.state.iter()) {
             dst.copy_from_slice(&v.to_le_bytes());
         }
@@ -228,6 +245,7 @@ impl<'a> Session<'a> {
         for (dst, v) in self.state.iter_mut().zip(values) {
             *dst = v;
         }
+        self.position = u64::from_le_bytes(core::array::from_fn(|i| bytes[16 + i]));
         Ok(())
     }
 }

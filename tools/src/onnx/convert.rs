@@ -113,10 +113,18 @@ pub fn convert_file(
         writer.metadata("verification.max_rel_error", format!("{:.3e}", r.max_rel()));
         writer.metadata("verification.steps", r.steps.to_string());
     }
+    // Application metadata (a vocabulary, front-end parameters, feature statistics)
+    // travels with the weights, unchanged and in key order.
+    for (key, value) in graph.metadata.iter().filter(|(k, _)| k.starts_with(APP_METADATA_PREFIX)) {
+        writer.metadata(key.as_str(), value.as_str());
+    }
     let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
     write_atomically(out, &bytes)?;
     Ok(Converted { inferred, report, file_size: bytes.len() })
 }
+
+/// ONNX metadata keys with this prefix are copied into the `.lrt` file as they are.
+pub const APP_METADATA_PREFIX: &str = "app.";
 
 /// The ONNX initializer name of each `.lrt` tensor.
 fn source_name(inf: &Inferred, role: TensorRole, layer: u32) -> Result<String> {

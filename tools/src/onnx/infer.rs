@@ -9,7 +9,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
-use linrt::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind};
+use linrt::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
 
 use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_INT32, ONNX_INT64};
 
@@ -27,6 +27,7 @@ pub struct Overrides {
     pub embedding: Option<String>,
     pub input_projection: Option<String>,
     pub output_head: Option<String>,
+    pub positional: Option<Positional>,
     /// Infer everything from the graph and the flags, ignoring `linrt.*` metadata.
     pub ignore_metadata: bool,
 }
@@ -129,6 +130,17 @@ pub fn parse_norm(s: &str) -> Result<NormPlacement> {
         _ => bail!("unknown norm placement {s:?} (post or pre)"),
     }
 }
+
+pub fn parse_positional(s: &str) -> Result<Positional> {
+    match s {
+        "none" => Ok(Positional::None),
+        "sinusoidal" => Ok(Positional::Sinusoidal),
+        _ => bail!("unknown positional encoding {s:?} (none or sinusoidal)"),
+    }
+}
+
+/// Name of the exporter's position table, `[max_len, d_model]`, in sequence-form ONNX.
+pub const POSITIONAL_TABLE: &str = "positional_encoding";
 
 /// Wraps enums so `Field` can compare and print them.
 #[derive(Clone, Copy, PartialEq)]
@@ -310,6 +322,28 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         None => 0,
     };
 
+    let meta_positional = match md.get("linrt.positional") {
+        Some(s) => Some(parse_positional(s).map_err(|e| anyhow!("metadata key linrt.positional: {e}"))?),
+        None => None,
+    };
+    let table_in_graph = g.has_initializer(POSITIONAL_TABLE).then_some(Positional::Sinusoidal);
+    let positional = Field::new("positional", "--positional")
+        .add("metadata", meta_positional.map(|p| Named(p, p.name())))
+        .add("--positional", o.positional.map(|p| Named(p, p.name())))
+        .add("the graph", table_in_graph.map(|p| Named(p, p.name())));
+    let positional = if positional.values.is_empty() {
+        // No source at all: fast-transformers' encoders add no position encoding.
+        Positional::None
+    } else {
+        positional.resolve()?.0
+    };
+    if positional != Positional::None && form == Form::Step {
+        bail!(
+            "a step-form ONNX has no position input; export the sequence form for a model with a {} position encoding",
+            positional.name()
+        );
+    }
+
     let narrow = |v: usize, what: &str| u32::try_from(v).map_err(|_| anyhow!("{what} {v} is too large"));
     let config = ModelConfig {
         d_model: narrow(d_model, "d_model")?,
@@ -325,6 +359,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         attention_eps,
         layernorm_eps,
         input_kind,
+        positional,
         input_dim: narrow(input_dim, "input_dim")?,
         input_projection: input_projection.is_some(),
         output_kind: if output_head.is_some() { OutputKind::Linear } else { OutputKind::Hidden },
