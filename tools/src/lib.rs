@@ -2,6 +2,7 @@
 //! Everything that knows about files, ONNX and the terminal lives here; the
 //! runtime crate knows none of it.
 
+pub mod asr;
 pub mod bench;
 pub mod cli;
 pub mod compare;
