@@ -22,7 +22,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 NUM_BINS = 80
-STACK = 3  # frames per encoder step: 30 ms
+STACK = 3  # new frames per encoder step: 30 ms
+CONTEXT = 11  # frames one step sees: its 3 and the 8 before (110 ms), all in the past
 
 VOCAB = (
     "zero one two three four five six seven eight nine oh yes no up down left right front rear side center back "
@@ -134,6 +135,23 @@ def synthesize(text, accent, variant, rng, clean=False):
     return audio / peak * 10 ** (rng.uniform(-26, -1) / 20)  # level: -26..-1 dBFS peak
 
 
+# A different synthesizer (CMU Flite, apt package `flite`), never used in training:
+# the out-of-distribution test of how the model holds up on speech unlike its data.
+FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
+
+
+def synthesize_flite(text, voice, rng):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "x.wav")
+        subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={rng.uniform(0.85, 1.15):.2f}",
+                        "-t", text, "-o", out], check=True, capture_output=True)
+        pad = [f"{rng.uniform(0.1, 0.6):.2f}", f"{rng.uniform(0.1, 0.6):.2f}"]
+        raw = subprocess.run(["sox", "-q", out, "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "float", "-b", "32", "-c",
+                              "1", "-", "pad", *pad, "rate", str(SAMPLE_RATE)], capture_output=True, check=True).stdout
+    audio = np.frombuffer(raw, dtype=np.float32).copy()
+    return audio / (np.abs(audio).max() + 1e-9) * 10 ** (rng.uniform(-26, -1) / 20)
+
+
 def colored_noise(n, rng, kind):
     if kind == "white":
         return rng.standard_normal(n)
@@ -180,6 +198,11 @@ def utterance(split, index):
     """(text, voice, audio, snr or None) for utterance `index` of `split`, deterministic.
     "test-clean" and "test-noisy" are the same held-out utterances, without and with
     noise at 5-20 dB SNR."""
+    if split == "test-flite":
+        rng = np.random.default_rng(zlib.crc32(f"flite:{index}".encode()))
+        voice = FLITE_VOICES[index % len(FLITE_VOICES)]
+        text = sentence(rng)
+        return text, f"flite-{voice}", np.clip(synthesize_flite(text, voice, rng), -1, 1), None
     base = "test" if split.startswith("test") else split
     rng = np.random.default_rng(zlib.crc32(f"{base}:{index}".encode()))
     pool = voices("train" if split == "train" else "test")

@@ -6,8 +6,11 @@
   linrt convert /tmp/asr/asr-commands.onnx -o models/asr-commands/asr-commands.f32.lrt
 
 Data are generated into --work by data.py (cached). The model is a causal
-linear-attention encoder in the fast-transformers layout: 3 stacked log-mel frames
-(30 ms) per step through an input projection, pre-norm layers, a character CTC head.
+linear-attention encoder in the fast-transformers layout: one step per 3 log-mel
+frames (30 ms); its input is those 3 frames and the 8 before them (110 ms, nothing
+from the future) through an input projection, then pre-norm layers and a character
+CTC head. The overlapping window gives every step local acoustic context directly,
+which linear attention (no recency bias) is poor at gathering on its own.
 It is trained in the causal parallel form (export_onnx's twin, exactly the
 recurrent computation) with SpecAugment masks on top of the audio augmentation.
 """
@@ -28,20 +31,22 @@ sys.path.insert(0, os.path.dirname(HERE))
 import data  # noqa: E402
 import export_onnx  # noqa: E402
 
-CONFIG = dict(d_model=128, n_layers=4, n_heads=4, d_query=32, d_value=32, d_ff=512, activation="gelu",
+CONFIG = dict(d_model=128, n_layers=4, n_heads=4, d_query=32, d_value=32, d_ff=320, activation="gelu",
               norm_placement="pre", final_norm=True, feature_map="elu+1", attention_eps=1e-6, layernorm_eps=1e-5,
-              input="vectors", input_dim=data.NUM_BINS * data.STACK, input_projection=True,
+              input="vectors", input_dim=data.NUM_BINS * data.CONTEXT, input_projection=True,
               output_dim=len(data.SYMBOLS), prefix="")
 
 
 def stack(feats):
-    """[T, 80] normalised frames -> [ceil(T/3), 240]: the encoder's steps. A last
-    partial step is completed with zeros (the mean, after normalisation)."""
-    t = feats.shape[0]
+    """[T, 80] normalised frames -> [ceil(T/3), 11·80]: step j sees frames 3j-8 ..
+    3j+2. Frames before the start, and after the end in a last partial step, are
+    zeros (the mean, after normalisation)."""
+    t, bins = feats.shape
     steps = -(-t // data.STACK)
-    padded = np.zeros((steps * data.STACK, feats.shape[1]), dtype=np.float32)
-    padded[:t] = feats
-    return padded.reshape(steps, data.STACK * feats.shape[1])
+    left = data.CONTEXT - data.STACK
+    padded = np.zeros((left + steps * data.STACK, bins), dtype=np.float32)
+    padded[left:left + t] = feats
+    return np.stack([padded[j * data.STACK:j * data.STACK + data.CONTEXT].reshape(-1) for j in range(steps)])
 
 
 def split_utterances(d):
@@ -77,7 +82,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="/tmp/asr")
     p.add_argument("--train-utterances", type=int, default=20000)
-    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -120,7 +125,7 @@ def main():
         x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
         ys = [torch.tensor(labels[i]) for i in run]
         y_len = torch.tensor([len(y) for y in ys])
-        logp = F.log_softmax(model.sequence(x), dim=-1)
+        logp = F.log_softmax(model.sequence(x, quadratic=True), dim=-1)
         loss = F.ctc_loss(logp.transpose(0, 1), torch.cat(ys), x_len, y_len, blank=0, zero_infinity=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
@@ -136,7 +141,8 @@ def main():
 
     frontend = dict(sample_rate=data.SAMPLE_RATE, num_bins=data.NUM_BINS, frame_length_ms=25, frame_shift_ms=10,
                     dither=0.0, snip_edges=False, window="povey", low_freq=20.0, high_freq=-400.0,
-                    preemph_coeff=0.97, remove_dc_offset=True, sample_scale=32768.0, stack=data.STACK)
+                    preemph_coeff=0.97, remove_dc_offset=True, sample_scale=32768.0, stack=data.STACK,
+                    context=data.CONTEXT)
     extra = {"app.task": "asr-ctc", "app.vocabulary": json.dumps(data.SYMBOLS),
              "app.frontend": json.dumps(frontend),
              "app.feature_mean": json.dumps([round(float(v), 6) for v in mean]),

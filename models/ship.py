@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Turns trained exports into the shipped models: converts each ONNX with `linrt convert`
+(f32, int8, and f16 where it helps), measures every file with linrt itself, and writes
+the golden files the tests check and a metrics.json each card quotes.
+
+  cargo build --release
+  python models/ship.py asr-commands --work /tmp/asr       # after models/asr-commands/train.py
+  python models/ship.py copy --work /tmp/copy              # after models/copy/train.py
+  python models/ship.py digits-gen --work /tmp/digits      # after models/digits-gen/train.py
+
+Everything runs through the release binary (--linrt): what the cards report is what
+linrt computes, step by step in recurrent mode.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import wave
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import export_onnx  # noqa: E402
+
+
+def sh(*args, **kw):
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kw).stdout
+
+
+class Linrt:
+    def __init__(self, binary):
+        self.binary = binary
+
+    def convert(self, onnx, out, dtype):
+        sh(self.binary, "convert", onnx, "-o", out, "--dtype", dtype)
+        return os.path.getsize(out)
+
+    def run(self, lrt, x):
+        """Outputs for one input array, fresh state, recurrent steps."""
+        with tempfile.TemporaryDirectory() as tmp:
+            xi, yo = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+            np.save(xi, x)
+            sh(self.binary, "run", lrt, "--input", xi, "--output", yo)
+            return np.load(yo)
+
+    def step_us(self, lrt):
+        return json.loads(sh(self.binary, "bench", lrt, "--json", "--steps", "1000"))["step_us"]
+
+
+def load_model(onnx_path):
+    """The PyTorch twin of an exported ONNX (weights and config from the file)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(onnx_path)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    sd = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    return sd, meta
+
+
+def convert_all(linrt, folder, name, onnx, dtypes):
+    shutil.copy(onnx, os.path.join(folder, f"{name}.onnx"))
+    files = {}
+    for dtype in dtypes:
+        out = os.path.join(folder, f"{name}.{dtype}.lrt")
+        files[dtype] = {"path": out, "bytes": linrt.convert(onnx, out, dtype)}
+    files["onnx"] = {"bytes": os.path.getsize(onnx)}
+    return files
+
+
+def ship_asr(a, linrt):
+    sys.path.insert(0, os.path.join(HERE, "asr-commands"))
+    import data
+    import evaluate
+    from train import CONFIG, stack
+
+    folder = os.path.join(HERE, "asr-commands")
+    onnx = os.path.join(a.work, "asr-commands.onnx")
+    files = convert_all(linrt, folder, "asr-commands", onnx, ["f32", "int8"])
+    meta = json.loads(sh(linrt.binary, "inspect", files["f32"]["path"], "--json"))["metadata"]
+    mean = np.array(json.loads(meta["app.feature_mean"]), np.float32)
+    std = np.array(json.loads(meta["app.feature_std"]), np.float32)
+    results = {}
+    sets = {n: data.build(n, 600, os.path.join(a.work, f"{n}.npz")) for n in ("test-clean", "test-noisy", "test-flite")}
+    for dtype in ("f32", "int8"):
+        results[dtype] = {}
+        for n, d in sets.items():
+            refs = [str(t) for t in d["texts"]]
+            hyps = evaluate.transcribe(linrt.binary, files[dtype]["path"], evaluate.split_utterances(d), mean, std)
+            r = evaluate.score(refs, hyps)
+            groups = {}
+            for v, ref, hyp in zip(d["voices"], refs, hyps):
+                accent, _, variant = str(v).partition("+")
+                for key in (f"accent {accent}", f"variant {variant or '(default)'}"):
+                    groups.setdefault(key, ([], []))
+                    groups[key][0].append(ref)
+                    groups[key][1].append(hyp)
+            r["groups"] = {k: evaluate.score(*v) for k, v in sorted(groups.items())}
+            results[dtype][n] = r
+            print(f"asr {dtype} {n}: WER {100 * r['wer']:.2f} % CER {100 * r['cer']:.2f} %", flush=True)
+    # Goldens: three held-out utterances as 16-bit WAVs, their kaldi-native-fbank
+    # features, the PyTorch logits and the transcript linrt must produce.
+    sd, _ = load_model(onnx)
+    model = export_onnx.ExportModel(CONFIG)
+    model.load_state_dict(sd)
+    model.eval()
+    gold = os.path.join(folder, "golden")
+    os.makedirs(gold, exist_ok=True)
+    cases = []
+    for i, (split, index) in enumerate([("test-clean", 0), ("test-clean", 1), ("test-noisy", 2)]):
+        text, voice, audio, snr = data.utterance(split, index)
+        pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        wav = os.path.join(gold, f"utt{i}.wav")
+        with wave.open(wav, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(data.SAMPLE_RATE)
+            w.writeframes(pcm.tobytes())
+        feats = data.fbank(pcm.astype(np.float32) / 32768.0)
+        x = torch.from_numpy(stack((feats - mean) / std))[None]
+        with torch.no_grad():
+            logits = model.sequence(x)[0].numpy()
+        np.save(os.path.join(gold, f"utt{i}.fbank.npy"), feats.astype(np.float32))
+        np.save(os.path.join(gold, f"utt{i}.logits.npy"), logits.astype(np.float32))
+        from train import greedy
+        hyp = greedy(logits)
+        cases.append({"wav": f"utt{i}.wav", "voice": voice, "snr_db": snr, "reference": text, "transcript": hyp})
+    with open(os.path.join(gold, "cases.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    return files, results
+
+
+def ship_copy(a, linrt):
+    sys.path.insert(0, os.path.join(HERE, "copy"))
+    from train import SEPARATOR, SYMBOLS, batch  # noqa: F401
+
+    folder = os.path.join(HERE, "copy")
+    onnx = os.path.join(a.work, "copy.onnx")
+    files = convert_all(linrt, folder, "copy", onnx, ["f32", "int8"])
+    results = {}
+    # Teacher-forced exact copy == greedy decoding exact copy: with every prediction
+    # right, feeding the model its own outputs gives exactly these inputs.
+    for dtype in ("f32", "int8"):
+        results[dtype] = {}
+        for L, n in ((63, 200), (255, 100)):
+            rng = np.random.default_rng(1000 + L)
+            exact, symbols = 0, 0
+            for _ in range(n):
+                x, _ = batch(rng, 1, L)
+                x = x[0].numpy().astype(np.int64)
+                pred = linrt.run(files[dtype]["path"], x[:-1])[L + 1:].argmax(-1)
+                exact += bool((pred == x[L + 2:]).all())
+                symbols += int((pred == x[L + 2:]).sum())
+            results[dtype][f"length {2 * L + 2}"] = {"symbols": L, "exact_copy": exact / n,
+                                                     "symbol_accuracy": symbols / (n * L), "sequences": n}
+            print(f"copy {dtype} length {2 * L + 2}: exact {exact / n:.3f}, symbols {symbols / (n * L):.4f}", flush=True)
+    sd, meta = load_model(onnx)
+    from train import CONFIG
+    model = export_onnx.ExportModel(CONFIG)
+    sd = {k: v for k, v in sd.items() if k != "positional_encoding"}
+    model.load_state_dict(dict(sd, positional_encoding=model.positional_encoding))
+    model.eval()
+    gold = os.path.join(folder, "golden")
+    os.makedirs(gold, exist_ok=True)
+    for name, L in (("short", 12), ("long", 63)):
+        x, _ = batch(np.random.default_rng(7 + L), 1, L)
+        with torch.no_grad():
+            logits = model.sequence(x[:, :-1])[0].numpy()
+        np.save(os.path.join(gold, f"{name}.tokens.npy"), x[0, :-1].numpy().astype(np.int64))
+        np.save(os.path.join(gold, f"{name}.logits.npy"), logits.astype(np.float32))
+    return files, results
+
+
+def ship_digits(a, linrt):
+    sys.path.insert(0, os.path.join(HERE, "digits-gen"))
+    from train import CONFIG, LEVELS
+
+    folder = os.path.join(HERE, "digits-gen")
+    onnx = os.path.join(a.work, "digits-gen.onnx")
+    files = convert_all(linrt, folder, "digits-gen", onnx, ["f32", "f16", "int8"])
+    test = np.load(os.path.join(a.work, "test.npy"))
+    results = {}
+    for dtype in ("f32", "f16", "int8"):
+        nats = 0.0
+        for seq in test:
+            logits = linrt.run(files[dtype]["path"], seq[:-1].astype(np.int64)).astype(np.float64)
+            logp = logits - logits.max(-1, keepdims=True)
+            logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+            nats -= logp[np.arange(64), seq[1:]].sum()
+        bits = nats / (len(test) * 64) / math.log(2)
+        results[dtype] = {"test_bits_per_pixel": bits, "test_images": len(test)}
+        print(f"digits {dtype}: {bits:.4f} bits/pixel", flush=True)
+    sd, _ = load_model(onnx)
+    model = export_onnx.ExportModel(CONFIG)
+    sd = {k: v for k, v in sd.items() if k != "positional_encoding"}
+    model.load_state_dict(dict(sd, positional_encoding=model.positional_encoding))
+    model.eval()
+    gold = os.path.join(folder, "golden")
+    os.makedirs(gold, exist_ok=True)
+    seqs = test[:2, :-1].astype(np.int64)
+    with torch.no_grad():
+        logits = model.sequence(torch.from_numpy(seqs)).numpy()
+    for i in range(2):
+        np.save(os.path.join(gold, f"test{i}.tokens.npy"), seqs[i])
+        np.save(os.path.join(gold, f"test{i}.logits.npy"), logits[i].astype(np.float32))
+    assert logits.shape[-1] == LEVELS
+    return files, results
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=["asr-commands", "copy", "digits-gen"])
+    p.add_argument("--work", required=True)
+    p.add_argument("--linrt", default="target/release/linrt")
+    a = p.parse_args()
+    linrt = Linrt(os.path.abspath(a.linrt))
+    ship = {"asr-commands": ship_asr, "copy": ship_copy, "digits-gen": ship_digits}[a.model]
+    files, results = ship(a, linrt)
+    latency = {dtype: linrt.step_us(f["path"]) for dtype, f in files.items() if "path" in f}
+    train = json.load(open(os.path.join(a.work, "train.json")))
+    metrics = {"files": {k: v["bytes"] for k, v in files.items()}, "step_us": latency, "results": results,
+               "training": train}
+    with open(os.path.join(HERE, a.model, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+    print(json.dumps({"files": metrics["files"], "step_us": latency}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
