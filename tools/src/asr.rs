@@ -28,7 +28,7 @@ impl AsrInfo {
     /// Reads and checks the metadata against the model's shapes.
     pub fn from_model(model: &Model) -> Result<AsrInfo> {
         let get = |key: &str| model.metadata_value(key).ok_or_else(|| anyhow!("the model has no {key} metadata"));
-        let json = |key: &str| -> Result<Value> { serde_json::from_str(get(key)?).with_context(|| format!("{key}")) };
+        let json = |key: &str| -> Result<Value> { serde_json::from_str(get(key)?).with_context(|| key.to_string()) };
         let task = get("app.task")?;
         if task != "asr-ctc" {
             bail!("the model's task is {task:?}, not a CTC speech recognizer (asr-ctc)");
@@ -37,17 +37,20 @@ impl AsrInfo {
         let floats = |key: &str| -> Result<Vec<f32>> { serde_json::from_value(json(key)?).context(key.to_string()) };
         let (mean, std) = (floats("app.feature_mean")?, floats("app.feature_std")?);
         let frontend = json("app.frontend")?;
-        let uint = |k: &str| {
-            frontend.get(k).and_then(Value::as_u64).ok_or_else(|| anyhow!("app.frontend has no integer {k}"))
-        };
-        let (sample_rate, num_bins, stack) = (uint("sample_rate")? as u32, uint("num_bins")? as usize, uint("stack")? as usize);
+        let uint =
+            |k: &str| frontend.get(k).and_then(Value::as_u64).ok_or_else(|| anyhow!("app.frontend has no integer {k}"));
+        let (sample_rate, num_bins, stack) =
+            (uint("sample_rate")? as u32, uint("num_bins")? as usize, uint("stack")? as usize);
         let context = if frontend.get("context").is_some() { uint("context")? as usize } else { stack };
         if stack == 0 || context < stack || num_bins == 0 {
             bail!("app.frontend: stack {stack}, context {context} and num_bins {num_bins} must be positive, context ≥ stack");
         }
         let cfg = model.config();
         if cfg.input_kind != InputKind::Vectors || cfg.input_dim as usize != num_bins * context {
-            bail!("the model takes {} inputs per step, the front-end gives {num_bins} bins × {context} frames", cfg.input_dim);
+            bail!(
+                "the model takes {} inputs per step, the front-end gives {num_bins} bins × {context} frames",
+                cfg.input_dim
+            );
         }
         if vocabulary.len() != cfg.output_dim() {
             bail!("app.vocabulary has {} symbols for {} outputs", vocabulary.len(), cfg.output_dim());

@@ -1,5 +1,6 @@
 //! Minimal `.npy` (NumPy array file) reading and writing: C-order, little-endian,
-//! float32/float64/int32/int64. Enough for `linrt run` inputs and outputs.
+//! float16/float32/float64 (read as f32) and int32/int64. Enough for `linrt run`
+//! inputs and outputs.
 
 use std::fs;
 use std::path::Path;
@@ -48,10 +49,11 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     let body = &bytes[end..];
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let width = match descr {
+        "<f2" => 2,
         "<f4" | "<i4" => 4,
         "<f8" | "<i8" => 8,
         other => {
-            bail!("unsupported dtype {other} (use float32, float64, int32 or int64, little-endian)")
+            bail!("unsupported dtype {other} (use float16, float32, float64, int32 or int64, little-endian)")
         }
     };
     let expected = count.checked_mul(width).context("shape overflows")?;
@@ -60,6 +62,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     }
     let words = body.chunks_exact(width);
     let data = match descr {
+        "<f2" => NpyData::F32(words.map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
         "<f4" => NpyData::F32(words.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
         "<f8" => NpyData::F32(words.map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect()),
         "<i4" => NpyData::I64(words.map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()),
@@ -123,6 +126,20 @@ mod tests {
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, NpyData::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn reads_float16_as_f32() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&[1, 0]);
+        let header = "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }\n";
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for v in [1.5f32, -2.0, 65504.0] {
+            bytes.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        }
+        assert_eq!(parse(&bytes).unwrap().data, NpyData::F32(vec![1.5, -2.0, 65504.0]));
     }
 
     #[test]
