@@ -87,6 +87,8 @@ def main():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init", help="start from this checkpoint's weights (a second training cycle)")
+    p.add_argument("--checkpoint", default="checkpoint.pt", help="file name in --work for checkpoints")
     a = p.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
@@ -103,6 +105,8 @@ def main():
     del feats
 
     model = export_onnx.ExportModel(CONFIG)
+    if a.init:
+        model.load_state_dict(torch.load(a.init)["state_dict"])
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params} parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
@@ -136,7 +140,7 @@ def main():
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 100 == 0 or step == a.steps - 1:
             print(f"step {step} loss {running:.3f} lr {lr_at(step):.2e} {time.time() - t0:.0f}s", flush=True)
-            torch.save({"state_dict": model.state_dict(), "step": step}, os.path.join(a.work, "checkpoint.pt"))
+            torch.save({"state_dict": model.state_dict(), "step": step}, os.path.join(a.work, a.checkpoint))
     train_time = time.time() - t0
 
     frontend = dict(sample_rate=data.SAMPLE_RATE, num_bins=data.NUM_BINS, frame_length_ms=25, frame_shift_ms=10,

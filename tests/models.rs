@@ -1,0 +1,160 @@
+//! The models we ship (models/*/): every `.lrt` reproduces the golden PyTorch outputs
+//! its folder holds, the recognizer transcribes its golden WAVs' features, and the
+//! whole models/ folder stays under 10 MB. Goldens come from models/ship.py.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use linrt::ModelFile;
+use linrt_tools::asr::AsrInfo;
+use linrt_tools::npy::{self, NpyData};
+use linrt_tools::run::{run_model, RunInputs};
+
+/// linrt f32 against the PyTorch twin computed in float64, as a fraction of the
+/// output scale (the golden models' tolerance).
+const PYTORCH_TOLERANCE: f32 = 1e-5;
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+fn floats(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let a = npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match a.data {
+        NpyData::F32(v) => (a.shape, v),
+        NpyData::I64(_) => panic!("{} holds integers", path.display()),
+    }
+}
+
+fn tokens(path: &Path) -> Vec<u32> {
+    match npy::read(path).unwrap().data {
+        NpyData::I64(v) => v.into_iter().map(|t| t as u32).collect(),
+        NpyData::F32(_) => panic!("{} holds floats", path.display()),
+    }
+}
+
+/// Largest per-step difference as a fraction of the reference's scale.
+fn max_rel(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
+/// Smallest cosine similarity between matching rows.
+fn min_cosine(got: &[f32], want: &[f32], width: usize) -> f32 {
+    got.chunks_exact(width)
+        .zip(want.chunks_exact(width))
+        .map(|(a, b)| {
+            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+            dot / (na * nb).max(1e-30)
+        })
+        .fold(1f32, f32::min)
+}
+
+fn argmax_rows(v: &[f32], width: usize) -> Vec<usize> {
+    v.chunks_exact(width).map(|r| r.iter().enumerate().fold(0, |b, (i, x)| if *x > r[b] { i } else { b })).collect()
+}
+
+/// Runs `dtype`'s file of model `name` on `inputs` step by step and in chunks of 16
+/// (which must agree), returning the recurrent outputs. With int8 the two forms'
+/// f32 rounding differences can move an activation across a quantization step, so
+/// they agree to 2 % of the output scale there, and to 1e-5 otherwise.
+fn run(name: &str, dtype: &str, inputs: &RunInputs) -> Vec<f32> {
+    let file = ModelFile::open(models().join(name).join(format!("{name}.{dtype}.lrt"))).unwrap();
+    let model = file.model().unwrap();
+    let t = inputs.len(model.config().input_width());
+    let stepped = run_model(&model, inputs, 1, None).unwrap();
+    let chunked = run_model(&model, inputs, 16, None).unwrap();
+    let tolerance = if dtype == "int8" { 2e-2 } else { 1e-5 };
+    let rel = max_rel(&chunked, &stepped);
+    assert!(rel < tolerance, "{name} {dtype}: chunks of 16 differ from steps by {rel:.2e}");
+    assert_eq!(stepped.len(), t * model.config().output_dim());
+    stepped
+}
+
+#[test]
+fn asr_commands_transcribes_its_golden_utterances() {
+    let dir = models().join("asr-commands");
+    let golden = dir.join("golden");
+    let file = ModelFile::open(dir.join("asr-commands.f32.lrt")).unwrap();
+    let info = AsrInfo::from_model(&file.model().unwrap()).unwrap();
+    assert_eq!(info.vocabulary.len(), 29);
+    assert_eq!((info.sample_rate, info.num_bins), (16000, 80));
+    assert!(info.stack * 10 <= 40, "at most 40 ms per encoder step");
+    let cases: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(golden.join("cases.json")).unwrap()).unwrap();
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 3);
+    for case in cases {
+        let wav = case["wav"].as_str().unwrap();
+        assert!(golden.join(wav).exists());
+        let stem = wav.trim_end_matches(".wav");
+        let (shape, frames) = floats(&golden.join(format!("{stem}.fbank.npy")));
+        assert_eq!(shape[1], 80);
+        let inputs = RunInputs::Vectors(info.steps(&frames));
+        let (_, want) = floats(&golden.join(format!("{stem}.logits.npy")));
+        let f32_out = run("asr-commands", "f32", &inputs);
+        let rel = max_rel(&f32_out, &want);
+        assert!(rel < PYTORCH_TOLERANCE, "{stem}: f32 logits differ from PyTorch by {rel:.2e} of their scale");
+        let expected = case["transcript"].as_str().unwrap();
+        assert_eq!(info.greedy(&f32_out), expected, "{stem} f32");
+        let int8_out = run("asr-commands", "int8", &inputs);
+        let cos = min_cosine(&int8_out, &want, 29);
+        assert!(cos > 0.98, "{stem}: int8 logits cosine {cos}");
+        assert_eq!(info.greedy(&int8_out), expected, "{stem} int8");
+    }
+}
+
+#[test]
+fn copy_model_reproduces_its_goldens_and_copies() {
+    let golden = models().join("copy/golden");
+    for name in ["short", "long"] {
+        let ids = tokens(&golden.join(format!("{name}.tokens.npy")));
+        let (_, want) = floats(&golden.join(format!("{name}.logits.npy")));
+        let inputs = RunInputs::Tokens(ids.clone());
+        let out = run("copy", "f32", &inputs);
+        let rel = max_rel(&out, &want);
+        assert!(rel < PYTORCH_TOLERANCE, "copy {name}: logits differ from PyTorch by {rel:.2e}");
+        // The sequence is |, s, |, s less its last symbol: from the second separator on,
+        // the predictions are the copy, and linrt's must be PyTorch's.
+        let l = (ids.len() - 1) / 2;
+        assert_eq!((ids[0], ids[l + 1]), (10, 10), "separators");
+        let want_copy = argmax_rows(&want, 11)[l + 1..].to_vec();
+        assert_eq!(argmax_rows(&out, 11)[l + 1..].to_vec(), want_copy, "copy {name} f32");
+        let int8 = run("copy", "int8", &inputs);
+        assert!(min_cosine(&int8, &want, 11) > 0.99, "copy {name} int8");
+    }
+}
+
+#[test]
+fn digits_model_reproduces_its_goldens() {
+    let golden = models().join("digits-gen/golden");
+    for i in 0..2 {
+        let ids = tokens(&golden.join(format!("test{i}.tokens.npy")));
+        assert_eq!(ids.len(), 64);
+        assert!((17..27).contains(&ids[0]), "a class token first");
+        let (_, want) = floats(&golden.join(format!("test{i}.logits.npy")));
+        let inputs = RunInputs::Tokens(ids);
+        let rel = max_rel(&run("digits-gen", "f32", &inputs), &want);
+        assert!(rel < PYTORCH_TOLERANCE, "digits test{i}: f32 logits differ from PyTorch by {rel:.2e}");
+        assert!(min_cosine(&run("digits-gen", "int8", &inputs), &want, 17) > 0.99, "digits test{i} int8");
+    }
+}
+
+#[test]
+fn shipped_models_stay_under_10_mb() {
+    fn size(p: &Path) -> u64 {
+        if p.ends_with("__pycache__") {
+            0 // Python's cache, not in the repository
+        } else if p.is_dir() {
+            fs::read_dir(p).unwrap().map(|e| size(&e.unwrap().path())).sum()
+        } else {
+            fs::metadata(p).unwrap().len()
+        }
+    }
+    let total = size(&models());
+    assert!(total < 10_000_000, "models/ holds {total} bytes");
+    eprintln!("models/ holds {total} bytes");
+}
