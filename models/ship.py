@@ -61,15 +61,18 @@ def reference(model, x):
         return model.double().sequence(x if x.dtype == torch.long else x.double()).float().numpy()
 
 
-def load_model(onnx_path):
-    """The PyTorch twin of an exported ONNX (weights and config from the file)."""
+def twin(onnx_path, cfg):
+    """The PyTorch twin of an exported ONNX: `cfg`'s model with the file's weights."""
     import onnx
     from onnx import numpy_helper
 
     proto = onnx.load(onnx_path)
-    meta = {p.key: p.value for p in proto.metadata_props}
     sd = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
-    return sd, meta
+    model = export_onnx.ExportModel(cfg)
+    if model.positional != "none":  # the table is derived, not learned: the twin's own
+        sd["positional_encoding"] = model.positional_encoding
+    model.load_state_dict(sd)
+    return model.eval()
 
 
 def convert_all(linrt, folder, name, onnx, dtypes, measure_only=(), flags=None):
@@ -97,34 +100,20 @@ def ship_asr(a, linrt):
     # On the converter's random inputs (not speech) int8 logits keep a cosine of 0.9977
     # with f32, under the default 0.999 bar; what counts is the WER on speech, below.
     files = convert_all(linrt, folder, "asr-commands", onnx, ["f32", "int8"], flags={"int8": ["--min-cosine", "0.995"]})
-    meta = json.loads(sh(linrt.binary, "inspect", files["f32"]["path"], "--json"))["metadata"]
-    mean = np.array(json.loads(meta["app.feature_mean"]), np.float32)
-    std = np.array(json.loads(meta["app.feature_std"]), np.float32)
+    mean, std = evaluate.normalisation(linrt.binary, files["f32"]["path"])
     results = {}
     sets = {n: data.build(n, 600, os.path.join(a.work, f"{n}.npz")) for n in ("test-clean", "test-noisy", "test-flite")}
     for dtype in ("f32", "int8"):
         results[dtype] = {}
         for n, d in sets.items():
-            refs = [str(t) for t in d["texts"]]
-            hyps = evaluate.transcribe(linrt.binary, files[dtype]["path"], evaluate.split_utterances(d), mean, std)
-            r = evaluate.score(refs, hyps)
-            groups = {}
-            for v, ref, hyp in zip(d["voices"], refs, hyps):
-                accent, _, variant = str(v).partition("+")
-                for key in (f"accent {accent}", f"variant {variant or '(default)'}"):
-                    groups.setdefault(key, ([], []))
-                    groups[key][0].append(ref)
-                    groups[key][1].append(hyp)
-            r["groups"] = {k: evaluate.score(*v) for k, v in sorted(groups.items())}
+            r = evaluate.evaluate_set(linrt.binary, files[dtype]["path"], d, mean, std)
+            del r["examples"]
             results[dtype][n] = r
             print(f"asr {dtype} {n}: WER {100 * r['wer']:.2f} % CER {100 * r['cer']:.2f} %", flush=True)
     # Goldens: three short held-out utterances (two clean, one noisy; short to keep
     # models/ under 10 MB) as 16-bit WAVs, their kaldi-native-fbank features (float16),
     # the PyTorch logits for those features and the transcript linrt must produce.
-    sd, _ = load_model(onnx)
-    model = export_onnx.ExportModel(CONFIG)
-    model.load_state_dict(sd)
-    model.eval()
+    model = twin(onnx, CONFIG)
     gold = os.path.join(folder, "golden")
     os.makedirs(gold, exist_ok=True)
     cases = []
@@ -180,12 +169,8 @@ def ship_copy(a, linrt):
             results[dtype][f"length {2 * L + 2}"] = {"symbols": L, "exact_copy": exact / n,
                                                      "symbol_accuracy": symbols / (n * L), "sequences": n}
             print(f"copy {dtype} length {2 * L + 2}: exact {exact / n:.3f}, symbols {symbols / (n * L):.4f}", flush=True)
-    sd, meta = load_model(onnx)
     from train import CONFIG
-    model = export_onnx.ExportModel(CONFIG)
-    sd = {k: v for k, v in sd.items() if k != "positional_encoding"}
-    model.load_state_dict(dict(sd, positional_encoding=model.positional_encoding))
-    model.eval()
+    model = twin(onnx, CONFIG)
     gold = os.path.join(folder, "golden")
     os.makedirs(gold, exist_ok=True)
     for name, L in (("short", 12), ("long", 63)):
@@ -216,11 +201,7 @@ def ship_digits(a, linrt):
         bits = nats / (len(test) * 64) / math.log(2)
         results[dtype] = {"test_bits_per_pixel": bits, "test_images": len(test)}
         print(f"digits {dtype}: {bits:.4f} bits/pixel", flush=True)
-    sd, _ = load_model(onnx)
-    model = export_onnx.ExportModel(CONFIG)
-    sd = {k: v for k, v in sd.items() if k != "positional_encoding"}
-    model.load_state_dict(dict(sd, positional_encoding=model.positional_encoding))
-    model.eval()
+    model = twin(onnx, CONFIG)
     gold = os.path.join(folder, "golden")
     os.makedirs(gold, exist_ok=True)
     seqs = test[:2, :-1].astype(np.int64)

@@ -59,6 +59,30 @@ def score(refs, hyps):
             "utterances": len(refs)}
 
 
+def normalisation(linrt, lrt):
+    """The feature mean and std stored in a model file."""
+    meta = metadata(linrt, lrt)
+    return (np.array(json.loads(meta["app.feature_mean"]), dtype=np.float32),
+            np.array(json.loads(meta["app.feature_std"]), dtype=np.float32))
+
+
+def evaluate_set(linrt, lrt, d, mean, std):
+    """WER/CER of one test set (a data.build result), overall and per accent and
+    voice variant."""
+    refs = [str(t) for t in d["texts"]]
+    hyps = transcribe(linrt, lrt, split_utterances(d), mean, std)
+    result = score(refs, hyps)
+    groups = collections.defaultdict(lambda: ([], []))
+    for v, r, h in zip(d["voices"], refs, hyps):
+        accent, _, variant = str(v).partition("+")
+        for key in (f"accent {accent}", f"variant {variant or '(default)'}"):
+            groups[key][0].append(r)
+            groups[key][1].append(h)
+    result["groups"] = {k: score(*v) for k, v in sorted(groups.items())}
+    result["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
+    return result
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+")
@@ -71,22 +95,10 @@ def main():
             for name in ("test-clean", "test-noisy", "test-flite")}
     report = {}
     for lrt in a.models:
-        meta = metadata(a.linrt, lrt)
-        mean = np.array(json.loads(meta["app.feature_mean"]), dtype=np.float32)
-        std = np.array(json.loads(meta["app.feature_std"]), dtype=np.float32)
+        mean, std = normalisation(a.linrt, lrt)
         entry = {}
         for name, d in sets.items():
-            refs = [str(t) for t in d["texts"]]
-            hyps = transcribe(a.linrt, lrt, split_utterances(d), mean, std)
-            result = score(refs, hyps)
-            groups = collections.defaultdict(lambda: ([], []))
-            for v, r, h in zip(d["voices"], refs, hyps):
-                accent, _, variant = str(v).partition("+")
-                for key in (f"accent {accent}", f"variant {variant or '(default)'}"):
-                    groups[key][0].append(r)
-                    groups[key][1].append(h)
-            result["groups"] = {k: score(*v) for k, v in sorted(groups.items())}
-            result["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
+            result = evaluate_set(a.linrt, lrt, d, mean, std)
             if name == "test-noisy":
                 result["snr_db_range"] = [float(np.nanmin(d["snr"])), float(np.nanmax(d["snr"]))]
             entry[name] = result

@@ -16,7 +16,6 @@ recurrent computation) with SpecAugment masks on top of the audio augmentation.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 import data  # noqa: E402
 import export_onnx  # noqa: E402
+import training  # noqa: E402
 
 CONFIG = dict(d_model=128, n_layers=4, n_heads=4, d_query=32, d_value=32, d_ff=320, activation="gelu",
               norm_placement="pre", final_norm=True, feature_map="elu+1", attention_eps=1e-6, layernorm_eps=1e-5,
@@ -110,12 +110,8 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params} parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
-    warmup = 300
-
     def lr_at(step):
-        if step < warmup:
-            return a.lr * (step + 1) / warmup
-        return a.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, a.steps - warmup)))
+        return training.warmup_cosine(step, a.steps, a.lr, warmup=300)
 
     # Batches of similar length: sort, cut into batch-size runs, draw runs at random.
     order = np.argsort([len(u) for u in utts])
@@ -131,12 +127,7 @@ def main():
         y_len = torch.tensor([len(y) for y in ys])
         logp = F.log_softmax(model.sequence(x, quadratic=True), dim=-1)
         loss = F.ctc_loss(logp.transpose(0, 1), torch.cat(ys), x_len, y_len, blank=0, zero_infinity=True)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        training.update(opt, model, loss, lr_at(step))
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 100 == 0 or step == a.steps - 1:
             print(f"step {step} loss {running:.3f} lr {lr_at(step):.2e} {time.time() - t0:.0f}s", flush=True)

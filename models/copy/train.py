@@ -14,7 +14,6 @@ recurrent mode by linrt.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import export_onnx  # noqa: E402
+import training  # noqa: E402
 
 SYMBOLS = 10
 SEPARATOR = 10
@@ -70,12 +70,8 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params} parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
-    warmup = 200
-
     def lr_at(step):
-        if step < warmup:
-            return a.lr * (step + 1) / warmup
-        return a.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, a.steps - warmup)))
+        return training.warmup_cosine(step, a.steps, a.lr, warmup=200)
 
     t0, running = time.time(), None
     for step in range(a.steps):
@@ -83,12 +79,7 @@ def main():
         hi = min(MAX_TRAIN_LEN, 8 + int(MAX_TRAIN_LEN * 3 * step / a.steps))
         x, L = batch(rng, a.batch, (1, hi))
         loss = loss_of(model, x, L)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        training.update(opt, model, loss, lr_at(step))
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 100 == 0 or step == a.steps - 1:
             print(f"step {step} loss {running:.4f} max L {hi} {time.time() - t0:.0f}s", flush=True)

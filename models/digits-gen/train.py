@@ -25,6 +25,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import export_onnx  # noqa: E402
+import training  # noqa: E402
 
 LEVELS = 17
 CLASS0 = LEVELS
@@ -79,10 +80,7 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05)
 
     def lr_at(step):
-        warmup = 100
-        if step < warmup:
-            return a.lr * (step + 1) / warmup
-        return a.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, a.steps - warmup)))
+        return training.warmup_cosine(step, a.steps, a.lr, warmup=100)
 
     t0, running = time.time(), None
     best = (float("inf"), None, 0)
@@ -90,12 +88,7 @@ def main():
         x = torch.from_numpy(train[rng.integers(0, len(train), a.batch)])
         logits = model.sequence(x[:, :-1], quadratic=True)
         loss = F.cross_entropy(logits.reshape(-1, LEVELS), x[:, 1:].reshape(-1))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        training.update(opt, model, loss, lr_at(step))
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 100 == 0 or step == a.steps - 1:
             model.eval()
