@@ -7,7 +7,8 @@
 //! big). The `std` feature adds file loading through memmap2 and the `.lrt` writer.
 //!
 //! Layers, bottom-up: [`kernels`] and [`config`] → [`format`] (bytes → validated
-//! [`Model`]) → [`model`] (arena, session, layers, attention).
+//! [`Model`]) → [`model`] (arena, session, layers, attention) → [`audio`] (the
+//! speech front-end) and [`decode`] (greedy CTC, endpoints).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), linrt::Error> {
@@ -24,7 +25,9 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod aligned;
+pub mod audio;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod format;
 pub mod kernels;

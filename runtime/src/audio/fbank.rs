@@ -1,0 +1,286 @@
+//! Log-mel filterbank features, computed as kaldi-native-fbank computes them (the
+//! front-end sherpa-onnx uses): per frame remove DC, pre-emphasise, window, FFT,
+//! power spectrum, mel filters, log. Samples stream in through [`Fbank::accept`] in
+//! chunks of any size; a frame is produced as soon as its last sample arrives, and
+//! [`Fbank::finish`] produces the last frames, which reach past the end of the
+//! audio, by reflecting it (Kaldi's `snip_edges = false`).
+//!
+//! A frame is processed in f64 from its f32 samples: a loud tone leaves its quiet
+//! bins 100 dB and more below it, where f32 arithmetic (kaldi-native-fbank's) is
+//! only noise; in f64 every bin is right, and on speech the two agree to 1e-4.
+
+use super::fft::{RealFft, MAX_FFT};
+use super::mel::{MelBanks, MAX_BINS};
+use crate::Error;
+
+/// Longest frame: 1,024 samples (64 ms at 16 kHz).
+pub const MAX_FRAME_SAMPLES: usize = MAX_FFT;
+/// Most mel filters.
+pub const MAX_MEL_BINS: usize = MAX_BINS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Kaldi's default: `(0.5 − 0.5 cos(2πi/(N−1)))^0.85`.
+    Povey,
+    Hann,
+    Hamming,
+    Rectangular,
+}
+
+/// Front-end parameters. `Default` is kaldi-native-fbank as sherpa-onnx configures
+/// it: 16 kHz, 80 bins, 25 ms frames every 10 ms, povey window, 20 Hz to
+/// Nyquist − 400 Hz, no dither, `snip_edges = false`, samples in the int16 range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FbankOptions {
+    pub sample_rate: u32,
+    pub num_bins: usize,
+    pub frame_length_ms: f32,
+    pub frame_shift_ms: f32,
+    pub low_freq: f32,
+    /// ≤ 0 means that much below Nyquist (Kaldi's convention).
+    pub high_freq: f32,
+    pub preemph_coeff: f32,
+    pub remove_dc_offset: bool,
+    pub window: Window,
+    /// false: frames centred every shift, the first and last reflected at the edges.
+    /// true: only frames that fit inside the audio.
+    pub snip_edges: bool,
+    /// Samples arrive in [-1, 1]; Kaldi features of int16 audio need 32768.
+    pub sample_scale: f32,
+}
+
+impl Default for FbankOptions {
+    fn default() -> Self {
+        FbankOptions {
+            sample_rate: 16000,
+            num_bins: 80,
+            frame_length_ms: 25.0,
+            frame_shift_ms: 10.0,
+            low_freq: 20.0,
+            high_freq: -400.0,
+            preemph_coeff: 0.97,
+            remove_dc_offset: true,
+            window: Window::Povey,
+            snip_edges: false,
+            sample_scale: 32768.0,
+        }
+    }
+}
+
+/// Samples kept: the history `drop_consumed` keeps (under two frame lengths) and
+/// room for at least one more frame length of input per pass.
+const BUFFER: usize = 3 * MAX_FRAME_SAMPLES;
+
+/// A streaming log-mel front-end with fixed buffers.
+pub struct Fbank {
+    opts: FbankOptions,
+    frame_length: usize,
+    frame_shift: usize,
+    window: [f64; MAX_FRAME_SAMPLES],
+    fft: RealFft,
+    mel: MelBanks,
+    /// `buffer[..buffered]` holds samples `first_buffered..` of the stream, scaled.
+    buffer: [f32; BUFFER],
+    buffered: usize,
+    first_buffered: u64,
+    /// Samples accepted since the start (or the last `finish`/`reset`).
+    received: u64,
+    /// Frames produced so far.
+    frames: u64,
+    // Per-frame scratch.
+    frame: [f64; MAX_FRAME_SAMPLES],
+    spectrum: [f64; MAX_FFT],
+    power: [f32; MAX_FFT / 2 + 1],
+    out: [f32; MAX_MEL_BINS],
+}
+
+impl Fbank {
+    /// Checks the options and precomputes the window and the mel filters.
+    pub fn new(opts: FbankOptions) -> Result<Fbank, Error> {
+        let bad = |field, value: f64| Error::BadConfig { field, value: value as u64 };
+        let rate = opts.sample_rate as f64;
+        if !(1000..=768_000).contains(&opts.sample_rate) {
+            return Err(bad("fbank.sample_rate", rate));
+        }
+        let samples = |ms: f32| libm::round(rate * ms as f64 / 1000.0);
+        let (length, shift) = (samples(opts.frame_length_ms), samples(opts.frame_shift_ms));
+        if !(length >= 4.0 && length <= MAX_FRAME_SAMPLES as f64) {
+            return Err(bad("fbank.frame_length_ms", opts.frame_length_ms as f64));
+        }
+        if !(shift >= 1.0 && shift <= length) {
+            return Err(bad("fbank.frame_shift_ms", opts.frame_shift_ms as f64));
+        }
+        if opts.num_bins == 0 || opts.num_bins > MAX_MEL_BINS {
+            return Err(bad("fbank.num_bins", opts.num_bins as f64));
+        }
+        let nyquist = rate / 2.0;
+        let high = if opts.high_freq <= 0.0 { nyquist + opts.high_freq as f64 } else { opts.high_freq as f64 };
+        let low = opts.low_freq as f64;
+        if !(low >= 0.0 && low < high && high <= nyquist) {
+            return Err(bad("fbank.low_freq/high_freq", opts.high_freq as f64));
+        }
+        if !(opts.preemph_coeff.is_finite() && (0.0..=1.0).contains(&opts.preemph_coeff)) {
+            return Err(bad("fbank.preemph_coeff", opts.preemph_coeff as f64));
+        }
+        if !(opts.sample_scale.is_finite() && opts.sample_scale > 0.0) {
+            return Err(bad("fbank.sample_scale", opts.sample_scale as f64));
+        }
+        let (frame_length, frame_shift) = (length as usize, shift as usize);
+        let fft_len = frame_length.next_power_of_two();
+        let mut window = [0f64; MAX_FRAME_SAMPLES];
+        let a = 2.0 * core::f64::consts::PI / (frame_length - 1) as f64;
+        for (i, w) in window[..frame_length].iter_mut().enumerate() {
+            let cos = libm::cos(a * i as f64);
+            *w = match opts.window {
+                Window::Povey => libm::pow(0.5 - 0.5 * cos, 0.85),
+                Window::Hann => 0.5 - 0.5 * cos,
+                Window::Hamming => 0.54 - 0.46 * cos,
+                Window::Rectangular => 1.0,
+            };
+        }
+        Ok(Fbank {
+            opts,
+            frame_length,
+            frame_shift,
+            window,
+            fft: RealFft::new(fft_len),
+            mel: MelBanks::new(opts.num_bins, fft_len, rate, low, high),
+            buffer: [0.0; BUFFER],
+            buffered: 0,
+            first_buffered: 0,
+            received: 0,
+            frames: 0,
+            frame: [0.0; MAX_FRAME_SAMPLES],
+            spectrum: [0.0; MAX_FFT],
+            power: [0.0; MAX_FFT / 2 + 1],
+            out: [0.0; MAX_MEL_BINS],
+        })
+    }
+
+    pub fn options(&self) -> &FbankOptions {
+        &self.opts
+    }
+
+    pub fn num_bins(&self) -> usize {
+        self.opts.num_bins
+    }
+
+    /// Samples between frame starts.
+    pub fn frame_shift(&self) -> usize {
+        self.frame_shift
+    }
+
+    /// Frames produced since the start of the stream.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Samples accepted since the start of the stream.
+    pub fn samples(&self) -> u64 {
+        self.received
+    }
+
+    /// Starts a new stream: buffered samples are dropped, counters return to zero.
+    pub fn reset(&mut self) {
+        self.buffered = 0;
+        self.first_buffered = 0;
+        self.received = 0;
+        self.frames = 0;
+    }
+
+    /// First sample of frame `m` (negative before the start with `snip_edges` off).
+    fn frame_start(&self, m: u64) -> i64 {
+        let start = (m * self.frame_shift as u64) as i64;
+        if self.opts.snip_edges {
+            start
+        } else {
+            start + (self.frame_shift / 2) as i64 - (self.frame_length / 2) as i64
+        }
+    }
+
+    /// Feeds samples (in [-1, 1]); `on_frame` receives each completed frame's
+    /// `num_bins` log-mel values, in order.
+    pub fn accept(&mut self, mut samples: &[f32], mut on_frame: impl FnMut(&[f32])) {
+        while !samples.is_empty() {
+            let room = BUFFER - self.buffered;
+            let take = room.min(samples.len());
+            let scale = self.opts.sample_scale;
+            for (b, s) in self.buffer[self.buffered..self.buffered + take].iter_mut().zip(&samples[..take]) {
+                *b = s * scale;
+            }
+            self.buffered += take;
+            self.received += take as u64;
+            samples = &samples[take..];
+            // Every frame whose last sample has arrived.
+            while self.frame_start(self.frames) + self.frame_length as i64 <= self.received as i64 {
+                self.compute_frame(self.frames, &mut on_frame);
+                self.frames += 1;
+            }
+            self.drop_consumed();
+        }
+    }
+
+    /// Ends the stream: with `snip_edges` off, the frames that reach past the last
+    /// sample are produced with the audio reflected at its end, as Kaldi does. The
+    /// front-end is then ready for a new stream.
+    pub fn finish(&mut self, mut on_frame: impl FnMut(&[f32])) {
+        if !self.opts.snip_edges {
+            let total = (self.received + (self.frame_shift / 2) as u64) / self.frame_shift as u64;
+            while self.frames < total {
+                self.compute_frame(self.frames, &mut on_frame);
+                self.frames += 1;
+            }
+        }
+        self.reset();
+    }
+
+    /// Forgets samples that no future frame needs. A frame that starts before the
+    /// stream reflects its first samples, and one that ends past it (in `finish`)
+    /// reflects up to a frame length back from the end: keeping one frame length
+    /// before the next frame's start covers both.
+    fn drop_consumed(&mut self) {
+        let keep_from = (self.frame_start(self.frames) - self.frame_length as i64).max(0) as u64;
+        if keep_from <= self.first_buffered {
+            return;
+        }
+        let drop = ((keep_from - self.first_buffered) as usize).min(self.buffered);
+        self.buffer.copy_within(drop..self.buffered, 0);
+        self.buffered -= drop;
+        self.first_buffered += drop as u64;
+    }
+
+    fn compute_frame(&mut self, m: u64, on_frame: &mut impl FnMut(&[f32])) {
+        let n = self.frame_length;
+        let total = self.received as i64;
+        let start = self.frame_start(m);
+        for (i, f) in self.frame[..n].iter_mut().enumerate() {
+            // Reflect around the edges: −1 → 0, −2 → 1; total → total − 1.
+            let mut s = start + i as i64;
+            while s < 0 || s >= total {
+                s = if s < 0 { -s - 1 } else { 2 * total - 1 - s };
+            }
+            *f = self.buffer[(s as u64 - self.first_buffered) as usize] as f64;
+        }
+        let frame = &mut self.frame[..n];
+        if self.opts.remove_dc_offset {
+            let mean = frame.iter().sum::<f64>() / n as f64;
+            frame.iter_mut().for_each(|x| *x -= mean);
+        }
+        let c = self.opts.preemph_coeff as f64;
+        if c != 0.0 {
+            for i in (1..n).rev() {
+                frame[i] -= c * frame[i - 1];
+            }
+            frame[0] -= c * frame[0];
+        }
+        let fft_len = self.fft.points();
+        for (s, (x, w)) in self.spectrum.iter_mut().zip(frame.iter().zip(&self.window)) {
+            *s = x * w;
+        }
+        self.spectrum[n..fft_len].fill(0.0);
+        self.fft.power_spectrum(&mut self.spectrum[..fft_len], &mut self.power);
+        let bins = self.opts.num_bins;
+        self.mel.log_energies(&self.power, &mut self.out[..bins]);
+        on_frame(&self.out[..bins]);
+    }
+}

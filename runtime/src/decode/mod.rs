@@ -1,0 +1,8 @@
+//! Decoders on top of a session's outputs: greedy CTC for speech models, with
+//! the endpoint rules that split an endless stream into utterances.
+
+pub mod ctc;
+pub mod endpoint;
+
+pub use ctc::{CtcDecoder, Token, MAX_TOKENS};
+pub use endpoint::{EndpointConfig, EndpointRule};

@@ -1,0 +1,95 @@
+//! Streaming speech recognition end to end: the log-mel front-end against
+//! kaldi-native-fbank, and the recognizer pipeline on the shipped model.
+
+use std::path::{Path, PathBuf};
+
+use linrt::audio::{Fbank, FbankOptions};
+use linrt_tools::npy::{self, NpyData};
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fbank").join(name)
+}
+
+/// 16-bit mono PCM of a WAV written by soundfile (the goldens' writer).
+fn wav_samples(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap() + 8;
+    bytes[data..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect()
+}
+
+fn features(samples: &[f32], chunk: usize) -> Vec<f32> {
+    let mut fbank = Fbank::new(FbankOptions::default()).unwrap();
+    let mut out = Vec::new();
+    for piece in samples.chunks(chunk.max(1)) {
+        fbank.accept(piece, |f| out.extend_from_slice(f));
+    }
+    fbank.finish(|f| out.extend_from_slice(f));
+    out
+}
+
+fn floats(path: &Path) -> Vec<f32> {
+    match npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).data {
+        NpyData::F32(v) => v,
+        NpyData::I64(_) => panic!("{} holds integers", path.display()),
+    }
+}
+
+/// Largest |a − b| over the frames' bins that `keep(frame, bin)` selects, and where.
+fn worst(got: &[f32], want: &[f32], keep: impl Fn(&[f32], usize) -> bool) -> (f32, usize) {
+    assert_eq!(got.len(), want.len(), "frame count");
+    let mut worst = (0f32, 0);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let frame = &want[i / 80 * 80..][..80];
+        if keep(frame, i % 80) && (a - b).abs() > worst.0 {
+            worst = ((a - b).abs(), i);
+        }
+    }
+    worst
+}
+
+/// Bins within this many nepers (60 dB) of their frame's loudest: below that,
+/// kaldi-native-fbank's float32 FFT is noise (its error is 1e-7 of the loudest bin).
+const KALDI_RANGE: f32 = 13.8;
+
+#[test]
+fn fbank_matches_kaldi_native_fbank() {
+    // speech: real-length speech (5 s), every bin. short: 300 samples, reflected at
+    // both ends. stress: a chirp, noise, silence, a quiet stretch, clipping — compared
+    // with kaldi-native-fbank where its float32 arithmetic is meaningful, and
+    // everywhere with the float64 computation of the same features.
+    for name in ["speech", "short", "stress"] {
+        let samples = wav_samples(&golden(&format!("{name}.wav")));
+        let kaldi = floats(&golden(&format!("{name}.fbank.npy")));
+        let exact = floats(&golden(&format!("{name}.exact.npy")));
+        let got = features(&samples, samples.len());
+        let in_range = |frame: &[f32], bin: usize| {
+            name != "stress" || frame[bin] >= frame.iter().fold(f32::MIN, |m, v| m.max(*v)) - KALDI_RANGE
+        };
+        let (vs_kaldi, at) = worst(&got, &kaldi, in_range);
+        let (vs_exact, _) = worst(&got, &exact, |_, _| true);
+        println!(
+            "{name}: {} frames, max |linrt − kaldi-native-fbank| {vs_kaldi:.2e}, max |linrt − float64| {vs_exact:.2e}",
+            kaldi.len() / 80
+        );
+        assert!(
+            vs_kaldi <= 1e-3,
+            "{name}: log-mel differs from kaldi-native-fbank by {vs_kaldi} at frame {} bin {}",
+            at / 80,
+            at % 80
+        );
+        assert!(vs_exact <= 1e-4, "{name}: log-mel differs from the float64 features by {vs_exact}");
+    }
+}
+
+#[test]
+fn fbank_is_identical_whatever_the_chunking() {
+    let samples = wav_samples(&golden("speech.wav"));
+    let whole = features(&samples, samples.len());
+    for chunk in [1, 7, 160, 1600] {
+        let got = features(&samples, chunk);
+        assert!(
+            got.iter().zip(&whole).all(|(a, b)| a.to_bits() == b.to_bits()) && got.len() == whole.len(),
+            "chunk {chunk}"
+        );
+    }
+}
