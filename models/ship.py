@@ -7,6 +7,7 @@ the golden files the tests check and a metrics.json each card quotes.
   python models/ship.py asr-commands --work /tmp/asr       # after models/asr-commands/train.py
   python models/ship.py copy --work /tmp/copy              # after models/copy/train.py
   python models/ship.py digits-gen --work /tmp/digits      # after models/digits-gen/train.py
+  python models/ship.py asr-goldens                         # the recognizer's goldens and sample only
 
 Everything runs through the release binary (--linrt): what the cards report is what
 linrt computes, step by step in recurrent mode.
@@ -110,13 +111,27 @@ def ship_asr(a, linrt):
             del r["examples"]
             results[dtype][n] = r
             print(f"asr {dtype} {n}: WER {100 * r['wer']:.2f} % CER {100 * r['cer']:.2f} %", flush=True)
-    # Goldens: three short held-out utterances (two clean, one noisy; short to keep
-    # models/ under 10 MB) as 16-bit WAVs, their kaldi-native-fbank features (float16),
-    # the PyTorch logits for those features and the transcript linrt must produce.
-    model = twin(onnx, CONFIG)
+    asr_goldens(files["f32"]["path"], linrt)
+    return files, results
+
+
+def asr_goldens(f32_lrt, linrt):
+    """The recognizer's goldens and the sample `linrt asr` plays by default: three
+    short held-out utterances (two clean, one noisy) in one 16-bit WAV,
+    models/asr-commands/sample.wav, separated by 1.4 s of a quiet noise floor (-70 dBFS)
+    so that each ends at an endpoint. For each, cases.json gives its samples in the WAV,
+    and utt<i>.logits.npy the PyTorch twin's logits for it decoded alone (features
+    from kaldi-native-fbank in float32). Small, to keep models/ under 10 MB."""
+    sys.path.insert(0, os.path.join(HERE, "asr-commands"))
+    import data
+    import evaluate
+    from train import CONFIG, greedy, stack
+
+    folder = os.path.join(HERE, "asr-commands")
+    mean, std = evaluate.normalisation(linrt.binary, f32_lrt)
+    model = twin(os.path.join(folder, "asr-commands.onnx"), CONFIG)
     gold = os.path.join(folder, "golden")
     os.makedirs(gold, exist_ok=True)
-    cases = []
     picks, index = [], 0
     while len(picks) < 3:
         split = "test-clean" if len(picks) < 2 else "test-noisy"
@@ -124,25 +139,28 @@ def ship_asr(a, linrt):
         if len(text.split()) <= 3 and len(audio) <= 1.8 * data.SAMPLE_RATE:
             picks.append((text, voice, audio, snr))
         index += 1
+    rng = np.random.default_rng(11)
+    floor = lambda seconds: np.round(rng.standard_normal(int(seconds * data.SAMPLE_RATE)) * 10.0)  # noqa: E731
+    pieces, cases, at = [floor(0.2)], [], int(0.2 * data.SAMPLE_RATE)
     for i, (text, voice, audio, snr) in enumerate(picks):
-        pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
-        wav = os.path.join(gold, f"utt{i}.wav")
-        with wave.open(wav, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(data.SAMPLE_RATE)
-            w.writeframes(pcm.tobytes())
-        feats = data.fbank(pcm.astype(np.float32) / 32768.0).astype(np.float16).astype(np.float32)
+        pcm = np.round(np.clip(audio, -1, 1) * 32767)
+        pieces += [pcm, floor(1.4 if i < len(picks) - 1 else 0.2)]
+        feats = data.fbank((pcm / 32768.0).astype(np.float32))
         x = torch.from_numpy(stack((feats - mean) / std))[None]
         logits = reference(model, x)[0]
-        np.save(os.path.join(gold, f"utt{i}.fbank.npy"), feats.astype(np.float16))
         np.save(os.path.join(gold, f"utt{i}.logits.npy"), logits.astype(np.float32))
-        from train import greedy
-        hyp = greedy(logits)
-        cases.append({"wav": f"utt{i}.wav", "voice": voice, "snr_db": snr, "reference": text, "transcript": hyp})
+        cases.append({"wav": "sample.wav", "start": at, "end": at + len(pcm), "voice": voice, "snr_db": snr,
+                      "reference": text, "transcript": greedy(logits)})
+        at += len(pcm) + len(pieces[-1])
+    with wave.open(os.path.join(folder, "sample.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(data.SAMPLE_RATE)
+        w.writeframes(np.clip(np.concatenate(pieces), -32768, 32767).astype(np.int16).tobytes())
     with open(os.path.join(gold, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
-    return files, results
+    for c in cases:
+        print(f"golden {c['start']}..{c['end']}: {c['reference']!r} -> {c['transcript']!r}")
 
 
 def ship_copy(a, linrt):
@@ -215,11 +233,16 @@ def ship_digits(a, linrt):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", choices=["asr-commands", "copy", "digits-gen"])
-    p.add_argument("--work", required=True)
+    p.add_argument("model", choices=["asr-commands", "copy", "digits-gen", "asr-goldens"])
+    p.add_argument("--work", help="the training run's folder (not needed for asr-goldens)")
     p.add_argument("--linrt", default="target/release/linrt")
     a = p.parse_args()
     linrt = Linrt(os.path.abspath(a.linrt))
+    if a.model == "asr-goldens":  # only the recognizer's goldens and sample, from the shipped files
+        asr_goldens(os.path.join(HERE, "asr-commands", "asr-commands.f32.lrt"), linrt)
+        return
+    if not a.work:
+        p.error("--work is required")
     ship = {"asr-commands": ship_asr, "copy": ship_copy, "digits-gen": ship_digits}[a.model]
     files, results = ship(a, linrt)
     latency = {dtype: linrt.step_us(f["path"]) for dtype, f in files.items() if "path" in f}

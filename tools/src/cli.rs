@@ -76,6 +76,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Transcribe speech, streaming: a WAV file, raw PCM on stdin, or the microphone.
+    #[command(
+        after_help = "Examples:\n  linrt asr                                   # the bundled sample with the bundled model\n  linrt asr speech.wav --json\n  arecord -f S16_LE -r 16000 -c 1 -t raw | linrt asr -\n  linrt asr --mic --device hw:1,0 --stats\n  linrt asr long.wav --realtime             # paced like live audio"
+    )]
+    Asr(crate::asr::command::AsrArgs),
     /// Show this build and CPU: version, format version, CPU features, kernel path.
     Info {
         #[arg(long)]
@@ -237,6 +242,7 @@ pub fn execute(command: Command) -> Result<()> {
                 write!(out, "{}", inspect::text(&m))?;
             }
         }
+        Command::Asr(args) => crate::asr::command::run(args, &mut out)?,
         Command::Run { model, input, output, chunk, expect, tolerance, kernels } => {
             let kernels = cpu::requested(kernels.as_deref())?;
             let file = open(&model)?;

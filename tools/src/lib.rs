@@ -3,6 +3,7 @@
 //! runtime crate knows none of it.
 
 pub mod asr;
+pub mod audio;
 pub mod bench;
 pub mod cli;
 pub mod compare;

@@ -85,6 +85,25 @@ impl CtcDecoder {
         self.tokens.is_full()
     }
 
+    /// Takes back the last `steps` steps, so that they can be decoded again (from a
+    /// rebuilt model state), when nothing was decoded in them: the utterance holds
+    /// no symbol yet, and steps reaching back before it came from an ended one.
+    /// Returns false, changing nothing, when there is a symbol or not enough steps.
+    pub fn rewind(&mut self, steps: u64) -> bool {
+        if !self.tokens.is_empty() || steps > self.utterance_start + self.steps {
+            return false;
+        }
+        if steps <= self.steps {
+            self.steps -= steps;
+        } else {
+            self.utterance_start -= steps - self.steps;
+            self.steps = 0;
+        }
+        self.trailing_silence = self.trailing_silence.saturating_sub(steps).min(self.steps);
+        self.previous = self.blank;
+        true
+    }
+
     /// Ends the utterance; the next one starts at the following step.
     pub fn reset(&mut self) {
         self.utterance_start += self.steps;
@@ -123,6 +142,22 @@ mod tests {
             d.push(&one_hot(best));
         }
         assert_eq!(d.trailing_silence(), 3);
+    }
+
+    #[test]
+    fn rewinds_only_over_steps_without_symbols() {
+        let mut d = CtcDecoder::new(0, Some(1));
+        for _ in 0..5 {
+            d.push(&one_hot(0));
+        }
+        d.reset(); // an empty utterance of 5 steps ended
+        d.push(&one_hot(0));
+        assert!(d.rewind(3)); // 1 step of this utterance, 2 of the last
+        assert_eq!((d.utterance_start(), d.steps(), d.trailing_silence()), (3, 0, 0));
+        assert!(!d.rewind(4)); // only 3 steps exist before
+        d.push(&one_hot(2));
+        assert_eq!(d.tokens()[0], Token { id: 2, step: 0 });
+        assert!(!d.rewind(1), "a decoded symbol is never taken back");
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! `linrt asr` end to end: the main job, files in every encoding, stdin, JSON and
+//! stats, and the promise that bad input ends in one `error:` line, a non-zero exit
+//! code, and everything decoded before the failure still printed.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use linrt_tools::audio::resample::Resampler;
+use linrt_tools::audio::wav::WavReader;
+use linrt_tools::audio::AudioSource;
+
+fn linrt(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linrt"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut pipe = child.stdin.take().unwrap();
+    let data = stdin.unwrap_or_default().to_vec();
+    // Written from a thread: the child may stop reading early (that is one of the cases).
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
+
+fn sample_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/asr-commands/sample.wav")
+}
+
+fn sample() -> Vec<f32> {
+    let mut wav = WavReader::new(fs::File::open(sample_path()).unwrap()).unwrap();
+    let mut s = Vec::new();
+    while wav.read(&mut s, 1 << 16).unwrap() > 0 {}
+    s
+}
+
+/// The transcripts of a run's final lines (`[start – end] text`).
+fn finals(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, t)| t.to_string()))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A WAV header for `data_bytes` of audio.
+fn wav_header(format: u16, channels: u16, rate: u32, bits: u16, data_bytes: u32) -> Vec<u8> {
+    let block = channels * bits / 8;
+    let mut h = Vec::new();
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&format.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * block as u32).to_le_bytes());
+    h.extend_from_slice(&block.to_le_bytes());
+    h.extend_from_slice(&bits.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data_bytes.to_le_bytes());
+    h
+}
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("linrt-asr-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.0.join(name);
+        fs::write(&p, bytes).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const EXPECTED: [&str; 2] = ["lights on", "four"];
+
+#[test]
+fn main_job_transcribes_the_bundled_sample_and_says_what_next() {
+    let out = linrt(&["asr"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let f = finals(&out);
+    assert_eq!(f.len(), 3, "{f:?}");
+    assert_eq!(&f[..2], &EXPECTED);
+    let err = stderr(&out);
+    assert!(err.contains("Next:") && err.contains("--mic") && err.contains("linrt asr -"), "{err}");
+}
+
+#[test]
+fn json_lines_carry_partials_finals_with_word_times_and_stats() {
+    let path = sample_path();
+    let out = linrt(&["asr", path.to_str().unwrap(), "--json", "--stats"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kind = |v: &serde_json::Value| v["type"].as_str().unwrap().to_string();
+    assert!(lines.iter().any(|v| kind(v) == "partial"));
+    let finals: Vec<&serde_json::Value> = lines.iter().filter(|v| kind(v) == "final").collect();
+    assert_eq!(finals[0]["text"], "lights on");
+    let words = finals[0]["words"].as_array().unwrap();
+    assert_eq!((words[0]["word"].as_str(), words[1]["word"].as_str()), (Some("lights"), Some("on")));
+    let (s, e) = (finals[0]["start"].as_f64().unwrap(), finals[0]["end"].as_f64().unwrap());
+    assert!(0.2 < s && s < e && e < 1.5, "{s}..{e}");
+    let stats = lines.iter().find(|v| kind(v) == "stats").unwrap();
+    let rtf = stats["rtf"].as_f64().unwrap();
+    assert!(rtf > 0.0 && rtf < 1.0, "{rtf}");
+    assert!(stats["chunk_latency_ms"]["p95"].as_f64().unwrap() > 0.0);
+    assert!(stats["peak_memory_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn stdin_takes_raw_pcm_and_wav_streams() {
+    let wav = fs::read(sample_path()).unwrap();
+    let raw = &wav[44..];
+    let out = linrt(&["asr", "-"], Some(raw));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    let out = linrt(&["asr", "-"], Some(&wav));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    // Float samples at 8 kHz, declared by flags.
+    let mut r = Resampler::new(16000, 8000);
+    let mut low = Vec::new();
+    r.process(&sample(), &mut low);
+    r.finish(&mut low);
+    let bytes: Vec<u8> = low.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let out = linrt(&["asr", "-", "--format", "FLOAT_LE", "--rate", "8000"], Some(&bytes));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(finals(&out).len(), 3, "{:?}", finals(&out));
+}
+
+#[test]
+fn any_rate_channels_and_encoding_give_the_same_transcripts() {
+    let dir = Dir::new("formats");
+    let audio = sample();
+    let mut r = Resampler::new(16000, 44100);
+    let mut high = Vec::new();
+    r.process(&audio, &mut high);
+    r.finish(&mut high);
+    // 24-bit stereo at 44.1 kHz, the right channel a quieter copy.
+    let mut data = Vec::new();
+    for x in &high {
+        for v in [*x, 0.5 * x] {
+            let s = (v * 8_388_607.0).round().clamp(-8_388_608.0, 8_388_607.0) as i32;
+            data.extend_from_slice(&s.to_le_bytes()[..3]);
+        }
+    }
+    let mut file = wav_header(1, 2, 44100, 24, data.len() as u32);
+    file.extend_from_slice(&data);
+    let out = linrt(&["asr", &dir.write("s24.wav", &file)], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    // 8-bit unsigned mono at 16 kHz: coarse, but words still come out.
+    let data: Vec<u8> = audio.iter().map(|x| ((x * 128.0).round() + 128.0).clamp(0.0, 255.0) as u8).collect();
+    let mut file = wav_header(1, 1, 16000, 8, data.len() as u32);
+    file.extend_from_slice(&data);
+    let out = linrt(&["asr", &dir.write("u8.wav", &file)], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!finals(&out).is_empty());
+}
+
+/// One `error:` line naming the problem, a non-zero exit code.
+fn assert_fails(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "succeeded: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_input_fails_cleanly_and_keeps_what_was_decoded() {
+    let dir = Dir::new("bad");
+    let wav = fs::read(sample_path()).unwrap();
+    assert_fails(&linrt(&["asr", &dir.write("empty.wav", b"")], None), "empty");
+    assert_fails(&linrt(&["asr", &dir.write("text.wav", b"hello, this is not audio")], None), "not a WAV");
+    assert_fails(&linrt(&["asr", &dir.write("alaw.wav", &wav_header(6, 1, 8000, 8, 0))], None), "A-law");
+    assert_fails(&linrt(&["asr", &dir.write("mono0.wav", &wav_header(1, 0, 16000, 16, 0))], None), "0 channels");
+    assert_fails(&linrt(&["asr", &dir.write("rate.wav", &wav_header(1, 1, 3, 16, 0))], None), "sample rate");
+    assert_fails(&linrt(&["asr", "/nonexistent/x.wav"], None), "cannot open");
+    assert_fails(&linrt(&["asr", "-", "--format", "S99"], Some(b"\0\0")), "S16_LE");
+    assert_fails(&linrt(&["asr", "--chunk-ms", "0"], None), "--chunk-ms");
+    assert_fails(&linrt(&["asr", "--silence-after-speech", "0"], None), "--silence-after-speech");
+
+    // Truncated after the second utterance: both transcripts, then the error.
+    let cut = 44 + 2 * 80_000;
+    let out = linrt(&["asr", &dir.write("cut.wav", &wav[..cut])], None);
+    assert_fails(&out, "truncated");
+    assert_eq!(finals(&out), EXPECTED, "what was decoded before the failure");
+
+    // A NaN in float audio: what came before it is transcribed, then the error.
+    let mut floats: Vec<f32> = sample();
+    floats.truncate(80_000);
+    floats.push(f32::NAN);
+    let data: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut file = wav_header(3, 1, 16000, 32, data.len() as u32);
+    file.extend_from_slice(&data);
+    let out = linrt(&["asr", &dir.write("nan.wav", &file)], None);
+    assert_fails(&out, "NaN");
+    assert_eq!(finals(&out), EXPECTED[..2], "decoded before the NaN");
+
+    // stdin that stops mid-sample: the transcript, then the stray byte reported.
+    let mut raw = wav[44..].to_vec();
+    raw.push(7);
+    let out = linrt(&["asr", "-"], Some(&raw));
+    assert_fails(&out, "stray byte");
+    assert_eq!(&finals(&out)[..2], &EXPECTED);
+
+    // Clipped audio is audio: no error.
+    let loud: Vec<u8> =
+        sample().iter().flat_map(|x| (((x * 8.0).clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    let out = linrt(&["asr", "-"], Some(&loud));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A virtual ALSA capture device that plays `raw` (S16 mono): alsa-lib's `file`
+/// plugin reading its `infile`, over a `null` slave, in a self-contained config.
+#[cfg(feature = "mic")]
+fn alsa_config(dir: &Dir, raw: &[u8]) -> String {
+    let infile = dir.write("capture.raw", raw);
+    let config = format!(
+        "pcm.linrt_test {{\n  type file\n  slave.pcm {{ type null }}\n  file \"/dev/null\"\n  infile \"{infile}\"\n  format \"raw\"\n  hint {{ show on description \"linrt test capture\" }}\n}}\n"
+    );
+    dir.write("asound.conf", config.as_bytes())
+}
+
+#[cfg(feature = "mic")]
+#[test]
+fn microphone_path_transcribes_a_virtual_alsa_device() {
+    let dir = Dir::new("mic");
+    let wav = fs::read(sample_path()).unwrap();
+    let config = alsa_config(&dir, &wav[44..]);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_linrt")).args(args).env("ALSA_CONFIG_PATH", &config).output().unwrap()
+    };
+    let list = run(&["asr", "--list-devices"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("linrt_test"));
+    // The device has no clock and plays silence after the file: stop after 9 s of audio.
+    let out = run(&["asr", "--mic", "--device", "linrt_test", "--duration", "9"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("microphone linrt_test"), "{}", stderr(&out));
+    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_fails(&run(&["asr", "--mic", "--device", "no_such_device"]), "no capture device named no_such_device");
+}
