@@ -77,8 +77,8 @@ fn run(name: &str, dtype: &str, inputs: &RunInputs) -> Vec<f32> {
     stepped
 }
 
-/// The recognizer on one utterance from a fresh state, as the goldens decode it:
-/// its logits and its transcript.
+/// The recognizer on one utterance from a fresh state, as the goldens decode it
+/// (no endpoint, no idle state rebuild): its logits and its transcript.
 fn recognize_alone(dtype: &str, samples: &[f32]) -> (Vec<f32>, String) {
     let file = ModelFile::open(models().join(format!("asr-commands/asr-commands.{dtype}.lrt"))).unwrap();
     let model = file.model().unwrap();
@@ -88,6 +88,7 @@ fn recognize_alone(dtype: &str, samples: &[f32]) -> (Vec<f32>, String) {
     let mut never = EndpointConfig::default();
     never.rules.iter_mut().for_each(|r| r.min_utterance_length = 1e9);
     let mut rec = Recognizer::new(&model, &mut arena, info, never, None).unwrap();
+    rec.disable_idle_rebuilds();
     rec.record_logits();
     rec.accept(samples).unwrap();
     rec.finish().unwrap();

@@ -178,6 +178,23 @@ fn any_rate_channels_and_encoding_give_the_same_transcripts() {
     assert!(!finals(&out).is_empty());
 }
 
+#[test]
+fn realtime_paces_a_file_like_live_audio() {
+    let dir = Dir::new("realtime");
+    let wav = fs::read(sample_path()).unwrap();
+    // The first 1.5 s (the first utterance and its lead-in).
+    let data = &wav[44..44 + 2 * 24_000];
+    let mut file = wav_header(1, 1, 16000, 16, data.len() as u32);
+    file.extend_from_slice(data);
+    let path = dir.write("short.wav", &file);
+    let started = std::time::Instant::now();
+    let out = linrt(&["asr", &path, "--realtime"], None);
+    let took = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(finals(&out), ["lights on"]);
+    assert!(took >= 1.4, "1.5 s of audio went by in {took:.2} s");
+}
+
 /// One `error:` line naming the problem, a non-zero exit code.
 fn assert_fails(out: &Output, needle: &str) {
     let err = stderr(out);
@@ -262,4 +279,20 @@ fn microphone_path_transcribes_a_virtual_alsa_device() {
     assert!(stderr(&out).contains("microphone linrt_test"), "{}", stderr(&out));
     assert_eq!(&finals(&out)[..2], &EXPECTED);
     assert_fails(&run(&["asr", "--mic", "--device", "no_such_device"]), "no capture device named no_such_device");
+
+    // Without --duration the device plays silence forever: Ctrl-C (SIGINT) ends the
+    // stream like the end of a file, and what was heard is printed.
+    let child = Command::new(env!("CARGO_BIN_EXE_linrt"))
+        .args(["asr", "--mic", "--device", "linrt_test", "--realtime"])
+        .env("ALSA_CONFIG_PATH", &config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(8000));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(&finals(&out)[..2], &EXPECTED);
 }
