@@ -257,3 +257,53 @@ fn runs_from_aligned_static_style_buffers() {
     s.step(Input::Vector(&[0.25; 16]), &mut out).unwrap();
     assert!(out.iter().all(|v| v.is_finite()));
 }
+
+/// An endless stream: loud inputs (the attention of this post-norm model sees them
+/// unnormalised) make the normalisers pass 2^20 within a few thousand steps, and the
+/// state is rescaled (exponent 20). Outputs stay finite, a saved state carries the
+/// exponent, and a restored session continues bit for bit. A version-2 state (no
+/// exponent, 24-byte header) still restores.
+#[test]
+fn endless_streams_rescale_their_state_and_save_it() {
+    let cfg = ModelConfig::new(8, 1, 2, 16);
+    let bytes = AlignedBytes::from_slice(&random_model(&cfg, 21));
+    let model = bytes.model().unwrap();
+    let opts = SessionOptions::default();
+    let (mut arena_a, mut arena_b) =
+        (vec![0u8; model.arena_bytes(opts).unwrap()], vec![0u8; model.arena_bytes(opts).unwrap()]);
+    let mut a = Session::new(&model, &mut arena_a, opts).unwrap();
+    let mut out = [0f32; 8];
+    let mut rng = Rng(5);
+    let mut loud = move || -> [f32; 8] { core::array::from_fn(|_| 1000.0 * rng.unit()) };
+    let mut steps = 0u64;
+    while a.state_exponent() == 0 {
+        a.step(Input::Vector(&loud()), &mut out).unwrap();
+        assert!(out.iter().all(|v| v.is_finite()), "step {steps}");
+        steps += 1;
+        assert!(steps < 100_000, "z never passed 2^20");
+    }
+    assert_eq!(a.state_exponent(), 20);
+    let mut saved = vec![0u8; a.state_bytes()];
+    a.save_state(&mut saved).unwrap();
+    let mut b = Session::new(&model, &mut arena_b, opts).unwrap();
+    b.restore_state(&saved).unwrap();
+    assert_eq!((b.state_exponent(), b.position()), (20, steps));
+    let (mut oa, mut ob) = ([0f32; 8], [0f32; 8]);
+    for _ in 0..100 {
+        let x = loud();
+        a.step(Input::Vector(&x), &mut oa).unwrap();
+        b.step(Input::Vector(&x), &mut ob).unwrap();
+        assert_eq!(oa.map(f32::to_bits), ob.map(f32::to_bits));
+    }
+    // Version 2: drop the exponent and reserved bytes, mark the version.
+    a.reset();
+    a.step(Input::Vector(&loud()), &mut oa).unwrap();
+    a.save_state(&mut saved).unwrap();
+    let mut v2: Vec<u8> = saved[..24].iter().chain(&saved[STATE_HEADER_BYTES..]).copied().collect();
+    v2[4..8].copy_from_slice(&2u32.to_le_bytes());
+    b.restore_state(&v2).unwrap();
+    let x = loud();
+    a.step(Input::Vector(&x), &mut oa).unwrap();
+    b.step(Input::Vector(&x), &mut ob).unwrap();
+    assert_eq!(oa.map(f32::to_bits), ob.map(f32::to_bits));
+}

@@ -36,12 +36,16 @@ pub(crate) fn layer_norm_rows(rows: &mut [f32], width: usize, gamma: &[f32], bet
     }
 }
 
-/// Runs one layer on `scratch.hidden[..t·d_model]` in place, advancing `state`.
+/// Runs one layer on `scratch.hidden[..t·d_model]` in place, advancing `state`,
+/// which is stored multiplied by `state_factor` (a power of two, see
+/// `attention::rescale_if_grown`): new terms and eps get the same factor.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encoder_layer(
     kern: &Kernels,
     cfg: &ModelConfig,
     w: &LayerWeights,
     state: &mut [f32],
+    state_factor: f32,
     s: &mut Scratch,
     t: usize,
     form: Form,
@@ -70,8 +74,15 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.v_w, w.v_b, &a, v);
     kern.elu_plus_one(q);
     kern.elu_plus_one(k);
-    let heads =
-        Heads { n: cfg.n_heads as usize, dk: cfg.d_query as usize, dv: cfg.d_value as usize, eps: cfg.attention_eps };
+    if state_factor != 1.0 {
+        k.iter_mut().for_each(|x| *x *= state_factor);
+    }
+    let heads = Heads {
+        n: cfg.n_heads as usize,
+        dk: cfg.d_query as usize,
+        dv: cfg.d_value as usize,
+        eps: cfg.attention_eps * state_factor,
+    };
     match form {
         Form::Recurrent => heads.step(kern, state, q, k, v, attended),
         Form::Causal => heads.causal(state, t, q, k, v, attended),

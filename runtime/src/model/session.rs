@@ -2,6 +2,7 @@
 //! arena. Stepping never allocates; the state never grows.
 
 use super::arena::{ArenaLayout, SessionOptions};
+use super::attention::{rescale_if_grown, state_factor, MAX_STATE_EXPONENT};
 use super::layer::{encoder_layer, layer_norm_rows, Form, Scratch};
 use super::positional::add_sinusoidal;
 use crate::config::{InputKind, ModelConfig, OutputKind, Positional};
@@ -25,11 +26,13 @@ pub enum Inputs<'x> {
 }
 
 /// Saved state starts with this many bytes: magic `LRTS`, version, model checksum,
-/// float count, position (u64).
-pub const STATE_HEADER_BYTES: usize = 24;
+/// float count, position (u64), state exponent (u32), 4 reserved zero bytes.
+pub const STATE_HEADER_BYTES: usize = 32;
 const STATE_MAGIC: [u8; 4] = *b"LRTS";
-/// Version 2 added the position.
-const STATE_VERSION: u32 = 2;
+/// Version 2 added the position, version 3 the state exponent (version 2 files,
+/// with a 24-byte header, are still read: their exponent is 0).
+const STATE_VERSION: u32 = 3;
+const STATE_V2_HEADER_BYTES: usize = 24;
 
 /// A stream running a [`Model`] with its state in a caller-provided arena.
 pub struct Session<'a> {
@@ -41,6 +44,8 @@ pub struct Session<'a> {
     kernels: Kernels,
     /// Positions consumed since creation or the last reset (for the position encoding).
     position: u64,
+    /// The state is stored multiplied by 2^-state_exponent (see `rescale_if_grown`).
+    state_exponent: u32,
 }
 
 impl<'a> Session<'a> {
@@ -76,6 +81,7 @@ impl<'a> Session<'a> {
             max_chunk: opts.max_chunk,
             layer_state_floats: state_floats / model.config().n_layers as usize,
             position: 0,
+            state_exponent: 0,
         };
         session.reset();
         Ok(session)
@@ -94,6 +100,14 @@ impl<'a> Session<'a> {
     pub fn reset(&mut self) {
         self.state.fill(0.0);
         self.position = 0;
+        self.state_exponent = 0;
+    }
+
+    /// The state is stored multiplied by 2^-this: it grows by 20 each time a
+    /// normaliser z passes 2^20, so that endless streams never overflow. Outputs do
+    /// not depend on it.
+    pub fn state_exponent(&self) -> u32 {
+        self.state_exponent
     }
 
     /// Positions this stream has consumed since creation or the last reset.
@@ -138,10 +152,13 @@ impl<'a> Session<'a> {
         }
         self.position = self.position.saturating_add(t as u64);
         // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back.
+        let factor = state_factor(self.state_exponent);
         for (layer, state) in (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats)) {
             let weights = self.model.layer(layer)?;
-            encoder_layer(&self.kernels, &cfg, &weights, state, &mut self.scratch, t, form);
+            encoder_layer(&self.kernels, &cfg, &weights, state, factor, &mut self.scratch, t, form);
         }
+        let z_offset = cfg.n_heads as usize * cfg.d_query as usize * cfg.d_value as usize;
+        self.state_exponent = rescale_if_grown(self.state, self.layer_state_floats, z_offset, self.state_exponent);
         let x = &mut self.scratch.hidden[..t * d];
         if cfg.final_norm {
             let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
@@ -218,6 +235,8 @@ impl<'a> Session<'a> {
         out[8..12].copy_from_slice(&self.model.checksum().to_le_bytes());
         out[12..16].copy_from_slice(&(self.state.len() as u32).to_le_bytes());
         out[16..24].copy_from_slice(&self.position.to_le_bytes());
+        out[24..28].copy_from_slice(&self.state_exponent.to_le_bytes());
+        out[28..32].fill(0);
         for (dst, v) in out[STATE_HEADER_BYTES..n].chunks_exact_mut(4).zip(self.state.iter()) {
             dst.copy_from_slice(&v.to_le_bytes());
         }
@@ -227,18 +246,25 @@ impl<'a> Session<'a> {
     /// Restores a state written by [`Session::save_state`] for the same model.
     /// Nothing changes unless the whole state is valid.
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let n = self.state_bytes();
-        if bytes.len() != n {
+        if bytes.len() < 8 {
             return Err(Error::BadState { reason: "wrong length for this model" });
         }
         let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        if bytes[0..4] != STATE_MAGIC || word(4) != STATE_VERSION {
+        if bytes[0..4] != STATE_MAGIC || !(2..=STATE_VERSION).contains(&word(4)) {
             return Err(Error::BadState { reason: "not a linrt state" });
+        }
+        let header = if word(4) == 2 { STATE_V2_HEADER_BYTES } else { STATE_HEADER_BYTES };
+        if bytes.len() != header + 4 * self.state.len() {
+            return Err(Error::BadState { reason: "wrong length for this model" });
+        }
+        let exponent = if header == STATE_HEADER_BYTES { word(24) } else { 0 };
+        if exponent > MAX_STATE_EXPONENT {
+            return Err(Error::BadState { reason: "state exponent out of range" });
         }
         if word(8) != self.model.checksum() || word(12) as usize != self.state.len() {
             return Err(Error::BadState { reason: "saved from a different model" });
         }
-        let values = bytes[STATE_HEADER_BYTES..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let values = bytes[header..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         if values.clone().any(|v| !v.is_finite()) {
             return Err(Error::BadState { reason: "contains NaN or infinite values" });
         }
@@ -246,6 +272,7 @@ impl<'a> Session<'a> {
             *dst = v;
         }
         self.position = u64::from_le_bytes(core::array::from_fn(|i| bytes[16 + i]));
+        self.state_exponent = exponent;
         Ok(())
     }
 }
