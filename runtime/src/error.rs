@@ -56,6 +56,8 @@ pub enum Error {
     WrongInputKind { expected: crate::InputKind },
     /// An input or output buffer has the wrong length.
     BadLength { what: &'static str, expected: usize, found: usize },
+    /// Sampling parameters or logits that cannot be sampled from.
+    BadSampling { what: &'static str },
     /// A token id at or past the vocabulary size.
     TokenOutOfRange { token: u32, vocab: u32 },
     /// A chunk longer than the session was sized for, or empty.
@@ -136,6 +138,7 @@ impl fmt::Display for Error {
             BadLength { what, expected, found } => {
                 write!(f, "{what} has length {found}, expected {expected}")
             }
+            BadSampling { what } => write!(f, "cannot sample: {what}"),
             TokenOutOfRange { token, vocab } => {
                 write!(f, "token id {token} out of range (vocabulary size {vocab})")
             }

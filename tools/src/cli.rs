@@ -81,6 +81,11 @@ pub enum Command {
         after_help = "Examples:\n  linrt asr                                   # the bundled sample with the bundled model\n  linrt asr speech.wav --json\n  arecord -f S16_LE -r 16000 -c 1 -t raw | linrt asr -\n  linrt asr --mic --device hw:1,0 --stats\n  linrt asr long.wav --realtime             # paced like live audio"
     )]
     Asr(crate::asr::command::AsrArgs),
+    /// Generate tokens with a token model: text, a copy, or a PNG grid of images.
+    #[command(
+        after_help = "Examples:\n  linrt generate --model models/digits-gen/digits-gen.int8.lrt --out digits.png --seed 1\n  linrt generate --model models/copy/copy.f32.lrt --prompt '|3141592653|' --greedy\n  linrt generate --model model.lrt --tokens 1,5,9 --steps 64 --temperature 0.8 --top-p 0.9 --json"
+    )]
+    Generate(crate::generate::GenerateArgs),
     /// Show this build and CPU: version, format version, CPU features, kernel path.
     Info {
         #[arg(long)]
@@ -243,6 +248,7 @@ pub fn execute(command: Command) -> Result<()> {
             }
         }
         Command::Asr(args) => crate::asr::command::run(args, &mut out)?,
+        Command::Generate(args) => crate::generate::run(args, &mut out)?,
         Command::Run { model, input, output, chunk, expect, tolerance, kernels } => {
             let kernels = cpu::requested(kernels.as_deref())?;
             let file = open(&model)?;

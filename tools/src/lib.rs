@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod cpu;
+pub mod generate;
 pub mod inspect;
 pub mod npy;
 #[cfg(feature = "onnx")]
