@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use linrt::{Input, InputKind, KernelPath, Model, Session, SessionOptions, TensorRole};
+use linrt::{Input, InputKind, Inputs, KernelPath, Model, Session, SessionOptions, TensorRole};
 
 /// Rounds in which linrt, tract and the roofline are timed in turn.
 pub const ROUNDS: usize = 5;
@@ -44,6 +44,45 @@ pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Opt
         black_box(&out);
     }
     Ok(times)
+}
+
+/// Seconds to take `t` positions into a fresh state: (through `step_chunk` in one
+/// call, through `t` calls of `step`), each the median of `repeats`, taking turns.
+pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<KernelPath>) -> Result<(f64, f64)> {
+    let e = |e: linrt::Error| anyhow!("{e}");
+    let cfg = model.config();
+    let opts = SessionOptions { max_chunk: t, kernels };
+    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
+    let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
+    let width = cfg.input_width();
+    let tokens: Vec<u32> = (0..t).map(|i| ((i as u64 * 7919) % cfg.input_dim as u64) as u32).collect();
+    let vectors: Vec<f32> = (0..t * width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
+    let mut out = vec![0f32; t * cfg.output_dim()];
+    let (mut chunked, mut stepped) = (Vec::new(), Vec::new());
+    for _ in 0..repeats + 1 {
+        session.reset();
+        let start = Instant::now();
+        let inputs = match cfg.input_kind {
+            InputKind::Tokens => Inputs::Tokens(&tokens),
+            InputKind::Vectors => Inputs::Vectors(&vectors),
+        };
+        session.step_chunk(inputs, &mut out).map_err(e)?;
+        chunked.push(start.elapsed().as_secs_f64());
+        black_box(&out);
+        session.reset();
+        let start = Instant::now();
+        for (p, o) in out.chunks_exact_mut(cfg.output_dim()).enumerate() {
+            let input = match cfg.input_kind {
+                InputKind::Tokens => Input::Token(tokens[p]),
+                InputKind::Vectors => Input::Vector(&vectors[p * width..(p + 1) * width]),
+            };
+            session.step(input, o).map_err(e)?;
+        }
+        stepped.push(start.elapsed().as_secs_f64());
+        black_box(&out);
+    }
+    // The first round warms caches and pages up.
+    Ok((median(chunked.split_off(1)), median(stepped.split_off(1))))
 }
 
 /// The bytes one step reads: every tensor but the embedding table (one row of it).

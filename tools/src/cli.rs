@@ -73,6 +73,9 @@ pub enum Command {
         /// Force a kernel path (default: LINRT_KERNELS, else the fastest).
         #[arg(long)]
         kernels: Option<String>,
+        /// Also time taking N positions into a fresh state through step_chunk against N steps.
+        #[arg(long)]
+        prefill: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -308,7 +311,7 @@ pub fn execute(command: Command) -> Result<()> {
                 )?;
             }
         }
-        Command::Bench { model, onnx, steps, kernels, json } => {
+        Command::Bench { model, onnx, steps, kernels, prefill, json } => {
             let request = cpu::requested(kernels.as_deref())?;
             let path = cpu::chosen(request)?.path();
             let file = open(&model)?;
@@ -329,6 +332,11 @@ pub fn execute(command: Command) -> Result<()> {
                 }
             }
             let (step, roofline) = (bench::median(step), bench::median(roofline));
+            let prefill = match prefill {
+                Some(t) if !(1..=65_536).contains(&t) => bail!("--prefill must be between 1 and 65536 positions"),
+                Some(t) => Some((t, bench::prefill_times(&m, t, bench::ROUNDS, request)?)),
+                None => None,
+            };
             let tract = onnx.as_ref().map(|_| bench::median(tract));
             let dtype = m.weight_dtype().name();
             let us = |s: f64| s * 1e6;
@@ -339,7 +347,9 @@ pub fn execute(command: Command) -> Result<()> {
                     serde_json::json!({"dtype": dtype, "kernels": path.name(), "steps": steps,
                         "step_us": us(step), "tract_step_us": tract.map(us), "roofline_us": us(roofline),
                         "weight_bytes": weights.len(), "file_bytes": m.file_size(),
-                        "speedup_vs_tract": tract.map(|t| t / step), "step_over_roofline": step / roofline})
+                        "speedup_vs_tract": tract.map(|t| t / step), "step_over_roofline": step / roofline,
+                        "prefill": prefill.map(|(t, (chunk, stepped))| serde_json::json!({"positions": t,
+                            "chunk_ms": chunk * 1e3, "stepped_ms": stepped * 1e3, "speedup": stepped / chunk}))})
                 )?;
             } else {
                 writeln!(out, "model        {} ({dtype}, {} bytes read per step)", model.display(), weights.len())?;
@@ -363,6 +373,15 @@ pub fn execute(command: Command) -> Result<()> {
                     us(roofline),
                     step / roofline
                 )?;
+                if let Some((t, (chunk, stepped))) = prefill {
+                    writeln!(
+                        out,
+                        "prefill      {t} positions: {:.2} ms through step_chunk, {:.2} ms stepped: {:.1}× the throughput",
+                        chunk * 1e3,
+                        stepped * 1e3,
+                        stepped / chunk
+                    )?;
+                }
             }
         }
         Command::Convert(args) => convert(args, &mut out)?,

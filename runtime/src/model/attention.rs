@@ -1,15 +1,15 @@
 //! Causal linear attention, exactly as fast-transformers computes it, per head h:
 //!
 //! recurrent step:  S ← S + φ(k) vᵀ,  z ← z + φ(k),  out = φ(q)ᵀ S / (φ(q)·z + eps)
-//! causal (parallel) form over T positions, starting from (S₀, z₀):
-//!   out_t = (φ(q_t)ᵀ S₀ + Σ_{s≤t} (φ(q_t)·φ(k_s)) v_s) / (φ(q_t)·z₀ + Σ_{s≤t} φ(q_t)·φ(k_s) + eps)
-//! after which S and z hold the sums over the whole chunk. Both forms give the same
-//! outputs; φ has already been applied to q and k by the caller.
+//! The causal (parallel) form over T positions,
+//!   out_t = (φ(q_t)ᵀ S₀ + Σ_{s≤t} (φ(q_t)·φ(k_s)) v_s) / (φ(q_t)·z₀ + Σ_{s≤t} φ(q_t)·φ(k_s) + eps),
+//! is the same sums: a chunk runs the step for each of its positions (cheaper than
+//! the quadratic form on a CPU, see `layer.rs`). φ has already been applied to q
+//! and k by the caller.
 //!
 //! A layer's state is `[S: H×Dk×Dv][z: H×Dk]`, whatever the stream length, stored
 //! multiplied by the stream's 2^-e (see `rescale_if_grown`).
 
-use crate::kernels::scalar::{axpy, dot, rank1_update, scale, vec_mat};
 use crate::kernels::Kernels;
 
 /// When any z of any layer passes this, every layer's S and z are multiplied by
@@ -67,39 +67,6 @@ impl Heads {
             let s = &mut s_all[h * dk * dv..(h + 1) * dk * dv];
             let z = &mut z_all[h * dk..(h + 1) * dk];
             kern.attention_head_step(s, z, qh, kh, vh, &mut out[h * dv..(h + 1) * dv], self.eps);
-        }
-    }
-
-    /// The causal parallel form over `t` positions (`q`, `k`: `[T, H·Dk]`, `v`,
-    /// `out`: `[T, H·Dv]`), continuing from and then advancing `state`.
-    pub fn causal(&self, state: &mut [f32], t: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
-        let (dk, dv) = (self.dk, self.dv);
-        let (qk_w, v_w) = (self.n * dk, self.n * dv);
-        let (s_all, z_all) = self.split(state);
-        for h in 0..self.n {
-            let s = &mut s_all[h * dk * dv..(h + 1) * dk * dv];
-            let z = &mut z_all[h * dk..(h + 1) * dk];
-            // Range of head h's slice in row p of a [T, w] matrix with per-head width d.
-            let head = |p: usize, w: usize, d: usize| p * w + h * d..p * w + (h + 1) * d;
-            for p in 0..t {
-                let qp = &q[head(p, qk_w, dk)];
-                let op = &mut out[head(p, v_w, dv)];
-                vec_mat(qp, s, op);
-                let mut den = dot(qp, z);
-                for r in 0..=p {
-                    let w = dot(qp, &k[head(r, qk_w, dk)]);
-                    den += w;
-                    axpy(op, w, &v[head(r, v_w, dv)]);
-                }
-                scale(op, 1.0 / (den + self.eps));
-            }
-            for p in 0..t {
-                let kp = &k[head(p, qk_w, dk)];
-                for (zd, kd) in z.iter_mut().zip(kp) {
-                    *zd += kd;
-                }
-                rank1_update(s, kp, &v[head(p, v_w, dv)]);
-            }
         }
     }
 }

@@ -85,7 +85,20 @@ pub(crate) fn encoder_layer(
     };
     match form {
         Form::Recurrent => heads.step(kern, state, q, k, v, attended),
-        Form::Causal => heads.causal(state, t, q, k, v, attended),
+        // Over a chunk the causal form is computed by its recurrence, one position
+        // after another on the (small, cache-resident) state: O(T·Dk·Dv) per head
+        // against O(T²·(Dk+Dv)) for the quadratic form, 16× fewer operations at
+        // T = 512, Dk = Dv = 32. The projections around it are matrix-matrix.
+        Form::Causal => {
+            for (((qp, kp), vp), op) in q
+                .chunks_exact(qk_w)
+                .zip(k.chunks_exact(qk_w))
+                .zip(v.chunks_exact(v_w))
+                .zip(attended.chunks_exact_mut(v_w))
+            {
+                heads.step(kern, state, qp, kp, vp, op);
+            }
+        }
     }
     kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), normed);
     add_assign(x, normed);
