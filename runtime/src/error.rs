@@ -56,6 +56,10 @@ pub enum Error {
     WrongInputKind { expected: crate::InputKind },
     /// An input or output buffer has the wrong length.
     BadLength { what: &'static str, expected: usize, found: usize },
+    /// More streams in one `step_batch` than the first session's arena was sized for.
+    BatchTooLarge { batch: usize, max: usize },
+    /// Sessions stepped together must run the same model with the same kernels.
+    BatchMismatch { reason: &'static str },
     /// Sampling parameters or logits that cannot be sampled from.
     BadSampling { what: &'static str },
     /// A token id at or past the vocabulary size.
@@ -139,6 +143,10 @@ impl fmt::Display for Error {
                 write!(f, "{what} has length {found}, expected {expected}")
             }
             BadSampling { what } => write!(f, "cannot sample: {what}"),
+            BatchTooLarge { batch, max } => {
+                write!(f, "a batch of {batch} streams; the first session's arena was sized for 1 to {max} (max_chunk)")
+            }
+            BatchMismatch { reason } => write!(f, "cannot step these sessions together: {reason}"),
             TokenOutOfRange { token, vocab } => {
                 write!(f, "token id {token} out of range (vocabulary size {vocab})")
             }

@@ -307,3 +307,77 @@ fn endless_streams_rescale_their_state_and_save_it() {
     b.step(Input::Vector(&x), &mut ob).unwrap();
     assert_eq!(oa.map(f32::to_bits), ob.map(f32::to_bits));
 }
+
+/// Batched streams: five sessions with different histories stepped together equal
+/// the same five stepped one by one, for every config and f32/int8 weights.
+#[test]
+fn step_batch_equals_separate_sessions() {
+    for (i, cfg) in configs().into_iter().enumerate() {
+        for dtype in [linrt::DType::F32, linrt::DType::I8] {
+            let bytes = AlignedBytes::from_slice(&common::random_model_dtype(&cfg, 30 + i as u64, dtype));
+            let model = bytes.model().unwrap();
+            let b = 5;
+            let wide = SessionOptions { max_chunk: b, ..SessionOptions::default() };
+            let one = SessionOptions::default();
+            let mut arenas: Vec<Vec<u8>> =
+                (0..b).map(|s| vec![0u8; model.arena_bytes(if s == 0 { wide } else { one }).unwrap()]).collect();
+            let mut twin_arenas: Vec<Vec<u8>> = (0..b).map(|_| vec![0u8; model.arena_bytes(one).unwrap()]).collect();
+            let mut batch: Vec<Session> = arenas
+                .iter_mut()
+                .enumerate()
+                .map(|(s, a)| Session::new(&model, a, if s == 0 { wide } else { one }).unwrap())
+                .collect();
+            let mut alone: Vec<Session> =
+                twin_arenas.iter_mut().map(|a| Session::new(&model, a, one).unwrap()).collect();
+            let data = inputs(&cfg, 64, 7 + i as u64);
+            let w = cfg.input_width();
+            let input = |p: usize| match &data {
+                Data::Tokens(ids) => Input::Token(ids[p]),
+                Data::Vectors(v) => Input::Vector(&v[p * w..(p + 1) * w]),
+            };
+            let d_out = cfg.output_dim();
+            let mut o = vec![0f32; d_out];
+            // Different histories: stream s has seen s positions.
+            for s in 0..b {
+                for p in 0..s {
+                    batch[s].step(input(p), &mut o).unwrap();
+                    alone[s].step(input(p), &mut o).unwrap();
+                }
+            }
+            let mut together = vec![0f32; b * d_out];
+            for round in 0..20 {
+                let step_inputs: Vec<Input> = (0..b).map(|s| input(10 + s + round)).collect();
+                Session::step_batch(&mut batch, &step_inputs, &mut together).unwrap();
+                for s in 0..b {
+                    alone[s].step(step_inputs[s], &mut o).unwrap();
+                    let rel = max_rel(&together[s * d_out..(s + 1) * d_out], &o);
+                    assert!(rel <= 1e-6, "config {i} {dtype:?} stream {s} round {round}: {rel:.2e}");
+                }
+            }
+            assert_eq!(batch[3].position(), alone[3].position());
+            // Bad batches: more streams than the first arena holds, inputs of another
+            // length, sessions of another model.
+            let mut extra_arena = vec![0u8; model.arena_bytes(one).unwrap()];
+            batch.push(Session::new(&model, &mut extra_arena, one).unwrap());
+            let six: Vec<Input> = (0..6).map(input).collect();
+            let mut out6 = vec![0f32; 6 * d_out];
+            assert_eq!(
+                Session::step_batch(&mut batch, &six, &mut out6),
+                Err(Error::BatchTooLarge { batch: 6, max: 5 })
+            );
+            batch.pop();
+            assert!(matches!(
+                Session::step_batch(&mut batch, &six[..4], &mut together),
+                Err(Error::BadLength { what: "batch inputs", .. })
+            ));
+            let other_bytes = AlignedBytes::from_slice(&random_model(&cfg, 99));
+            let other = other_bytes.model().unwrap();
+            let mut other_arena = vec![0u8; other.arena_bytes(one).unwrap()];
+            let mut mixed = vec![Session::new(&other, &mut other_arena, one).unwrap()];
+            let mut a0 = vec![0u8; model.arena_bytes(wide).unwrap()];
+            mixed.insert(0, Session::new(&model, &mut a0, wide).unwrap());
+            let mut out2 = vec![0f32; 2 * d_out];
+            assert!(matches!(Session::step_batch(&mut mixed, &six[..2], &mut out2), Err(Error::BatchMismatch { .. })));
+        }
+    }
+}

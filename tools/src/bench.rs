@@ -85,6 +85,51 @@ pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<Ke
     Ok((median(chunked.split_off(1)), median(stepped.split_off(1))))
 }
 
+/// Seconds for one step of each of `b` streams: (all in one `step_batch` call, one
+/// `step` per stream), medians over `steps` rounds taking turns.
+pub fn batch_times(model: &Model, b: usize, steps: usize, kernels: Option<KernelPath>) -> Result<(f64, f64)> {
+    let e = |e: linrt::Error| anyhow!("{e}");
+    let cfg = model.config();
+    let wide = SessionOptions { max_chunk: b, kernels };
+    let one = SessionOptions { max_chunk: 1, kernels };
+    let mut arenas: Vec<Vec<u8>> = (0..b)
+        .map(|s| model.arena_bytes(if s == 0 { wide } else { one }).map(|n| vec![0u8; n]))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    let mut sessions: Vec<Session> = arenas
+        .iter_mut()
+        .enumerate()
+        .map(|(s, a)| Session::new(model, a, if s == 0 { wide } else { one }))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    let width = cfg.input_width();
+    let vectors: Vec<f32> = (0..b * width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
+    let input = |s: usize, i: usize| match cfg.input_kind {
+        InputKind::Tokens => Input::Token((((s + i) as u64 * 7919) % cfg.input_dim as u64) as u32),
+        InputKind::Vectors => Input::Vector(&vectors[s * width..(s + 1) * width]),
+    };
+    let mut out = vec![0f32; b * cfg.output_dim()];
+    let (mut batched, mut separate) = (Vec::new(), Vec::new());
+    for i in 0..steps + 10 {
+        let inputs: Vec<Input> = (0..b).map(|s| input(s, i)).collect();
+        let start = Instant::now();
+        Session::step_batch(&mut sessions, &inputs, &mut out).map_err(e)?;
+        let t_batch = start.elapsed().as_secs_f64();
+        black_box(&out);
+        let start = Instant::now();
+        for (s, (session, o)) in sessions.iter_mut().zip(out.chunks_exact_mut(cfg.output_dim())).enumerate() {
+            session.step(input(s, i), o).map_err(e)?;
+        }
+        let t_separate = start.elapsed().as_secs_f64();
+        black_box(&out);
+        if i >= 10 {
+            batched.push(t_batch);
+            separate.push(t_separate);
+        }
+    }
+    Ok((median(batched), median(separate)))
+}
+
 /// The bytes one step reads: every tensor but the embedding table (one row of it).
 pub fn step_bytes<'a>(model: &Model<'a>, file: &'a [u8]) -> &'a [u8] {
     let first = (0..model.tensor_count())

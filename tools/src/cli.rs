@@ -76,6 +76,9 @@ pub enum Command {
         /// Also time taking N positions into a fresh state through step_chunk against N steps.
         #[arg(long)]
         prefill: Option<usize>,
+        /// Also time B streams stepped together (step_batch) against B separate steps.
+        #[arg(long)]
+        batch: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -311,7 +314,7 @@ pub fn execute(command: Command) -> Result<()> {
                 )?;
             }
         }
-        Command::Bench { model, onnx, steps, kernels, prefill, json } => {
+        Command::Bench { model, onnx, steps, kernels, prefill, batch, json } => {
             let request = cpu::requested(kernels.as_deref())?;
             let path = cpu::chosen(request)?.path();
             let file = open(&model)?;
@@ -337,6 +340,11 @@ pub fn execute(command: Command) -> Result<()> {
                 Some(t) => Some((t, bench::prefill_times(&m, t, bench::ROUNDS, request)?)),
                 None => None,
             };
+            let batch = match batch {
+                Some(b) if !(1..=1024).contains(&b) => bail!("--batch must be between 1 and 1024 streams"),
+                Some(b) => Some((b, bench::batch_times(&m, b, steps, request)?)),
+                None => None,
+            };
             let tract = onnx.as_ref().map(|_| bench::median(tract));
             let dtype = m.weight_dtype().name();
             let us = |s: f64| s * 1e6;
@@ -349,7 +357,9 @@ pub fn execute(command: Command) -> Result<()> {
                         "weight_bytes": weights.len(), "file_bytes": m.file_size(),
                         "speedup_vs_tract": tract.map(|t| t / step), "step_over_roofline": step / roofline,
                         "prefill": prefill.map(|(t, (chunk, stepped))| serde_json::json!({"positions": t,
-                            "chunk_ms": chunk * 1e3, "stepped_ms": stepped * 1e3, "speedup": stepped / chunk}))})
+                            "chunk_ms": chunk * 1e3, "stepped_ms": stepped * 1e3, "speedup": stepped / chunk})),
+                        "batch": batch.map(|(b, (together, apart))| serde_json::json!({"streams": b,
+                            "batched_us": together * 1e6, "separate_us": apart * 1e6, "speedup": apart / together}))})
                 )?;
             } else {
                 writeln!(out, "model        {} ({dtype}, {} bytes read per step)", model.display(), weights.len())?;
@@ -373,6 +383,15 @@ pub fn execute(command: Command) -> Result<()> {
                     us(roofline),
                     step / roofline
                 )?;
+                if let Some((b, (together, apart))) = batch {
+                    writeln!(
+                        out,
+                        "batch        {b} streams: {:.1} µs in one step_batch, {:.1} µs stepped apart: {:.1}× the throughput",
+                        together * 1e6,
+                        apart * 1e6,
+                        apart / together
+                    )?;
+                }
                 if let Some((t, (chunk, stepped))) = prefill {
                     writeln!(
                         out,

@@ -22,13 +22,6 @@ pub(crate) struct Scratch<'s> {
     pub quant: &'s mut [f32],
 }
 
-/// Which form of attention runs: the recurrent step (T = 1) or the causal parallel form.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Form {
-    Recurrent,
-    Causal,
-}
-
 /// LayerNorm applied to each of the `rows.len() / width` rows.
 pub(crate) fn layer_norm_rows(rows: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps: f32) {
     for row in rows.chunks_exact_mut(width) {
@@ -36,19 +29,47 @@ pub(crate) fn layer_norm_rows(rows: &mut [f32], width: usize, gamma: &[f32], bet
     }
 }
 
-/// Runs one layer on `scratch.hidden[..t·d_model]` in place, advancing `state`,
-/// which is stored multiplied by `state_factor` (a power of two, see
-/// `attention::rescale_if_grown`): new terms and eps get the same factor.
+/// The attention of one row: `(row, φ(q), φ(k), v, out)`. It owns the state the
+/// row belongs to (one stream's, or each row its own stream's in a batch).
+pub(crate) type Attend<'f> = dyn FnMut(usize, &[f32], &mut [f32], &[f32], &mut [f32]) + 'f;
+
+/// One row's attention step on `state`, stored multiplied by `state_factor` (a power
+/// of two, see `attention::rescale_if_grown`): new terms and eps get the same factor.
 #[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_row(
+    kern: &Kernels,
+    cfg: &ModelConfig,
+    state: &mut [f32],
+    state_factor: f32,
+    q: &[f32],
+    k: &mut [f32],
+    v: &[f32],
+    out: &mut [f32],
+) {
+    if state_factor != 1.0 {
+        k.iter_mut().for_each(|x| *x *= state_factor);
+    }
+    let heads = Heads {
+        n: cfg.n_heads as usize,
+        dk: cfg.d_query as usize,
+        dv: cfg.d_value as usize,
+        eps: cfg.attention_eps * state_factor,
+    };
+    heads.step(kern, state, q, k, v, out);
+}
+
+/// Runs one layer on `scratch.hidden[..t·d_model]` in place. Projections and the
+/// feed-forward block are matrix-matrix over the t rows; the attention runs row by
+/// row, in order, through `attend`: over a chunk of one stream that is the causal
+/// form computed by its recurrence (O(T·Dk·Dv) per head against O(T²·(Dk+Dv)) for
+/// the quadratic form, 16× fewer operations at T = 512, Dk = Dv = 32).
 pub(crate) fn encoder_layer(
     kern: &Kernels,
     cfg: &ModelConfig,
     w: &LayerWeights,
-    state: &mut [f32],
-    state_factor: f32,
     s: &mut Scratch,
     t: usize,
-    form: Form,
+    attend: &mut Attend,
 ) {
     let d = cfg.d_model as usize;
     let (qk_w, v_w, ff) = (cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize);
@@ -74,31 +95,14 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.v_w, w.v_b, &a, v);
     kern.elu_plus_one(q);
     kern.elu_plus_one(k);
-    if state_factor != 1.0 {
-        k.iter_mut().for_each(|x| *x *= state_factor);
-    }
-    let heads = Heads {
-        n: cfg.n_heads as usize,
-        dk: cfg.d_query as usize,
-        dv: cfg.d_value as usize,
-        eps: cfg.attention_eps * state_factor,
-    };
-    match form {
-        Form::Recurrent => heads.step(kern, state, q, k, v, attended),
-        // Over a chunk the causal form is computed by its recurrence, one position
-        // after another on the (small, cache-resident) state: O(T·Dk·Dv) per head
-        // against O(T²·(Dk+Dv)) for the quadratic form, 16× fewer operations at
-        // T = 512, Dk = Dv = 32. The projections around it are matrix-matrix.
-        Form::Causal => {
-            for (((qp, kp), vp), op) in q
-                .chunks_exact(qk_w)
-                .zip(k.chunks_exact(qk_w))
-                .zip(v.chunks_exact(v_w))
-                .zip(attended.chunks_exact_mut(v_w))
-            {
-                heads.step(kern, state, qp, kp, vp, op);
-            }
-        }
+    for (row, (((qp, kp), vp), op)) in q
+        .chunks_exact(qk_w)
+        .zip(k.chunks_exact_mut(qk_w))
+        .zip(v.chunks_exact(v_w))
+        .zip(attended.chunks_exact_mut(v_w))
+        .enumerate()
+    {
+        attend(row, qp, kp, vp, op);
     }
     kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), normed);
     add_assign(x, normed);

@@ -3,7 +3,7 @@
 
 use super::arena::{ArenaLayout, SessionOptions};
 use super::attention::{rescale_if_grown, state_factor, MAX_STATE_EXPONENT};
-use super::layer::{encoder_layer, layer_norm_rows, Form, Scratch};
+use super::layer::{attend_row, encoder_layer, layer_norm_rows, Scratch};
 use super::positional::add_sinusoidal;
 use crate::config::{InputKind, ModelConfig, OutputKind, Positional};
 use crate::error::Error;
@@ -122,7 +122,7 @@ impl<'a> Session<'a> {
             Input::Token(ref t) => Inputs::Tokens(core::slice::from_ref(t)),
             Input::Vector(v) => Inputs::Vectors(v),
         };
-        self.run(inputs, 1, output, Form::Recurrent)
+        self.run(inputs, 1, output)
     }
 
     /// Advances the stream by T positions at once with the causal parallel form
@@ -136,29 +136,116 @@ impl<'a> Session<'a> {
         if t == 0 || t > self.max_chunk {
             return Err(Error::BadChunkLength { len: t, max: self.max_chunk });
         }
-        self.run(inputs, t, output, Form::Causal)
+        self.run(inputs, t, output)
     }
 
-    fn run(&mut self, inputs: Inputs, t: usize, output: &mut [f32], form: Form) -> Result<(), Error> {
+    /// Steps several independent streams at once: `sessions[i]` takes `inputs[i]`
+    /// and `outputs` gets their `output_dim` rows in order. One pass over the
+    /// weights serves them all: the projections and feed-forward blocks run
+    /// matrix-matrix over the batch, and each stream's attention uses its own state
+    /// (and position). Equal to stepping each session alone. The first session
+    /// does the work in its scratch: its arena must be sized for `max_chunk` ≥ the
+    /// batch; the others need only their state. All must run the same model with
+    /// the same kernels.
+    pub fn step_batch(sessions: &mut [Session<'a>], inputs: &[Input], outputs: &mut [f32]) -> Result<(), Error> {
+        let b = sessions.len();
+        if inputs.len() != b {
+            return Err(Error::BadLength { what: "batch inputs", expected: b, found: inputs.len() });
+        }
+        let Some((first, rest)) = sessions.split_first_mut() else {
+            return Err(Error::BatchTooLarge { batch: 0, max: 0 });
+        };
+        if b > first.max_chunk {
+            return Err(Error::BatchTooLarge { batch: b, max: first.max_chunk });
+        }
+        if rest
+            .iter()
+            .any(|s| s.model.checksum() != first.model.checksum() || s.model.file_size() != first.model.file_size())
+        {
+            return Err(Error::BatchMismatch { reason: "the sessions run different models" });
+        }
+        if rest.iter().any(|s| s.kernels.path() != first.kernels.path()) {
+            return Err(Error::BatchMismatch { reason: "the sessions use different kernel paths" });
+        }
+        let cfg = *first.model.config();
+        let expected_out = b.checked_mul(cfg.output_dim()).ok_or(Error::SizeOverflow)?;
+        if outputs.len() != expected_out {
+            return Err(Error::BadLength { what: "output", expected: expected_out, found: outputs.len() });
+        }
+        let d = cfg.d_model as usize;
+        for (row, input) in inputs.iter().enumerate() {
+            let one = match input {
+                Input::Token(t) => Inputs::Tokens(core::slice::from_ref(t)),
+                Input::Vector(v) => Inputs::Vectors(v),
+            };
+            first.embed(one, 1, row)?;
+        }
+        // Positions: each stream its own.
+        if cfg.positional == Positional::Sinusoidal {
+            let rows = first.scratch.hidden[..b * d].chunks_exact_mut(d);
+            let positions = core::iter::once(first.position).chain(rest.iter().map(|s| s.position));
+            for (row, position) in rows.zip(positions) {
+                add_sinusoidal(row, d, position);
+            }
+        }
+        first.position = first.position.saturating_add(1);
+        rest.iter_mut().for_each(|s| s.position = s.position.saturating_add(1));
+        let kern = first.kernels;
+        let lsf = first.layer_state_floats;
+        let first_factor = state_factor(first.state_exponent);
+        for layer in 0..cfg.n_layers {
+            let weights = first.model.layer(layer)?;
+            let span = layer as usize * lsf..(layer as usize + 1) * lsf;
+            let first_state = &mut first.state[span.clone()];
+            let mut attend = |row: usize, q: &[f32], k: &mut [f32], v: &[f32], out: &mut [f32]| {
+                if row == 0 {
+                    attend_row(&kern, &cfg, first_state, first_factor, q, k, v, out);
+                } else {
+                    let other = &mut rest[row - 1];
+                    let factor = state_factor(other.state_exponent);
+                    attend_row(&kern, &cfg, &mut other.state[span.clone()], factor, q, k, v, out);
+                }
+            };
+            encoder_layer(&kern, &cfg, &weights, &mut first.scratch, b, &mut attend);
+        }
+        let z_offset = cfg.n_heads as usize * cfg.d_query as usize * cfg.d_value as usize;
+        for session in core::iter::once(&mut *first).chain(rest.iter_mut()) {
+            session.state_exponent = rescale_if_grown(session.state, lsf, z_offset, session.state_exponent);
+        }
+        first.head(b, outputs)
+    }
+
+    fn run(&mut self, inputs: Inputs, t: usize, output: &mut [f32]) -> Result<(), Error> {
         let cfg = *self.model.config();
         let expected_out = t.checked_mul(cfg.output_dim()).ok_or(Error::SizeOverflow)?;
         if output.len() != expected_out {
             return Err(Error::BadLength { what: "output", expected: expected_out, found: output.len() });
         }
-        self.embed(inputs, t)?;
+        self.embed(inputs, t, 0)?;
         let d = cfg.d_model as usize;
         if cfg.positional == Positional::Sinusoidal {
             add_sinusoidal(&mut self.scratch.hidden[..t * d], d, self.position);
         }
         self.position = self.position.saturating_add(t as u64);
-        // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back.
-        let factor = state_factor(self.state_exponent);
+        // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back; the
+        // chunk's rows go through it in order.
+        let (kern, factor) = (self.kernels, state_factor(self.state_exponent));
         for (layer, state) in (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats)) {
             let weights = self.model.layer(layer)?;
-            encoder_layer(&self.kernels, &cfg, &weights, state, factor, &mut self.scratch, t, form);
+            let mut attend = |_: usize, q: &[f32], k: &mut [f32], v: &[f32], out: &mut [f32]| {
+                attend_row(&kern, &cfg, state, factor, q, k, v, out)
+            };
+            encoder_layer(&kern, &cfg, &weights, &mut self.scratch, t, &mut attend);
         }
         let z_offset = cfg.n_heads as usize * cfg.d_query as usize * cfg.d_value as usize;
         self.state_exponent = rescale_if_grown(self.state, self.layer_state_floats, z_offset, self.state_exponent);
+        self.head(t, output)
+    }
+
+    /// The final norm and the output head over the first `t` rows of the scratch.
+    fn head(&mut self, t: usize, output: &mut [f32]) -> Result<(), Error> {
+        let cfg = *self.model.config();
+        let d = cfg.d_model as usize;
         let x = &mut self.scratch.hidden[..t * d];
         if cfg.final_norm {
             let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
@@ -178,12 +265,11 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// The state slice of one layer: `[S: H×Dk×Dv][z: H×Dk]`.
-    /// Writes the first hidden vectors of T positions into the scratch.
-    fn embed(&mut self, inputs: Inputs, t: usize) -> Result<(), Error> {
+    /// Writes the first hidden vectors of T positions into scratch rows `at..at + t`.
+    fn embed(&mut self, inputs: Inputs, t: usize, at: usize) -> Result<(), Error> {
         let cfg = *self.model.config();
         let d = cfg.d_model as usize;
-        let x = &mut self.scratch.hidden[..t * d];
+        let x = &mut self.scratch.hidden[at * d..(at + t) * d];
         match (cfg.input_kind, inputs) {
             (InputKind::Tokens, Inputs::Tokens(ids)) => {
                 let table = self.model.f32_tensor(TensorRole::Embedding, 0)?;
