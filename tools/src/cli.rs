@@ -60,10 +60,11 @@ pub enum Command {
     },
     /// Measure per-step latency against tract (same ONNX, in process) and the memory roofline.
     #[command(
-        after_help = "Examples:\n  linrt bench model.lrt --onnx model.onnx\n  linrt bench model.lrt --json --kernels avx2"
+        after_help = "Examples:\n  linrt bench model.lrt --onnx model.onnx\n  linrt bench model.lrt --json --kernels avx2\n  linrt bench model.lrt --prefill 512 --batch 8\n  linrt bench --paper --out-dir plots"
     )]
     Bench {
-        model: PathBuf,
+        /// The model to time (not needed with --paper).
+        model: Option<PathBuf>,
         /// The step-form ONNX the model came from, to time tract on it.
         #[arg(long)]
         onnx: Option<PathBuf>,
@@ -79,6 +80,16 @@ pub enum Command {
         /// Also time B streams stepped together (step_batch) against B separate steps.
         #[arg(long)]
         batch: Option<usize>,
+        /// The paper's claims: linear against softmax attention (with and without a KV
+        /// cache), small and CIFAR-10 configurations, with PNG plots in --out-dir.
+        #[arg(long, conflicts_with_all = ["onnx", "prefill", "batch"])]
+        paper: bool,
+        /// Where --paper writes its plots.
+        #[arg(long, default_value = "paper-plots")]
+        out_dir: PathBuf,
+        /// Steps per sequence for --paper (the paper's CIFAR-10 images: 3072).
+        #[arg(long, default_value_t = 3072)]
+        paper_steps: usize,
         #[arg(long)]
         json: bool,
     },
@@ -314,7 +325,14 @@ pub fn execute(command: Command) -> Result<()> {
                 )?;
             }
         }
-        Command::Bench { model, onnx, steps, kernels, prefill, batch, json } => {
+        Command::Bench { paper: true, out_dir, paper_steps, json, .. } => {
+            if !(64..=100_000).contains(&paper_steps) {
+                bail!("--paper-steps must be between 64 and 100000");
+            }
+            crate::paper::run(&out_dir, paper_steps, json, &mut out)?;
+        }
+        Command::Bench { model, onnx, steps, kernels, prefill, batch, json, .. } => {
+            let model = model.ok_or_else(|| anyhow!("bench needs a model file (or --paper)"))?;
             let request = cpu::requested(kernels.as_deref())?;
             let path = cpu::chosen(request)?.path();
             let file = open(&model)?;

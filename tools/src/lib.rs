@@ -13,4 +13,5 @@ pub mod inspect;
 pub mod npy;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+pub mod paper;
 pub mod run;
