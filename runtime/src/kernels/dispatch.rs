@@ -164,6 +164,34 @@ impl Kernels {
                 return;
             }
         }
+        // Several positions and f32 on AVX-512: four positions per pass over the weights.
+        #[cfg(target_arch = "x86_64")]
+        if let (KernelPath::Avx512, Weights::F32(w)) = (self.path, m.weights) {
+            let t = a.x.len() / cols.max(1);
+            if t >= 4 && w.len() >= rows * cols && b.len() == rows && y.len() >= t * rows {
+                let groups = t / 4;
+                for g in 0..groups {
+                    // SAFETY: the path is supported (see `with_path`); w holds rows × cols,
+                    // x and y hold four rows each at this offset (t ≥ 4·(g+1)).
+                    unsafe {
+                        super::x86_64::avx512::matmul4_f32(
+                            w,
+                            b,
+                            &a.x[4 * g * cols..(4 * g + 4) * cols],
+                            cols,
+                            &mut y[4 * g * rows..(4 * g + 4) * rows],
+                        )
+                    };
+                }
+                let done = 4 * groups;
+                for (xt, yt) in
+                    a.x[done * cols..t * cols].chunks_exact(cols).zip(y[done * rows..].chunks_exact_mut(rows))
+                {
+                    self.matvec_f32(w, b, xt, yt);
+                }
+                return;
+            }
+        }
         for (p, (xt, yt)) in a.x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)).enumerate() {
             match (m.weights, a.quantized) {
                 (Weights::F32(w), _) => self.matvec_f32(w, b, xt, yt),

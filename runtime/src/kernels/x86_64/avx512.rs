@@ -116,6 +116,59 @@ pub unsafe fn matvec_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `Y = X·Wᵀ + b` for four positions at once (`x`: 4 rows of `cols`, `y`: 4 rows
+/// of `b.len()`): each weight vector is loaded once for the four, which is what
+/// makes chunks and batches cheaper per position than single steps when the
+/// weights come from beyond L2. Two weight rows at a time keep 8 sums in flight.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512VL; `w` holds `b.len()`
+/// rows of `cols`, `x` 4 rows of `cols`, `y` 4 rows of `b.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub unsafe fn matmul4_f32(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
+    let rows = b.len();
+    debug_assert!(w.len() >= rows * cols && x.len() >= 4 * cols && y.len() >= 4 * rows);
+    let (pw, px) = (w.as_ptr(), x.as_ptr());
+    // Lanes of the last, partial 16-column chunk.
+    let tail = mask16(cols % 16);
+    let full = cols / 16 * 16;
+    let mut r = 0;
+    while r < rows {
+        let pair = usize::from(r + 1 < rows) + 1;
+        let mut acc = [[_mm512_setzero_ps(); 4]; 2];
+        // SAFETY: row r (and r+1 when pair = 2) lies inside w, x rows inside x; full
+        // loads stay below `full` ≤ cols and the masked tail reads only cols % 16 lanes.
+        unsafe {
+            let mut c = 0;
+            while c < full {
+                let xs = [0, 1, 2, 3].map(|p| _mm512_loadu_ps(px.add(p * cols + c)));
+                for (k, acc_k) in acc.iter_mut().enumerate().take(pair) {
+                    let wv = _mm512_loadu_ps(pw.add((r + k) * cols + c));
+                    for (a, xv) in acc_k.iter_mut().zip(&xs) {
+                        *a = _mm512_fmadd_ps(wv, *xv, *a);
+                    }
+                }
+                c += 16;
+            }
+            if full < cols {
+                let xs = [0, 1, 2, 3].map(|p| _mm512_maskz_loadu_ps(tail, px.add(p * cols + full)));
+                for (k, acc_k) in acc.iter_mut().enumerate().take(pair) {
+                    let wv = _mm512_maskz_loadu_ps(tail, pw.add((r + k) * cols + full));
+                    for (a, xv) in acc_k.iter_mut().zip(&xs) {
+                        *a = _mm512_fmadd_ps(wv, *xv, *a);
+                    }
+                }
+            }
+        }
+        for (k, acc_k) in acc.iter().enumerate().take(pair) {
+            for (p, a) in acc_k.iter().enumerate() {
+                y[p * rows + r + k] = _mm512_reduce_add_ps(*a) + b[r + k];
+            }
+        }
+        r += pair;
+    }
+}
+
 /// `y = W·x + b`, f16 weights widened in registers.
 ///
 /// # Safety
