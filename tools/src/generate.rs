@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 
 use crate::cpu;
 
+/// Most tokens one `linrt generate` call produces.
+const MAX_STEPS: usize = 100_000_000;
+
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
     /// The model (.lrt: tokens in, logits out).
@@ -87,7 +90,7 @@ pub fn generate(
     }
     let mut next: Vec<f32> = logits[last * vocab..(last + 1) * vocab].to_vec();
     let mut scratch = vec![(0f32, 0u32); vocab];
-    let mut out = Vec::with_capacity(steps);
+    let mut out = Vec::with_capacity(steps.min(1 << 16));
     for i in 0..steps {
         let token = sampler.sample(&next, &mut scratch).map_err(|e| anyhow!("{e}"))?;
         out.push(token);
@@ -168,7 +171,17 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
     let mut sampler = Sampler::new(sampling, args.seed).map_err(|e| anyhow!("{e}"))?;
     let vocabulary: Option<Vec<String>> =
         app_json(&model, "app.vocabulary")?.map(|v| serde_json::from_value(v).context("app.vocabulary")).transpose()?;
+    if let Some(v) = &vocabulary {
+        if v.len() != cfg.input_dim as usize {
+            bail!("app.vocabulary has {} symbols but the model takes {} token ids", v.len(), cfg.input_dim);
+        }
+    }
     let task = model.metadata_value("app.task").unwrap_or("");
+    if let Some(steps) = args.steps {
+        if steps == 0 || steps > MAX_STEPS {
+            bail!("--steps must be between 1 and {MAX_STEPS}");
+        }
+    }
 
     let prompt: Vec<u32> = match (&args.prompt, &args.tokens) {
         (Some(text), _) => match &vocabulary {
@@ -178,9 +191,10 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
         (None, Some(list)) => parse_tokens(list, cfg.input_dim)?,
         (None, None) => Vec::new(),
     };
+    // The session's arena holds one chunk: never more positions than the prompt has.
     let prefill_chunk = match args.prefill_chunk {
         Some(0) => bail!("--prefill-chunk must be at least 1"),
-        Some(n) => n,
+        Some(n) => n.min(prompt.len().max(1)),
         None => prompt.len().max(1),
     };
     let opts = SessionOptions { max_chunk: prefill_chunk, kernels: cpu::requested(args.kernels.as_deref())? };
@@ -233,7 +247,7 @@ fn images(
         field("class_token_base")? as u32,
     );
     let classes = model.config().input_dim.saturating_sub(class_base);
-    if levels < 2 || h * w == 0 || classes == 0 || levels > class_base {
+    if levels < 2 || h * w == 0 || h * w > 1 << 20 || classes == 0 || levels > class_base {
         bail!("app.image: {h}×{w} pixels, {levels} levels, classes from token {class_base}: not usable");
     }
     let path = args.out.as_ref().ok_or_else(|| anyhow!("an image model writes a PNG: give --out FILE.png"))?;

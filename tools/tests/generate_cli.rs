@@ -80,6 +80,11 @@ fn bad_requests_are_one_line_errors() {
     assert_fails(&linrt(&["generate", "--model", &copy, "--tokens", "1,x"]), "not a token id");
     assert_fails(&linrt(&["generate", "--model", &copy, "--prompt", "|1|", "--prefill-chunk", "0"]), "at least 1");
     assert_fails(&linrt(&["generate", "--model", &copy]), "empty prompt");
+    assert_fails(&linrt(&["generate", "--model", &copy, "--prompt", "|1|", "--steps", "1000000000000"]), "--steps");
+    assert_fails(&linrt(&["generate", "--model", &copy, "--prompt", "|1|", "--steps", "0"]), "--steps");
+    // A prefill chunk larger than the prompt is simply the whole prompt.
+    let out = linrt(&["generate", "--model", &copy, "--prompt", "|12|", "--greedy", "--prefill-chunk", "99999999"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_fails(&linrt(&["generate", "--model", &copy, "--prompt", "|1|", "--top-p", "0"]), "top_p");
     assert_fails(&linrt(&["generate", "--model", &copy, "--prompt", "|1|", "--temperature", "0"]), "temperature");
     assert_fails(&linrt(&["generate", "--model", &digits]), "--out");
