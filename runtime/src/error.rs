@@ -56,6 +56,9 @@ pub enum Error {
     WrongInputKind { expected: crate::InputKind },
     /// An input or output buffer has the wrong length.
     BadLength { what: &'static str, expected: usize, found: usize },
+    /// An audio front-end parameter out of range (or, for mel filters, one that
+    /// covers no FFT bin: too many bins for the frame length).
+    BadFrontend { field: &'static str, value: f32 },
     /// More streams in one `step_batch` than the first session's arena was sized for.
     BatchTooLarge { batch: usize, max: usize },
     /// Sessions stepped together must run the same model with the same kernels.
@@ -143,6 +146,7 @@ impl fmt::Display for Error {
                 write!(f, "{what} has length {found}, expected {expected}")
             }
             BadSampling { what } => write!(f, "cannot sample: {what}"),
+            BadFrontend { field, value } => write!(f, "audio front-end: {field} = {value} is not usable"),
             BatchTooLarge { batch, max } => {
                 write!(f, "a batch of {batch} streams; the first session's arena was sized for 1 to {max} (max_chunk)")
             }

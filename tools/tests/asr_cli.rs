@@ -243,6 +243,17 @@ fn bad_input_fails_cleanly_and_keeps_what_was_decoded() {
     assert_fails(&out, "stray byte");
     assert_eq!(&finals(&out)[..2], &EXPECTED);
 
+    // An absurd but finite float sample saturates the front-end instead of reaching
+    // the model as infinity: the transcript goes on.
+    let mut floats = sample();
+    floats[30_000] = 1e30;
+    let data: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut file = wav_header(3, 1, 16000, 32, data.len() as u32);
+    file.extend_from_slice(&data);
+    let out = linrt(&["asr", &dir.write("loud.wav", &file)], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(finals(&out).len(), 3, "{:?}", finals(&out));
+
     // Clipped audio is audio: no error.
     let loud: Vec<u8> =
         sample().iter().flat_map(|x| (((x * 8.0).clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();

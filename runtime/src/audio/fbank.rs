@@ -97,33 +97,37 @@ pub struct Fbank {
 impl Fbank {
     /// Checks the options and precomputes the window and the mel filters.
     pub fn new(opts: FbankOptions) -> Result<Fbank, Error> {
-        let bad = |field, value: f64| Error::BadConfig { field, value: value as u64 };
+        let bad = |field, value: f32| Error::BadFrontend { field, value };
         let rate = opts.sample_rate as f64;
         if !(1000..=768_000).contains(&opts.sample_rate) {
-            return Err(bad("fbank.sample_rate", rate));
+            return Err(bad("sample_rate", opts.sample_rate as f32));
         }
-        let samples = |ms: f32| libm::round(rate * ms as f64 / 1000.0);
+        // Kaldi's sizes: `(int32)(samp_freq * 0.001f * ms)`, in f32 and truncated.
+        let samples = |ms: f32| opts.sample_rate as f32 * 0.001 * ms;
         let (length, shift) = (samples(opts.frame_length_ms), samples(opts.frame_shift_ms));
-        if !(length >= 4.0 && length <= MAX_FRAME_SAMPLES as f64) {
-            return Err(bad("fbank.frame_length_ms", opts.frame_length_ms as f64));
+        if !(length >= 4.0 && length < MAX_FRAME_SAMPLES as f32 + 1.0) {
+            return Err(bad("frame_length_ms", opts.frame_length_ms));
         }
         if !(shift >= 1.0 && shift <= length) {
-            return Err(bad("fbank.frame_shift_ms", opts.frame_shift_ms as f64));
+            return Err(bad("frame_shift_ms", opts.frame_shift_ms));
         }
         if opts.num_bins == 0 || opts.num_bins > MAX_MEL_BINS {
-            return Err(bad("fbank.num_bins", opts.num_bins as f64));
+            return Err(bad("num_bins", opts.num_bins as f32));
         }
         let nyquist = rate / 2.0;
         let high = if opts.high_freq <= 0.0 { nyquist + opts.high_freq as f64 } else { opts.high_freq as f64 };
         let low = opts.low_freq as f64;
-        if !(low >= 0.0 && low < high && high <= nyquist) {
-            return Err(bad("fbank.low_freq/high_freq", opts.high_freq as f64));
+        if !(low >= 0.0 && low < nyquist) {
+            return Err(bad("low_freq", opts.low_freq));
+        }
+        if !(high > low && high <= nyquist) {
+            return Err(bad("high_freq", opts.high_freq));
         }
         if !(opts.preemph_coeff.is_finite() && (0.0..=1.0).contains(&opts.preemph_coeff)) {
-            return Err(bad("fbank.preemph_coeff", opts.preemph_coeff as f64));
+            return Err(bad("preemph_coeff", opts.preemph_coeff));
         }
         if !(opts.sample_scale.is_finite() && opts.sample_scale > 0.0) {
-            return Err(bad("fbank.sample_scale", opts.sample_scale as f64));
+            return Err(bad("sample_scale", opts.sample_scale));
         }
         let (frame_length, frame_shift) = (length as usize, shift as usize);
         let fft_len = frame_length.next_power_of_two();
@@ -144,7 +148,10 @@ impl Fbank {
             frame_shift,
             window,
             fft: RealFft::new(fft_len),
-            mel: MelBanks::new(opts.num_bins, fft_len, rate, low, high),
+            mel: MelBanks::new(opts.num_bins, fft_len, rate, low, high).ok_or(Error::BadFrontend {
+                field: "num_bins (a mel filter covers no FFT bin)",
+                value: opts.num_bins as f32,
+            })?,
             buffer: [0.0; BUFFER],
             buffered: 0,
             first_buffered: 0,

@@ -40,8 +40,10 @@ impl RealFft {
         // one complex FFT of half the size, then untangle the two halves.
         self.complex_fft(&mut x[..n]);
         let (re0, im0) = (x[0], x[1]);
-        power[0] = ((re0 + im0) * (re0 + im0)) as f32;
-        power[half] = ((re0 - im0) * (re0 - im0)) as f32;
+        // Saturated, so that absurdly loud input stays finite in f32.
+        let to_f32 = |p: f64| p.min(f32::MAX as f64) as f32;
+        power[0] = to_f32((re0 + im0) * (re0 + im0));
+        power[half] = to_f32((re0 - im0) * (re0 - im0));
         for k in 1..half {
             let (zr, zi) = (x[2 * k], x[2 * k + 1]);
             let (cr, ci) = (x[2 * (half - k)], -x[2 * (half - k) + 1]); // conj(Z[n/2 − k])
@@ -50,7 +52,7 @@ impl RealFft {
                                                                 // X[k] = E[k] + e^{−2πik/n} O[k]
             let (c, s) = (self.cos[k], -self.sin[k]);
             let (xr, xi) = (er + c * or - s * oi, ei + c * oi + s * or);
-            power[k] = (xr * xr + xi * xi) as f32;
+            power[k] = to_f32(xr * xr + xi * xi);
         }
     }
 

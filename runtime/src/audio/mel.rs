@@ -20,8 +20,9 @@ fn mel(freq: f64) -> f64 {
 
 impl MelBanks {
     /// `low` and `high` are absolute frequencies, 0 ≤ low < high ≤ Nyquist (checked
-    /// by the caller), `num_bins ≤ MAX_BINS`.
-    pub fn new(num_bins: usize, fft_len: usize, sample_rate: f64, low: f64, high: f64) -> MelBanks {
+    /// by the caller), `num_bins ≤ MAX_BINS`. None when a filter covers no FFT bin
+    /// (too many bins for the frame length; kaldi-native-fbank refuses it too).
+    pub fn new(num_bins: usize, fft_len: usize, sample_rate: f64, low: f64, high: f64) -> Option<MelBanks> {
         let mut banks = MelBanks { num_bins, ranges: [(0, 0, 0); MAX_BINS], weights: [0.0; MAX_FFT] };
         let bin_width = sample_rate / fft_len as f64;
         let (mel_low, mel_high) = (mel(low), mel(high));
@@ -43,10 +44,10 @@ impl MelBanks {
                     count += 1;
                 }
             }
-            banks.ranges[b] = (first.unwrap_or(0) as u16, count as u16, used as u16);
+            banks.ranges[b] = (first? as u16, count as u16, used as u16);
             used += count;
         }
-        banks
+        Some(banks)
     }
 
     /// Filter energies of one power spectrum, then `ln(max(e, f32::EPSILON))`.
@@ -55,7 +56,8 @@ impl MelBanks {
             let (first, count, offset) = (first as usize, count as usize, offset as usize);
             let energy: f32 =
                 self.weights[offset..offset + count].iter().zip(&power[first..first + count]).map(|(w, p)| w * p).sum();
-            *o = libm::logf(energy.max(f32::EPSILON));
+            // Absurdly loud input saturates instead of reaching the model as infinity.
+            *o = libm::logf(energy.clamp(f32::EPSILON, f32::MAX));
         }
     }
 }

@@ -54,8 +54,8 @@ impl Sampler {
 
     /// The next token. `scratch` must hold at least `logits.len()` entries.
     pub fn sample(&mut self, logits: &[f32], scratch: &mut [(f32, u32)]) -> Result<u32, Error> {
-        if logits.is_empty() || logits.iter().any(|x| x.is_nan()) {
-            return Err(Error::BadSampling { what: "logits are empty or NaN" });
+        if logits.is_empty() || logits.iter().any(|x| !x.is_finite()) {
+            return Err(Error::BadSampling { what: "logits are empty, NaN or infinite" });
         }
         let greedy = || logits.iter().enumerate().fold(0, |b, (i, v)| if *v > logits[b] { i } else { b }) as u32;
         let (temperature, top_k, top_p) = match self.sampling {
@@ -153,5 +153,6 @@ mod tests {
         let mut s = Sampler::new(random, 1).unwrap();
         assert!(s.sample(&LOGITS, &mut [(0.0, 0); 2]).is_err());
         assert!(s.sample(&[f32::NAN], &mut [(0.0, 0); 1]).is_err());
+        assert!(s.sample(&[0.0, f32::INFINITY], &mut [(0.0, 0); 2]).is_err());
     }
 }

@@ -158,18 +158,24 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
         let t0 = Instant::now();
         resampled.clear();
         resampler.process(&input, &mut resampled);
-        recognizer.accept(&resampled)?;
+        if let Err(e) = recognizer.accept(&resampled) {
+            break Some(e);
+        }
         let events = recognizer.events();
         stats.chunk(t0.elapsed(), &events);
         printer.print(out, &events)?;
     };
-    // End of input (or a failure after which nothing more can come): decode what is left.
+    // End of input (or a failure after which nothing more can come): decode what is
+    // left; if that fails too, what was decoded still becomes a final.
     let t0 = Instant::now();
     resampled.clear();
     resampler.finish(&mut resampled);
-    recognizer.accept(&resampled)?;
-    let seconds = recognizer.seconds();
-    recognizer.finish()?;
+    let seconds = recognizer.seconds() + resampled.len() as f64 / model_rate as f64;
+    let mut failure = failure;
+    if let Err(e) = recognizer.accept(&resampled).and_then(|_| recognizer.finish()) {
+        recognizer.abandon();
+        failure = failure.or(Some(e));
+    }
     let events = recognizer.events();
     stats.chunk(t0.elapsed(), &events);
     printer.print(out, &events)?;

@@ -43,16 +43,19 @@ impl AsrInfo {
         let floats = |key: &str| -> Result<Vec<f32>> { serde_json::from_value(json(key)?).context(key.to_string()) };
         let (mean, std) = (floats("app.feature_mean")?, floats("app.feature_std")?);
         let frontend = json("app.frontend")?;
-        let uint =
-            |k: &str| frontend.get(k).and_then(Value::as_u64).ok_or_else(|| anyhow!("app.frontend has no integer {k}"));
+        let uint = |k: &str| -> Result<u32> {
+            let v =
+                frontend.get(k).and_then(Value::as_u64).ok_or_else(|| anyhow!("app.frontend has no integer {k}"))?;
+            u32::try_from(v).map_err(|_| anyhow!("app.frontend.{k} = {v} is out of range"))
+        };
         let (sample_rate, num_bins, stack) =
-            (uint("sample_rate")? as u32, uint("num_bins")? as usize, uint("stack")? as usize);
+            (uint("sample_rate")?, uint("num_bins")? as usize, uint("stack")? as usize);
         let context = if frontend.get("context").is_some() { uint("context")? as usize } else { stack };
         if stack == 0 || context < stack || num_bins == 0 {
             bail!("app.frontend: stack {stack}, context {context} and num_bins {num_bins} must be positive, context ≥ stack");
         }
         let cfg = model.config();
-        if cfg.input_kind != InputKind::Vectors || cfg.input_dim as usize != num_bins * context {
+        if cfg.input_kind != InputKind::Vectors || Some(cfg.input_dim as usize) != num_bins.checked_mul(context) {
             bail!(
                 "the model takes {} inputs per step, the front-end gives {num_bins} bins × {context} frames",
                 cfg.input_dim
@@ -68,9 +71,11 @@ impl AsrInfo {
         Ok(AsrInfo { vocabulary, sample_rate, num_bins, stack, context, mean, std, fbank })
     }
 
-    /// Seconds of audio per encoder step.
+    /// Seconds of audio per encoder step: `stack` frame shifts, each the whole
+    /// number of samples the front-end uses.
     pub fn step_seconds(&self) -> f64 {
-        self.stack as f64 * self.fbank.frame_shift_ms as f64 / 1000.0
+        let shift = (self.sample_rate as f32 * 0.001 * self.fbank.frame_shift_ms) as u32;
+        self.stack as f64 * shift as f64 / self.sample_rate as f64
     }
 
     /// The word separator symbol (a space), if the vocabulary has one.
@@ -83,6 +88,26 @@ impl AsrInfo {
 /// kaldi-native-fbank's defaults as sherpa-onnx sets them; the ones the runtime
 /// cannot honour (dither, an unknown window) are refused rather than ignored.
 fn fbank_options(frontend: &Value, sample_rate: u32, num_bins: usize) -> Result<FbankOptions> {
+    const KNOWN: [&str; 14] = [
+        "sample_rate",
+        "num_bins",
+        "frame_length_ms",
+        "frame_shift_ms",
+        "dither",
+        "snip_edges",
+        "window",
+        "low_freq",
+        "high_freq",
+        "preemph_coeff",
+        "remove_dc_offset",
+        "sample_scale",
+        "stack",
+        "context",
+    ];
+    let fields = frontend.as_object().ok_or_else(|| anyhow!("app.frontend must be a JSON object"))?;
+    if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        bail!("app.frontend.{unknown} is not a front-end parameter linrt knows ({})", KNOWN.join(", "));
+    }
     let d = FbankOptions::default();
     let num = |k: &str, default: f32| -> Result<f32> {
         match frontend.get(k) {
@@ -99,7 +124,11 @@ fn fbank_options(frontend: &Value, sample_rate: u32, num_bins: usize) -> Result<
     if num("dither", 0.0)? != 0.0 {
         bail!("app.frontend.dither must be 0: streaming results must not depend on a random generator");
     }
-    let window = match frontend.get("window").and_then(Value::as_str).unwrap_or("povey") {
+    let window_name = match frontend.get("window") {
+        None => "povey",
+        Some(v) => v.as_str().ok_or_else(|| anyhow!("app.frontend.window must be a string"))?,
+    };
+    let window = match window_name {
         "povey" => Window::Povey,
         "hann" | "hanning" => Window::Hann,
         "hamming" => Window::Hamming,

@@ -167,6 +167,22 @@ impl<'m> Recognizer<'m> {
         Ok(())
     }
 
+    /// Ends the stream after a failure (of the input or the model): what was
+    /// decoded becomes a final, and the recognizer is ready for a new stream. The
+    /// audio still buffered in the front-end is dropped.
+    pub fn abandon(&mut self) {
+        let Recognizer { fbank, stacker, decoding } = self;
+        fbank.reset();
+        stacker.reset();
+        decoding.error = None;
+        decoding.end_utterance();
+        decoding.session.reset();
+        decoding.recent.clear();
+        decoding.state_steps = 0;
+        decoding.steps = 0;
+        decoding.decoder = CtcDecoder::new(0, decoding.info.separator());
+    }
+
     /// The events produced since the last call, oldest first.
     pub fn events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.decoding.events)
@@ -196,20 +212,23 @@ impl Decoding<'_> {
         let length = self.decoder.steps() as f32 * secs;
         let silence = self.decoder.trailing_silence() as f32 * secs;
         match self.endpoint.detect(length, silence) {
-            Some(rule) => {
+            Some(_) => {
+                // Only the utterance's trailing silence may be decoded again: the
+                // steps before it hold symbols that its final already has.
+                let silent = self.decoder.trailing_silence() as usize;
                 self.end_utterance();
-                // Rules 1 and 2 fire on silence: the kept steps hold no part of this utterance.
-                self.rebuild_state(rule <= 2);
+                self.rebuild_state(silent);
             }
             None if self.decoder.is_full() => {
                 self.end_utterance();
-                self.rebuild_state(false);
+                self.rebuild_state(0);
             }
             None if self.idle_rebuilds
                 && self.decoder.tokens().is_empty()
                 && self.state_steps >= 2 * self.idle_steps =>
             {
-                self.rebuild_state(true)
+                let silent = self.decoder.trailing_silence() as usize;
+                self.rebuild_state(silent)
             }
             None => {}
         }
@@ -231,21 +250,24 @@ impl Decoding<'_> {
     /// linear-attention state sums everything it heard, and after seconds of
     /// silence the speech that follows would weigh less than in training.
     ///
-    /// With `redecode`, when nothing was decoded in the kept steps, they are decoded
+    /// The last `silent` of the kept steps, in which nothing was decoded, are decoded
     /// again from the new state: an onset the old state had not yet turned into a
     /// symbol may show earlier in the new one, and must not fall between the two.
-    fn rebuild_state(&mut self, redecode: bool) {
+    fn rebuild_state(&mut self, silent: usize) {
         self.session.reset();
         let keep = self.recent.len().min(self.idle_steps);
         let start = self.recent.len() - keep;
-        let redecode = redecode && self.decoder.rewind(keep as u64);
+        let redo = silent.min(keep);
+        let redo = if self.decoder.rewind(redo as u64) { redo } else { 0 };
         let mut changed = false;
-        for input in self.recent.range(start..) {
+        for (i, input) in self.recent.range(start..).enumerate() {
             if let Err(e) = self.session.step(Input::Vector(input), &mut self.logits) {
                 self.error = Some(e);
                 return;
             }
-            changed |= redecode && self.decoder.push(&self.logits);
+            if i >= keep - redo {
+                changed |= self.decoder.push(&self.logits);
+            }
         }
         self.state_steps = keep;
         if changed {
