@@ -76,6 +76,19 @@ pub fn generate(
     sampler: &mut Sampler,
     prefill_chunk: usize,
 ) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(steps.min(1 << 16));
+    generate_into(session, prompt, steps, sampler, prefill_chunk, &mut out).map(|_| out)
+}
+
+/// [`generate`] into `out`, which keeps the tokens generated before a failure.
+fn generate_into(
+    session: &mut Session,
+    prompt: &[u32],
+    steps: usize,
+    sampler: &mut Sampler,
+    prefill_chunk: usize,
+    out: &mut Vec<u32>,
+) -> Result<()> {
     let cfg = *session.config();
     let vocab = cfg.output_dim();
     if prompt.is_empty() {
@@ -90,7 +103,6 @@ pub fn generate(
     }
     let mut next: Vec<f32> = logits[last * vocab..(last + 1) * vocab].to_vec();
     let mut scratch = vec![(0f32, 0u32); vocab];
-    let mut out = Vec::with_capacity(steps.min(1 << 16));
     for i in 0..steps {
         let token = sampler.sample(&next, &mut scratch).map_err(|e| anyhow!("{e}"))?;
         out.push(token);
@@ -98,7 +110,7 @@ pub fn generate(
             session.step(linrt::Input::Token(token), &mut next).map_err(|e| anyhow!("{e}"))?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `app.*` metadata parsed as JSON, if present.
@@ -216,7 +228,9 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
         (None, "copy") => prompt.len().saturating_sub(2).max(1),
         (None, _) => 32,
     };
-    let tokens = generate(&mut session, &prompt, steps, &mut sampler, prefill_chunk)?;
+    // Whatever was generated before a failure is printed before the error.
+    let mut tokens = Vec::with_capacity(steps.min(1 << 16));
+    let outcome = generate_into(&mut session, &prompt, steps, &mut sampler, prefill_chunk, &mut tokens);
     let text = vocabulary.as_ref().map(|v| tokens.iter().map(|t| v[*t as usize].as_str()).collect::<String>());
     if args.json {
         writeln!(out, "{}", json!({"prompt": prompt, "tokens": tokens, "text": text}))?;
@@ -226,7 +240,7 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
             None => writeln!(out, "{}", tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(","))?,
         }
     }
-    Ok(())
+    outcome.with_context(|| format!("after {} of {steps} tokens", tokens.len()))
 }
 
 /// Generates images class by class and writes them as a PNG grid.
