@@ -49,6 +49,14 @@ pub struct FbankOptions {
     pub sample_scale: f32,
 }
 
+impl FbankOptions {
+    /// Samples in `ms` milliseconds as Kaldi counts them: `(int32)(samp_freq * 0.001f
+    /// * ms)`, in f32 and truncated (0 for negative or NaN durations).
+    pub fn samples(&self, ms: f32) -> usize {
+        (self.sample_rate as f32 * 0.001 * ms) as usize
+    }
+}
+
 impl Default for FbankOptions {
     fn default() -> Self {
         FbankOptions {
@@ -102,13 +110,11 @@ impl Fbank {
         if !(1000..=768_000).contains(&opts.sample_rate) {
             return Err(bad("sample_rate", opts.sample_rate as f32));
         }
-        // Kaldi's sizes: `(int32)(samp_freq * 0.001f * ms)`, in f32 and truncated.
-        let samples = |ms: f32| opts.sample_rate as f32 * 0.001 * ms;
-        let (length, shift) = (samples(opts.frame_length_ms), samples(opts.frame_shift_ms));
-        if !(length >= 4.0 && length < MAX_FRAME_SAMPLES as f32 + 1.0) {
+        let (frame_length, frame_shift) = (opts.samples(opts.frame_length_ms), opts.samples(opts.frame_shift_ms));
+        if !(4..=MAX_FRAME_SAMPLES).contains(&frame_length) {
             return Err(bad("frame_length_ms", opts.frame_length_ms));
         }
-        if !(shift >= 1.0 && shift <= length) {
+        if !(1..=frame_length).contains(&frame_shift) {
             return Err(bad("frame_shift_ms", opts.frame_shift_ms));
         }
         if opts.num_bins == 0 || opts.num_bins > MAX_MEL_BINS {
@@ -129,7 +135,6 @@ impl Fbank {
         if !(opts.sample_scale.is_finite() && opts.sample_scale > 0.0) {
             return Err(bad("sample_scale", opts.sample_scale));
         }
-        let (frame_length, frame_shift) = (length as usize, shift as usize);
         let fft_len = frame_length.next_power_of_two();
         let mut window = [0f64; MAX_FRAME_SAMPLES];
         let a = 2.0 * core::f64::consts::PI / (frame_length - 1) as f64;

@@ -74,7 +74,7 @@ impl AsrInfo {
     /// Seconds of audio per encoder step: `stack` frame shifts, each the whole
     /// number of samples the front-end uses.
     pub fn step_seconds(&self) -> f64 {
-        let shift = (self.sample_rate as f32 * 0.001 * self.fbank.frame_shift_ms) as u32;
+        let shift = self.fbank.samples(self.fbank.frame_shift_ms);
         self.stack as f64 * shift as f64 / self.sample_rate as f64
     }
 

@@ -158,12 +158,7 @@ impl<'m> Recognizer<'m> {
         fbank.finish(|frame| stacker.push(frame, |step| decoding.step(step)));
         stacker.finish(|step| decoding.step(step));
         decoding.check()?;
-        decoding.end_utterance();
-        decoding.session.reset();
-        decoding.recent.clear();
-        decoding.state_steps = 0;
-        decoding.steps = 0;
-        decoding.decoder = CtcDecoder::new(0, decoding.info.separator());
+        decoding.end_stream();
         Ok(())
     }
 
@@ -175,12 +170,7 @@ impl<'m> Recognizer<'m> {
         fbank.reset();
         stacker.reset();
         decoding.error = None;
-        decoding.end_utterance();
-        decoding.session.reset();
-        decoding.recent.clear();
-        decoding.state_steps = 0;
-        decoding.steps = 0;
-        decoding.decoder = CtcDecoder::new(0, decoding.info.separator());
+        decoding.end_stream();
     }
 
     /// The events produced since the last call, oldest first.
@@ -281,6 +271,16 @@ impl Decoding<'_> {
             Some(e) => Err(anyhow!("the model failed: {e}")),
             None => Ok(()),
         }
+    }
+
+    /// The last final, then everything back to the start of a stream.
+    fn end_stream(&mut self) {
+        self.end_utterance();
+        self.session.reset();
+        self.recent.clear();
+        self.state_steps = 0;
+        self.steps = 0;
+        self.decoder = CtcDecoder::new(0, self.info.separator());
     }
 
     /// A final for what was decoded (if anything), and a fresh decoder. The caller

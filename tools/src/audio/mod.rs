@@ -21,3 +21,39 @@ pub trait AudioSource {
     /// before it has been handed out by earlier calls, so callers lose nothing.
     fn read(&mut self, out: &mut Vec<f32>, max: usize) -> Result<usize>;
 }
+
+/// Test helpers shared by the readers' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::{self, Read};
+
+    use super::AudioSource;
+
+    /// A reader that hands over at most `step` bytes a call, like a slow pipe.
+    pub struct Trickle<'a> {
+        pub data: &'a [u8],
+        pub step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            let (head, rest) = self.data.split_at(n);
+            buf[..n].copy_from_slice(head);
+            self.data = rest;
+            Ok(n)
+        }
+    }
+
+    /// Reads to the end in blocks of `block`; returns the samples and the error, if any.
+    pub fn read_all(source: &mut impl AudioSource, block: usize) -> (Vec<f32>, Option<String>) {
+        let mut out = Vec::new();
+        loop {
+            match source.read(&mut out, block) {
+                Ok(0) => return (out, None),
+                Ok(_) => {}
+                Err(e) => return (out, Some(format!("{e:#}"))),
+            }
+        }
+    }
+}

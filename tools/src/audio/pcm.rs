@@ -388,37 +388,10 @@ fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A reader that hands over at most `step` bytes a call, like a slow pipe.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.step.min(buf.len()).min(self.data.len());
-            let (head, rest) = self.data.split_at(n);
-            buf[..n].copy_from_slice(head);
-            self.data = rest;
-            Ok(n)
-        }
-    }
+    use crate::audio::testing::{read_all, Trickle};
 
     fn reader(bytes: &[u8], encoding: PcmEncoding, channels: u16) -> PcmReader<&[u8]> {
         PcmReader::new(bytes, encoding, 16000, channels).unwrap()
-    }
-
-    /// Reads to the end in blocks of `block`; returns the samples and the error, if any.
-    fn read_all(source: &mut impl AudioSource, block: usize) -> (Vec<f32>, Option<String>) {
-        let mut out = Vec::new();
-        loop {
-            match source.read(&mut out, block) {
-                Ok(0) => return (out, None),
-                Ok(_) => {}
-                Err(e) => return (out, Some(format!("{e:#}"))),
-            }
-        }
     }
 
     fn f32_bytes(values: &[f32]) -> Vec<u8> {

@@ -277,22 +277,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A reader that hands over at most `step` bytes a call, like a slow pipe.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.step.min(buf.len()).min(self.data.len());
-            let (head, rest) = self.data.split_at(n);
-            buf[..n].copy_from_slice(head);
-            self.data = rest;
-            Ok(n)
-        }
-    }
+    use crate::audio::testing::{read_all, Trickle};
 
     /// A plain fmt chunk body (16 bytes) with a consistent block align.
     fn fmt_body(tag: u16, channels: u16, rate: u32, bits: u16) -> Vec<u8> {
@@ -348,17 +333,6 @@ mod tests {
         b.extend(size.to_le_bytes());
         b.extend(data);
         b
-    }
-
-    fn read_all(source: &mut impl AudioSource, block: usize) -> (Vec<f32>, Option<String>) {
-        let mut out = Vec::new();
-        loop {
-            match source.read(&mut out, block) {
-                Ok(0) => return (out, None),
-                Ok(_) => {}
-                Err(e) => return (out, Some(format!("{e:#}"))),
-            }
-        }
     }
 
     fn decode(bytes: &[u8]) -> Vec<f32> {
