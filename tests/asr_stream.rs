@@ -177,12 +177,24 @@ fn an_hour_of_commands_keeps_endpoints_memory_and_accuracy() {
         errors_stream += word_errors(reference, text);
         errors_alone += word_errors(reference, alone);
     }
+    // ASR_STREAM_DEBUG=1 (with --nocapture) lists each command's transcripts, streamed
+    // against alone, with their counts.
+    if std::env::var("ASR_STREAM_DEBUG").is_ok() {
+        let mut counts: std::collections::BTreeMap<(usize, String, String), usize> = Default::default();
+        for ((text, _, _), (which, _, _, alone)) in finals.iter().zip(&expected) {
+            *counts.entry((*which, text.clone(), alone.clone())).or_default() += 1;
+        }
+        for ((w, t, a), n) in counts {
+            eprintln!("utt{w} stream {t:?} alone {a:?}: {n}");
+        }
+    }
     let (wer_stream, wer_alone) = (errors_stream as f64 / words as f64, errors_alone as f64 / words as f64);
     println!("WER {:.2} % streamed, {:.2} % alone", 100.0 * wer_stream, 100.0 * wer_alone);
-    // The target is one point; this model misses it (30.9 % against 29.3 %): how it
-    // spells a word's start depends on the silence its state holds, which alone is
-    // the utterance's own lead-in and in a stream up to 0.4 s of what came before.
-    assert!((wer_stream - wer_alone).abs() <= 0.03, "WER {wer_stream} streamed vs {wer_alone} alone");
+    // Within one point. Before every utterance was anchored at its first symbol
+    // (`Recognizer`: state rebuilt from the last second, the onset decoded again)
+    // this model missed it, 30.9 % against 29.3 %: how it spells a word's start
+    // depends on the quiet its state holds before it.
+    assert!((wer_stream - wer_alone).abs() <= 0.01, "WER {wer_stream} streamed vs {wer_alone} alone");
 
     println!("live heap: {live_after_warmup} bytes after 5 minutes, at most {live_peak} after");
     assert!(live_peak <= live_after_warmup + 4096, "memory grew: {live_after_warmup} → {live_peak} bytes");

@@ -88,7 +88,7 @@ fn recognize_alone(dtype: &str, samples: &[f32]) -> (Vec<f32>, String) {
     let mut never = EndpointConfig::default();
     never.rules.iter_mut().for_each(|r| r.min_utterance_length = 1e9);
     let mut rec = Recognizer::new(&model, &mut arena, info, never, None).unwrap();
-    rec.disable_idle_rebuilds();
+    rec.rebuild_only_at_endpoints();
     rec.record_logits();
     rec.accept(samples).unwrap();
     rec.finish().unwrap();

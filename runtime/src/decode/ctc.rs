@@ -85,12 +85,14 @@ impl CtcDecoder {
         self.tokens.is_full()
     }
 
-    /// Takes back the last `steps` steps, so that they can be decoded again (from a
-    /// rebuilt model state), when nothing was decoded in them: the utterance holds
-    /// no symbol yet, and steps reaching back before it came from an ended one.
-    /// Returns false, changing nothing, when there is a symbol or not enough steps.
+    /// Takes back the last `steps` steps, and every symbol decoded in them, so that
+    /// they can be decoded again (from a rebuilt model state). All of the
+    /// utterance's symbols must lie in those steps; steps reaching back before the
+    /// utterance come from an ended one and are only ever blank here. Returns false,
+    /// changing nothing, when a symbol lies before them or not enough steps exist.
     pub fn rewind(&mut self, steps: u64) -> bool {
-        if !self.tokens.is_empty() || steps > self.utterance_start + self.steps {
+        let first_taken = self.steps.saturating_sub(steps);
+        if steps > self.utterance_start + self.steps || self.tokens.first().is_some_and(|t| t.step < first_taken) {
             return false;
         }
         if steps <= self.steps {
@@ -99,7 +101,9 @@ impl CtcDecoder {
             self.utterance_start -= steps - self.steps;
             self.steps = 0;
         }
-        self.trailing_silence = self.trailing_silence.saturating_sub(steps).min(self.steps);
+        self.tokens.clear();
+        // No symbol is left, so every step that remains was blank.
+        self.trailing_silence = self.steps;
         self.previous = self.blank;
         true
     }
@@ -145,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn rewinds_only_over_steps_without_symbols() {
+    fn rewinds_over_whole_utterances_only() {
         let mut d = CtcDecoder::new(0, Some(1));
         for _ in 0..5 {
             d.push(&one_hot(0));
@@ -155,9 +159,16 @@ mod tests {
         assert!(d.rewind(3)); // 1 step of this utterance, 2 of the last
         assert_eq!((d.utterance_start(), d.steps(), d.trailing_silence()), (3, 0, 0));
         assert!(!d.rewind(4)); // only 3 steps exist before
-        d.push(&one_hot(2));
-        assert_eq!(d.tokens()[0], Token { id: 2, step: 0 });
-        assert!(!d.rewind(1), "a decoded symbol is never taken back");
+        for best in [0, 0, 2, 2, 0] {
+            d.push(&one_hot(best));
+        }
+        assert_eq!(d.tokens(), &[Token { id: 2, step: 2 }]);
+        assert!(!d.rewind(2), "the symbol at step 2 lies before the last 2 steps");
+        assert!(d.rewind(3), "the last 3 steps hold every symbol");
+        assert_eq!((d.tokens().len(), d.steps(), d.trailing_silence()), (0, 2, 2));
+        // Decoded again, the same step can give another symbol.
+        d.push(&one_hot(3));
+        assert_eq!(d.tokens(), &[Token { id: 3, step: 2 }]);
     }
 
     #[test]
