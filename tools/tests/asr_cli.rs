@@ -265,11 +265,49 @@ fn bad_input_fails_cleanly_and_keeps_what_was_decoded() {
 /// plugin reading its `infile`, over a `null` slave, in a self-contained config.
 #[cfg(feature = "mic")]
 fn alsa_config(dir: &Dir, raw: &[u8]) -> String {
+    alsa_config_copying_to(dir, raw, "/dev/null")
+}
+
+/// The same device, copying what it captures to `copy` (the `file` plugin's output):
+/// once writing that copy fails, every read fails with EIO, as a device that is gone.
+#[cfg(feature = "mic")]
+fn alsa_config_copying_to(dir: &Dir, raw: &[u8], copy: &str) -> String {
     let infile = dir.write("capture.raw", raw);
     let config = format!(
-        "pcm.linrt_test {{\n  type file\n  slave.pcm {{ type null }}\n  file \"/dev/null\"\n  infile \"{infile}\"\n  format \"raw\"\n  hint {{ show on description \"linrt test capture\" }}\n}}\n"
+        "pcm.linrt_test {{\n  type file\n  slave.pcm {{ type null }}\n  file \"{copy}\"\n  infile \"{infile}\"\n  format \"raw\"\n  hint {{ show on description \"linrt test capture\" }}\n}}\n"
     );
     dir.write("asound.conf", config.as_bytes())
+}
+
+/// A capture device that fails mid-stream: its copy goes to a FIFO whose reader
+/// leaves after 6 s of audio. What was heard before is printed, then one error line,
+/// exit code 1.
+#[cfg(feature = "mic")]
+#[test]
+fn a_device_that_fails_mid_stream_ends_in_one_error_after_the_finals() {
+    use std::io::Read;
+    let dir = Dir::new("mic-gone");
+    let fifo = dir.0.join("copy.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let wav = fs::read(sample_path()).unwrap();
+    let config = alsa_config_copying_to(&dir, &wav[44..], fifo.to_str().unwrap());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut copy = fs::File::open(fifo).unwrap();
+            let mut heard = vec![0u8; 6 * 16000 * 2];
+            copy.read_exact(&mut heard).unwrap();
+            // Dropping the reader breaks the pipe: alsa-lib's next write of the copy fails.
+        })
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_linrt"))
+        .args(["asr", "--mic", "--device", "linrt_test", "--duration", "60"])
+        .env("ALSA_CONFIG_PATH", &config)
+        .output()
+        .unwrap();
+    reader.join().unwrap();
+    assert_fails(&out, "capture device linrt_test disappeared");
+    assert_eq!(&finals(&out)[..2], &EXPECTED);
 }
 
 #[cfg(feature = "mic")]
