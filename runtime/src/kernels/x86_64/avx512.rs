@@ -378,8 +378,8 @@ fn reduce4(a: [__m512i; 4]) -> __m128i {
 /// and hence y, equals the matrix-vector kernel's exactly.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+/// The CPU must support AVX-512F, AVX-512BW, AVX-512VL and AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]) {
     let t = xs.len();
@@ -398,43 +398,51 @@ pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x
                 *s = _mm512_dpbusd_epi32(*s, ones, wv);
             }
         }
-        let mut row_sum = [0i32; 4];
-        // SAFETY: row_sum is 16 bytes, the size of the store.
-        unsafe { _mm_storeu_si128(row_sum.as_mut_ptr() as *mut __m128i, reduce4(sums)) };
+        // What x + 128 adds to each row's dot product: 128 · Σw (wrapping, as i32).
+        let correction = _mm_slli_epi32(reduce4(sums), 7);
         for p0 in (0..t).step_by(4) {
             let n = (t - p0).min(4);
             let mut acc = [[zero; 4]; 4];
             for blk in 0..blocks {
                 let m = mask64(cols - blk * 64);
+                // Always four positions, so that the 16 sums stay in registers (a
+                // loop bound known only at run time spills them to the stack, and
+                // then this kernel is no faster per position than the matrix-vector
+                // one). Positions past `t` load nothing (mask 0) and are dropped below.
                 // SAFETY: masked x loads stay inside each position's `cols` bytes
                 // (masked-off bytes read as 0, which flip to 128 and meet zero weight
-                // padding); weight loads stay inside the group.
+                // padding; the address of a position past `t` is the last one's);
+                // weight loads stay inside the group.
                 unsafe {
-                    let mut xv = [zero; 4];
-                    for (j, x) in xv.iter_mut().enumerate().take(n) {
-                        let v = _mm512_maskz_loadu_epi8(m, xq.as_ptr().add((p0 + j) * cols + blk * 64));
-                        *x = _mm512_xor_si512(v, flip);
-                    }
+                    let xv: [__m512i; 4] = core::array::from_fn(|j| {
+                        let row = xq.as_ptr().add((p0 + j.min(n - 1)) * cols + blk * 64);
+                        _mm512_xor_si512(_mm512_maskz_loadu_epi8(if j < n { m } else { 0 }, row), flip)
+                    });
                     let wv: [__m512i; 4] = core::array::from_fn(|k| {
                         _mm512_loadu_si512(group.as_ptr().add(blk * 256 + k * 64) as *const __m512i)
                     });
-                    for (acc_j, x) in acc.iter_mut().zip(xv).take(n) {
+                    for (acc_j, x) in acc.iter_mut().zip(xv) {
                         for (a, w) in acc_j.iter_mut().zip(wv) {
                             *a = _mm512_dpbusd_epi32(*a, x, w);
                         }
                     }
                 }
             }
-            for (j, a) in acc.iter().enumerate().take(n) {
-                let mut dots = [0i32; 4];
-                // SAFETY: dots is 16 bytes, the size of the store.
-                unsafe { _mm_storeu_si128(dots.as_mut_ptr() as *mut __m128i, reduce4(*a)) };
-                let p = p0 + j;
-                for k in 0..4 {
-                    let row = g * 4 + k;
-                    if row < rows {
-                        let d = dots[k].wrapping_sub(row_sum[k].wrapping_mul(128));
-                        y[p * rows + row] = d as f32 * scales[row] * xs[p] + b[row];
+            // The four rows' results for each position as one 4-lane vector, in the
+            // scalar twin's order (multiply, multiply, add).
+            let row0 = g * 4;
+            let m = mask16((rows - row0).min(4)) as __mmask8;
+            // SAFETY: the mask covers only rows below `rows`, inside scales, b and
+            // each position's row of y.
+            unsafe {
+                let s = _mm_maskz_loadu_ps(m, scales.as_ptr().add(row0));
+                let bias = _mm_maskz_loadu_ps(m, b.as_ptr().add(row0));
+                for (j, a) in acc.iter().enumerate() {
+                    if j < n {
+                        let p = p0 + j;
+                        let dots = _mm_cvtepi32_ps(_mm_sub_epi32(reduce4(*a), correction));
+                        let r = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(dots, s), _mm_set1_ps(*xs.get_unchecked(p))), bias);
+                        _mm_mask_storeu_ps(y.as_mut_ptr().add(p * rows + row0), m, r);
                     }
                 }
             }
