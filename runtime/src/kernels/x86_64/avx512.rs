@@ -119,7 +119,8 @@ pub unsafe fn matvec_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
 /// `Y = X·Wᵀ + b` for four positions at once (`x`: 4 rows of `cols`, `y`: 4 rows
 /// of `b.len()`): each weight vector is loaded once for the four, which is what
 /// makes chunks and batches cheaper per position than single steps when the
-/// weights come from beyond L2. Two weight rows at a time keep 8 sums in flight.
+/// weights come from beyond L2. Four weight rows at a time keep 16 sums in flight,
+/// so that loads (4 of x, 4 of w) are half the FMAs; the last rows go one by one.
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX-512BW and AVX-512VL; `w` holds `b.len()`
@@ -128,45 +129,105 @@ pub unsafe fn matvec_f32(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
 pub unsafe fn matmul4_f32(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
     let rows = b.len();
     debug_assert!(w.len() >= rows * cols && x.len() >= 4 * cols && y.len() >= 4 * rows);
+    let mut r = 0;
+    while r + 4 <= rows {
+        // SAFETY: rows r..r+4 lie inside w; features as this function's.
+        unsafe { tile4::<4>(w, b, x, cols, y, r) };
+        r += 4;
+    }
+    while r < rows {
+        // SAFETY: row r lies inside w; features as this function's.
+        unsafe { tile4::<1>(w, b, x, cols, y, r) };
+        r += 1;
+    }
+}
+
+/// `R` weight rows from `r` times the four positions of [`matmul4_f32`], with the
+/// row count fixed at compile time so that the 4·R sums live in registers.
+///
+/// # Safety
+/// As [`matmul4_f32`], and rows `r..r + R` must exist.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn tile4<const R: usize>(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32], r: usize) {
+    let rows = b.len();
     let (pw, px) = (w.as_ptr(), x.as_ptr());
     // Lanes of the last, partial 16-column chunk.
     let tail = mask16(cols % 16);
     let full = cols / 16 * 16;
-    let mut r = 0;
-    while r < rows {
-        let pair = usize::from(r + 1 < rows) + 1;
-        let mut acc = [[_mm512_setzero_ps(); 4]; 2];
-        // SAFETY: row r (and r+1 when pair = 2) lies inside w, x rows inside x; full
-        // loads stay below `full` ≤ cols and the masked tail reads only cols % 16 lanes.
-        unsafe {
-            let mut c = 0;
-            while c < full {
-                let xs = [0, 1, 2, 3].map(|p| _mm512_loadu_ps(px.add(p * cols + c)));
-                for (k, acc_k) in acc.iter_mut().enumerate().take(pair) {
-                    let wv = _mm512_loadu_ps(pw.add((r + k) * cols + c));
-                    for (a, xv) in acc_k.iter_mut().zip(&xs) {
-                        *a = _mm512_fmadd_ps(wv, *xv, *a);
-                    }
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    // SAFETY: rows r..r+R lie inside w and the 4 x rows inside x (the caller's
+    // contract); full loads stay below `full` ≤ cols and the masked tail reads only
+    // cols % 16 lanes.
+    unsafe {
+        let mut c = 0;
+        while c < full {
+            let xs = [0, 1, 2, 3].map(|p| _mm512_loadu_ps(px.add(p * cols + c)));
+            for (k, acc_k) in acc.iter_mut().enumerate() {
+                let wv = _mm512_loadu_ps(pw.add((r + k) * cols + c));
+                for (a, xv) in acc_k.iter_mut().zip(&xs) {
+                    *a = _mm512_fmadd_ps(wv, *xv, *a);
                 }
-                c += 16;
             }
-            if full < cols {
-                let xs = [0, 1, 2, 3].map(|p| _mm512_maskz_loadu_ps(tail, px.add(p * cols + full)));
-                for (k, acc_k) in acc.iter_mut().enumerate().take(pair) {
-                    let wv = _mm512_maskz_loadu_ps(tail, pw.add((r + k) * cols + full));
-                    for (a, xv) in acc_k.iter_mut().zip(&xs) {
-                        *a = _mm512_fmadd_ps(wv, *xv, *a);
-                    }
+            c += 16;
+        }
+        if full < cols {
+            let xs = [0, 1, 2, 3].map(|p| _mm512_maskz_loadu_ps(tail, px.add(p * cols + full)));
+            for (k, acc_k) in acc.iter_mut().enumerate() {
+                let wv = _mm512_maskz_loadu_ps(tail, pw.add((r + k) * cols + full));
+                for (a, xv) in acc_k.iter_mut().zip(&xs) {
+                    *a = _mm512_fmadd_ps(wv, *xv, *a);
                 }
             }
         }
-        for (k, acc_k) in acc.iter().enumerate().take(pair) {
-            for (p, a) in acc_k.iter().enumerate() {
-                y[p * rows + r + k] = _mm512_reduce_add_ps(*a) + b[r + k];
-            }
-        }
-        r += pair;
     }
+    if R == 4 {
+        // All 16 sums in one tree (a reduction per sum would cost half as much as
+        // the FMAs at 256 columns): lane 4p + k is row r + k at position p.
+        let sums = reduce16_ps(core::array::from_fn(|i| acc[i % 4][i / 4]));
+        // SAFETY: rows r..r+4 exist, in b and in each position's row of y.
+        unsafe {
+            let bias = _mm512_broadcast_f32x4(_mm_loadu_ps(b.as_ptr().add(r)));
+            let out = _mm512_add_ps(sums, bias);
+            for p in 0..4 {
+                let part = match p {
+                    0 => _mm512_extractf32x4_ps::<0>(out),
+                    1 => _mm512_extractf32x4_ps::<1>(out),
+                    2 => _mm512_extractf32x4_ps::<2>(out),
+                    _ => _mm512_extractf32x4_ps::<3>(out),
+                };
+                _mm_storeu_ps(y.as_mut_ptr().add(p * rows + r), part);
+            }
+        }
+        return;
+    }
+    for (k, acc_k) in acc.iter().enumerate() {
+        for (p, a) in acc_k.iter().enumerate() {
+            y[p * rows + r + k] = _mm512_reduce_add_ps(*a) + b[r + k];
+        }
+    }
+}
+
+/// The sums of 16 vectors, lane i holding the sum of `v[i]`: pairwise
+/// interleave-and-add inside 128-bit lanes, then across them (45 instructions
+/// instead of 16 separate reductions).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce16_ps(v: [__m512; 16]) -> __m512 {
+    // Within each 128-bit lane: four vectors a, b, c, d become [Σa, Σb, Σc, Σd].
+    let quad = |a: __m512, b: __m512, c: __m512, d: __m512| {
+        let ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        let cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+        let (ab, cd) = (_mm512_castps_pd(ab), _mm512_castps_pd(cd));
+        _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(ab, cd)), _mm512_castpd_ps(_mm512_unpackhi_pd(ab, cd)))
+    };
+    let q: [__m512; 4] = core::array::from_fn(|j| quad(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]));
+    // Across 128-bit lanes: q[j]'s four lanes summed into lane j of the result.
+    let pair = |x: __m512, y: __m512| {
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(x, y), _mm512_shuffle_f32x4::<0b11_10_11_10>(x, y))
+    };
+    let (u01, u23) = (pair(q[0], q[1]), pair(q[2], q[3]));
+    _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(u01, u23), _mm512_shuffle_f32x4::<0b11_01_11_01>(u01, u23))
 }
 
 /// `y = W·x + b`, f16 weights widened in registers.
