@@ -132,31 +132,32 @@ pub unsafe fn matmul4_f32(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut 
     let mut r = 0;
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 lie inside w; features as this function's.
-        unsafe { tile4::<4>(w, b, x, cols, y, r) };
+        unsafe { four_rows_by_four(w, b, x, cols, y, r) };
         r += 4;
     }
-    while r < rows {
-        // SAFETY: row r lies inside w; features as this function's.
-        unsafe { tile4::<1>(w, b, x, cols, y, r) };
-        r += 1;
+    for r in r..rows {
+        let row = &w[r * cols..(r + 1) * cols];
+        for p in 0..4 {
+            y[p * rows + r] = dot_f32(row, &x[p * cols..(p + 1) * cols]) + b[r];
+        }
     }
 }
 
-/// `R` weight rows from `r` times the four positions of [`matmul4_f32`], with the
-/// row count fixed at compile time so that the 4·R sums live in registers.
+/// Weight rows `r..r + 4` times the four positions of [`matmul4_f32`]: 16 sums in
+/// registers, reduced together at the end.
 ///
 /// # Safety
-/// As [`matmul4_f32`], and rows `r..r + R` must exist.
+/// As [`matmul4_f32`], and rows `r..r + 4` must exist.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn tile4<const R: usize>(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32], r: usize) {
+unsafe fn four_rows_by_four(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32], r: usize) {
     let rows = b.len();
     let (pw, px) = (w.as_ptr(), x.as_ptr());
     // Lanes of the last, partial 16-column chunk.
     let tail = mask16(cols % 16);
     let full = cols / 16 * 16;
-    let mut acc = [[_mm512_setzero_ps(); 4]; R];
-    // SAFETY: rows r..r+R lie inside w and the 4 x rows inside x (the caller's
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    // SAFETY: rows r..r+4 lie inside w and the 4 x rows inside x (the caller's
     // contract); full loads stay below `full` ≤ cols and the masked tail reads only
     // cols % 16 lanes.
     unsafe {
@@ -181,30 +182,17 @@ unsafe fn tile4<const R: usize>(w: &[f32], b: &[f32], x: &[f32], cols: usize, y:
             }
         }
     }
-    if R == 4 {
-        // All 16 sums in one tree (a reduction per sum would cost half as much as
-        // the FMAs at 256 columns): lane 4p + k is row r + k at position p.
-        let sums = reduce16_ps(core::array::from_fn(|i| acc[i % 4][i / 4]));
-        // SAFETY: rows r..r+4 exist, in b and in each position's row of y.
-        unsafe {
-            let bias = _mm512_broadcast_f32x4(_mm_loadu_ps(b.as_ptr().add(r)));
-            let out = _mm512_add_ps(sums, bias);
-            for p in 0..4 {
-                let part = match p {
-                    0 => _mm512_extractf32x4_ps::<0>(out),
-                    1 => _mm512_extractf32x4_ps::<1>(out),
-                    2 => _mm512_extractf32x4_ps::<2>(out),
-                    _ => _mm512_extractf32x4_ps::<3>(out),
-                };
-                _mm_storeu_ps(y.as_mut_ptr().add(p * rows + r), part);
-            }
-        }
-        return;
+    // All 16 sums in one tree (a reduction per sum would cost half as much as the
+    // FMAs at 256 columns): lane 4p + k is row r + k at position p.
+    let sums = reduce16_ps(core::array::from_fn(|i| acc[i % 4][i / 4]));
+    let mut out = [0f32; 16];
+    // SAFETY: rows r..r+4 exist in b; `out` holds the 16 lanes stored.
+    unsafe {
+        let bias = _mm512_broadcast_f32x4(_mm_loadu_ps(b.as_ptr().add(r)));
+        _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(sums, bias));
     }
-    for (k, acc_k) in acc.iter().enumerate() {
-        for (p, a) in acc_k.iter().enumerate() {
-            y[p * rows + r + k] = _mm512_reduce_add_ps(*a) + b[r + k];
-        }
+    for (p, four) in out.chunks_exact(4).enumerate() {
+        y[p * rows + r..p * rows + r + 4].copy_from_slice(four);
     }
 }
 
