@@ -113,10 +113,10 @@ fn matrix_matrix_matches_matrix_vector() {
 }
 
 #[test]
-fn f32_matrix_matrix_matches_scalar_matrix_vector() {
-    // Chunks and batches of f32 positions (AVX-512: four per pass over the weights)
-    // against the scalar twin one position at a time; the sums run in another order,
-    // so to f32 rounding. x starts one float in, misaligned.
+fn float_matrix_matrix_matches_scalar_matrix_vector() {
+    // Chunks and batches of positions with f32 and f16 weights (every SIMD path: four
+    // per pass over the weights) against the scalar twin one position at a time; the
+    // sums run in another order, so to f32 rounding. x starts one float in, misaligned.
     let scalar = Kernels::with_path(KernelPath::Scalar).unwrap();
     for (rows, cols) in [(1, 1), (3, 17), (5, 63), (8, 64), (13, 130), (33, 255), (7, 1000)] {
         let c = case(rows, cols, rows as u64 * 11 + cols as u64);
@@ -124,22 +124,24 @@ fn f32_matrix_matrix_matches_scalar_matrix_vector() {
             let mut rng = Rng(t as u64 + 40);
             let x: Vec<f32> = (0..t * cols + 1).map(|_| 2.0 * rng.unit()).collect();
             let x = &x[1..];
-            let m = Matrix { weights: Weights::F32(&c.w), rows, cols };
-            for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
-                let k = Kernels::with_path(path).unwrap();
-                let a = k.activations(x, t, cols, false, &mut []);
-                let mut y = vec![0f32; t * rows];
-                k.matmul(&m, &c.b, &a, &mut y);
-                for p in 0..t {
-                    let xp = &x[p * cols..(p + 1) * cols];
-                    let one = run(&scalar, &c, Weights::F32(&c.w), xp);
-                    let scale: f32 = xp.iter().map(|v| v.abs()).sum::<f32>() + 1.0;
-                    for (r, (got, want)) in y[p * rows..(p + 1) * rows].iter().zip(&one).enumerate() {
-                        assert!(
-                            (got - want).abs() <= 1e-6 * scale,
-                            "{} t={t} {rows}x{cols} position {p} row {r}: {got} vs {want}",
-                            path.name()
-                        );
+            for (dtype, weights) in [("f32", Weights::F32(&c.w)), ("f16", Weights::F16(&c.w16))] {
+                let m = Matrix { weights, rows, cols };
+                for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+                    let k = Kernels::with_path(path).unwrap();
+                    let a = k.activations(x, t, cols, false, &mut []);
+                    let mut y = vec![0f32; t * rows];
+                    k.matmul(&m, &c.b, &a, &mut y);
+                    for p in 0..t {
+                        let xp = &x[p * cols..(p + 1) * cols];
+                        let one = run(&scalar, &c, weights, xp);
+                        let scale: f32 = xp.iter().map(|v| v.abs()).sum::<f32>() + 1.0;
+                        for (r, (got, want)) in y[p * rows..(p + 1) * rows].iter().zip(&one).enumerate() {
+                            assert!(
+                                (got - want).abs() <= 1e-6 * scale,
+                                "{} {dtype} t={t} {rows}x{cols} position {p} row {r}: {got} vs {want}",
+                                path.name()
+                            );
+                        }
                     }
                 }
             }

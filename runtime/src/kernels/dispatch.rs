@@ -95,6 +95,13 @@ pub struct Activations<'x> {
     quantized: Option<(&'x [i8], &'x [f32])>,
 }
 
+/// The weights that go through the float matrix-matrix kernels.
+#[derive(Clone, Copy)]
+enum FloatWeights<'a> {
+    F32(&'a [f32]),
+    F16(&'a [u16]),
+}
+
 /// The kernel set a session uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernels {
@@ -164,35 +171,26 @@ impl Kernels {
                 return;
             }
         }
-        // Several positions and f32 on AVX-512: four positions per pass over the weights.
-        #[cfg(target_arch = "x86_64")]
-        if let (KernelPath::Avx512, Weights::F32(w)) = (self.path, m.weights) {
-            let t = a.x.len() / cols.max(1);
-            if t >= 4 && w.len() >= rows * cols && b.len() == rows && y.len() >= t * rows {
-                let groups = t / 4;
-                for g in 0..groups {
-                    // SAFETY: the path is supported (see `with_path`); w holds rows × cols,
-                    // x and y hold four rows each at this offset (t ≥ 4·(g+1)).
-                    unsafe {
-                        super::x86_64::avx512::matmul4_f32(
-                            w,
-                            b,
-                            &a.x[4 * g * cols..(4 * g + 4) * cols],
-                            cols,
-                            &mut y[4 * g * rows..(4 * g + 4) * rows],
-                        )
-                    };
-                }
-                let done = 4 * groups;
-                for (xt, yt) in
-                    a.x[done * cols..t * cols].chunks_exact(cols).zip(y[done * rows..].chunks_exact_mut(rows))
-                {
-                    self.matvec_f32(w, b, xt, yt);
-                }
-                return;
+        // Several positions with f32 or f16 weights: four positions per pass over the
+        // weights on every SIMD path; the positions left over (and the scalar path) go
+        // one at a time below.
+        let t = a.x.len() / cols.max(1);
+        let float = match m.weights {
+            Weights::F32(w) if w.len() >= rows * cols => Some(FloatWeights::F32(w)),
+            Weights::F16(w) if w.len() >= rows * cols => Some(FloatWeights::F16(w)),
+            _ => None,
+        };
+        let mut done = 0;
+        if let Some(weights) =
+            float.filter(|_| self.path != KernelPath::Scalar && b.len() == rows && y.len() >= t * rows)
+        {
+            while done + 4 <= t {
+                let x4 = &a.x[done * cols..(done + 4) * cols];
+                self.matmul4(weights, b, x4, cols, &mut y[done * rows..(done + 4) * rows]);
+                done += 4;
             }
         }
-        for (p, (xt, yt)) in a.x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)).enumerate() {
+        for (p, (xt, yt)) in a.x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)).enumerate().skip(done) {
             match (m.weights, a.quantized) {
                 (Weights::F32(w), _) => self.matvec_f32(w, b, xt, yt),
                 (Weights::F16(w), _) => self.matvec_f16(w, b, xt, yt),
@@ -293,6 +291,49 @@ impl Kernels {
             KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_f32(w, b, x, y) },
             #[cfg(target_arch = "aarch64")]
             KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::matvec_f32(w, b, x, y),
+        }
+    }
+
+    /// Four positions (`x`: 4 rows of `cols`, `y`: 4 rows of `b.len()`) through the
+    /// path's matrix-matrix kernel; `w` holds `b.len()` rows of `cols`.
+    fn matmul4(&self, weights: FloatWeights, b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
+        match (self.path, weights) {
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`);
+            // the kernels check their slice lengths.
+            #[cfg(target_arch = "x86_64")]
+            (KernelPath::Avx512, FloatWeights::F32(w)) => unsafe {
+                super::x86_64::avx512::matmul4_f32(w, b, x, cols, y)
+            },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            (KernelPath::Avx512, FloatWeights::F16(w)) => unsafe {
+                super::x86_64::avx512::matmul4_f16(w, b, x, cols, y)
+            },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            (KernelPath::Avx2, FloatWeights::F32(w)) => unsafe { super::x86_64::avx2::matmul4_f32(w, b, x, cols, y) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            (KernelPath::Avx2, FloatWeights::F16(w)) => unsafe { super::x86_64::avx2::matmul4_f16(w, b, x, cols, y) },
+            #[cfg(target_arch = "aarch64")]
+            (KernelPath::Neon | KernelPath::NeonDotprod, FloatWeights::F32(w)) => {
+                super::aarch64::neon::matmul4_f32(w, b, x, cols, y)
+            }
+            #[cfg(target_arch = "aarch64")]
+            (KernelPath::Neon | KernelPath::NeonDotprod, FloatWeights::F16(w)) => {
+                super::aarch64::neon::matmul4_f16(w, b, x, cols, y)
+            }
+            // The scalar path (and any other): the twin, one position at a time.
+            (_, FloatWeights::F32(w)) => {
+                for (xt, yt) in x.chunks_exact(cols).zip(y.chunks_exact_mut(b.len())) {
+                    scalar::matvec(w, b, xt, yt)
+                }
+            }
+            (_, FloatWeights::F16(w)) => {
+                for (xt, yt) in x.chunks_exact(cols).zip(y.chunks_exact_mut(b.len())) {
+                    scalar::matvec_f16(w, b, xt, yt)
+                }
+            }
         }
     }
 

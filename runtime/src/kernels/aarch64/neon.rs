@@ -141,6 +141,67 @@ pub fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `Y = X·Wᵀ + b` for four positions at once, f32 weights (`x`: 4 rows of `cols`,
+/// `y`: 4 rows of `b.len()`): each weight vector is loaded once for the four.
+pub fn matmul4_f32(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
+    assert!(w.len() >= b.len() * cols);
+    // SAFETY: NEON is part of every aarch64 CPU; `matmul4` asks for 8 weights at flat
+    // indices i..i+8 inside rows × cols, inside w (asserted above).
+    let load8 = |i: usize| unsafe { (vld1q_f32(w.as_ptr().add(i)), vld1q_f32(w.as_ptr().add(i + 4))) };
+    matmul4(b, x, cols, y, load8, |i| w[i]);
+}
+
+/// [`matmul4_f32`] for f16 weights: each 8 halves are widened once for the four
+/// positions.
+pub fn matmul4_f16(w: &[u16], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
+    assert!(w.len() >= b.len() * cols);
+    // SAFETY: as in `matmul4_f32`: 8 halves at i..i+8, inside w.
+    let load8 = |i: usize| widen(unsafe { vld1q_u16(w.as_ptr().add(i)) });
+    matmul4(b, x, cols, y, load8, |i| half::f16::from_bits(w[i]).to_f32());
+}
+
+/// One row at a time times four positions, 8 columns per pass (8 sums in flight);
+/// `load8(i)` gives the 8 weights at flat index i as two vectors, `at(i)` one
+/// weight, for the last columns. `load8(i)` is only called with
+/// `i + 8 ≤ b.len() · cols`.
+#[inline(always)]
+fn matmul4(
+    b: &[f32],
+    x: &[f32],
+    cols: usize,
+    y: &mut [f32],
+    load8: impl Fn(usize) -> (float32x4_t, float32x4_t),
+    at: impl Fn(usize) -> f32,
+) {
+    let rows = b.len();
+    assert!(x.len() >= 4 * cols && y.len() >= 4 * rows);
+    let px = x.as_ptr();
+    for r in 0..rows {
+        let base = r * cols;
+        let mut c = 0;
+        // SAFETY: NEON is part of every aarch64 CPU; c + 8 ≤ cols, so the x loads
+        // stay inside each position's row (asserted above).
+        let sums = unsafe {
+            let mut acc = [[vdupq_n_f32(0.0); 2]; 4];
+            while c + 8 <= cols {
+                let (w0, w1) = load8(base + c);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    a[0] = vfmaq_f32(a[0], w0, vld1q_f32(px.add(p * cols + c)));
+                    a[1] = vfmaq_f32(a[1], w1, vld1q_f32(px.add(p * cols + c + 4)));
+                }
+                c += 8;
+            }
+            acc.map(|a| vaddvq_f32(vaddq_f32(a[0], a[1])))
+        };
+        for (p, mut s) in sums.into_iter().enumerate() {
+            for j in c..cols {
+                s += at(base + j) * x[p * cols + j];
+            }
+            y[p * rows + r] = s + b[r];
+        }
+    }
+}
+
 /// `y = (W_q·x_q)·scale_row·x_scale + b`, int8 weights, `smull` path.
 pub fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
     for (((yo, row), s), bo) in y.iter_mut().zip(w.chunks_exact(xq.len())).zip(scales).zip(b) {

@@ -132,6 +132,93 @@ pub unsafe fn matvec_f16(w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `Y = X·Wᵀ + b` for four positions at once, f32 weights (`x`: 4 rows of `cols`,
+/// `y`: 4 rows of `b.len()`): each weight vector is loaded once for the four.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn matmul4_f32(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
+    assert!(w.len() >= b.len() * cols);
+    // SAFETY: `matmul4` asks for 8 weights at flat indices i..i+8 inside rows × cols,
+    // inside w (asserted above).
+    unsafe { matmul4(b, x, cols, y, |i| _mm256_loadu_ps(w.as_ptr().add(i)), |i| w[i]) }
+}
+
+/// [`matmul4_f32`] for f16 weights: each 8 halves are widened once for the four
+/// positions.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn matmul4_f16(w: &[u16], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
+    assert!(w.len() >= b.len() * cols);
+    // SAFETY: as in `matmul4_f32`: 8 halves at i..i+8, inside w.
+    unsafe {
+        matmul4(
+            b,
+            x,
+            cols,
+            y,
+            |i| _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(i) as *const __m128i)),
+            |i| half::f16::from_bits(w[i]).to_f32(),
+        )
+    }
+}
+
+/// One row at a time times four positions, 16 columns per pass (8 sums in flight);
+/// `load8(i)` gives the 8 weights at flat index i, `at(i)` one weight, for the last
+/// columns.
+///
+/// # Safety
+/// `load8(i)` must be sound for every `i + 8 ≤ b.len() · cols`; `x` holds 4 rows of
+/// `cols` and `y` 4 rows of `b.len()`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matmul4(
+    b: &[f32],
+    x: &[f32],
+    cols: usize,
+    y: &mut [f32],
+    load8: impl Fn(usize) -> __m256,
+    at: impl Fn(usize) -> f32,
+) {
+    let rows = b.len();
+    assert!(x.len() >= 4 * cols && y.len() >= 4 * rows);
+    let px = x.as_ptr();
+    for r in 0..rows {
+        let base = r * cols;
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut c = 0;
+        // SAFETY: c + 16 (or c + 8) ≤ cols: the x loads stay inside each position's
+        // row, the weight loads inside row r (the caller's contract).
+        unsafe {
+            while c + 16 <= cols {
+                let (w0, w1) = (load8(base + c), load8(base + c + 8));
+                for (p, a) in acc.iter_mut().enumerate() {
+                    a[0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(px.add(p * cols + c)), a[0]);
+                    a[1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(px.add(p * cols + c + 8)), a[1]);
+                }
+                c += 16;
+            }
+            if c + 8 <= cols {
+                let w0 = load8(base + c);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    a[0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(px.add(p * cols + c)), a[0]);
+                }
+                c += 8;
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            let mut s = hsum_ps(_mm256_add_ps(a[0], a[1]));
+            for j in c..cols {
+                s += at(base + j) * x[p * cols + j];
+            }
+            y[p * rows + r] = s + b[r];
+        }
+    }
+}
+
 /// `y = (W_q·x_q)·scale_row·x_scale + b`, int8 weights with one scale per row.
 ///
 /// # Safety

@@ -132,7 +132,7 @@ pub unsafe fn matmul4_f32(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut 
     let mut r = 0;
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 lie inside w; features as this function's.
-        unsafe { four_rows_by_four(w, b, x, cols, y, r) };
+        unsafe { four_rows_by_four(w, b, x, cols, y, r, |p| _mm512_loadu_ps(p), |p, m| _mm512_maskz_loadu_ps(m, p)) };
         r += 4;
     }
     for r in r..rows {
@@ -144,13 +144,24 @@ pub unsafe fn matmul4_f32(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut 
 }
 
 /// Weight rows `r..r + 4` times the four positions of [`matmul4_f32`]: 16 sums in
-/// registers, reduced together at the end.
+/// registers, reduced together at the end. `load(p)` gives the 16 weights at `p` as
+/// floats, `load_tail(p, m)` the lanes of `m` only.
 ///
 /// # Safety
 /// As [`matmul4_f32`], and rows `r..r + 4` must exist.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn four_rows_by_four(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mut [f32], r: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn four_rows_by_four<W>(
+    w: &[W],
+    b: &[f32],
+    x: &[f32],
+    cols: usize,
+    y: &mut [f32],
+    r: usize,
+    load: impl Fn(*const W) -> __m512,
+    load_tail: impl Fn(*const W, __mmask16) -> __m512,
+) {
     let rows = b.len();
     let (pw, px) = (w.as_ptr(), x.as_ptr());
     // Lanes of the last, partial 16-column chunk.
@@ -165,7 +176,7 @@ unsafe fn four_rows_by_four(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mu
         while c < full {
             let xs = [0, 1, 2, 3].map(|p| _mm512_loadu_ps(px.add(p * cols + c)));
             for (k, acc_k) in acc.iter_mut().enumerate() {
-                let wv = _mm512_loadu_ps(pw.add((r + k) * cols + c));
+                let wv = load(pw.add((r + k) * cols + c));
                 for (a, xv) in acc_k.iter_mut().zip(&xs) {
                     *a = _mm512_fmadd_ps(wv, *xv, *a);
                 }
@@ -175,7 +186,7 @@ unsafe fn four_rows_by_four(w: &[f32], b: &[f32], x: &[f32], cols: usize, y: &mu
         if full < cols {
             let xs = [0, 1, 2, 3].map(|p| _mm512_maskz_loadu_ps(tail, px.add(p * cols + full)));
             for (k, acc_k) in acc.iter_mut().enumerate() {
-                let wv = _mm512_maskz_loadu_ps(tail, pw.add((r + k) * cols + full));
+                let wv = load_tail(pw.add((r + k) * cols + full), tail);
                 for (a, xv) in acc_k.iter_mut().zip(&xs) {
                     *a = _mm512_fmadd_ps(wv, *xv, *a);
                 }
@@ -216,6 +227,37 @@ fn reduce16_ps(v: [__m512; 16]) -> __m512 {
     };
     let (u01, u23) = (pair(q[0], q[1]), pair(q[2], q[3]));
     _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(u01, u23), _mm512_shuffle_f32x4::<0b11_01_11_01>(u01, u23))
+}
+
+/// `Y = X·Wᵀ + b` for four positions at once, f16 weights (`x`: 4 rows of `cols`,
+/// `y`: 4 rows of `b.len()`), in the tiles of [`matmul4_f32`]: each 16 halves of a
+/// row are widened once and used for the four positions, so widening
+/// (`vcvtph2ps`), which bounds the matrix-vector kernel, is paid a quarter as often
+/// per position.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub unsafe fn matmul4_f16(w: &[u16], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
+    let rows = b.len();
+    assert!(w.len() >= rows * cols && x.len() >= 4 * cols && y.len() >= 4 * rows);
+    // SAFETY (both): `four_rows_by_four` passes only pointers to 16 halves (or to the
+    // masked lanes) inside rows r..r+4 of w.
+    let widen = |p: *const u16| _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(p as *const __m256i) });
+    let widen_tail = |p: *const u16, m| _mm512_cvtph_ps(unsafe { _mm256_maskz_loadu_epi16(m, p as *const i16) });
+    let mut r = 0;
+    while r + 4 <= rows {
+        // SAFETY: rows r..r+4 lie inside w (asserted above); `four_rows_by_four` loads
+        // 16 halves (or the masked tail) inside them; features as this function's.
+        unsafe { four_rows_by_four(w, b, x, cols, y, r, widen, widen_tail) };
+        r += 4;
+    }
+    for r in r..rows {
+        let row = &w[r * cols..(r + 1) * cols];
+        for p in 0..4 {
+            y[p * rows + r] = dot_f16(row, &x[p * cols..(p + 1) * cols]) + b[r];
+        }
+    }
 }
 
 /// `y = W·x + b`, f16 weights widened in registers.
