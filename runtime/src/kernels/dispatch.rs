@@ -171,6 +171,24 @@ impl Kernels {
                 return;
             }
         }
+        // Several positions and packed int8 on NEON: four rows by four positions.
+        #[cfg(target_arch = "aarch64")]
+        if let (KernelPath::Neon | KernelPath::NeonDotprod, Weights::I8Packed { q, scales }, Some((xq, xs))) =
+            (self.path, m.weights, a.quantized)
+        {
+            let t = xs.len();
+            if t > 1 && y.len() >= t * rows && b.len() == rows && scales.len() >= rows {
+                let (xq, y) = (&xq[..t * cols], &mut y[..t * rows]);
+                match self.path {
+                    // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+                    KernelPath::NeonDotprod => unsafe {
+                        super::aarch64::neon::matmul_i8_packed_dotprod(q, scales, b, xq, xs, cols, y)
+                    },
+                    _ => super::aarch64::neon::matmul_i8_packed(q, scales, b, xq, xs, cols, y),
+                }
+                return;
+            }
+        }
         // Several positions with f32 or f16 weights: four positions per pass over the
         // weights on every SIMD path; the positions left over (and the scalar path) go
         // one at a time below.

@@ -266,6 +266,118 @@ pub unsafe fn matvec_i8_packed_dotprod(w: &[i8], scales: &[f32], b: &[f32], xq: 
     packed(w, scales, b, xq, x_scale, y, |a, x| dot_i8_sdot(a, x));
 }
 
+/// `Y = X_q·W_qᵀ` scaled, for `t` quantized rows (`xq`: `[t, cols]`, `xs`: `[t]`) and
+/// int8 weights in the packed 4-row layout, `smull` path; `y` is `[t, rows]`. Each
+/// 16 bytes of four weight rows are loaded once for four positions (see
+/// [`packed_by_four`]). The integer sums are exact, so y equals the matrix-vector
+/// kernel's bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]) {
+    // SAFETY: NEON is part of every aarch64 CPU; the intrinsics only touch registers.
+    let mac = |acc: int32x4_t, w: int8x16_t, x: int8x16_t| unsafe {
+        let acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w), vget_low_s8(x)));
+        vpadalq_s16(acc, vmull_high_s8(w, x))
+    };
+    packed_by_four(w, scales, b, xq, xs, cols, y, mac);
+}
+
+/// [`matmul_i8_packed`] with `sdot`.
+///
+/// # Safety
+/// The CPU must have the dotprod extension.
+#[target_feature(enable = "dotprod")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_i8_packed_dotprod(
+    w: &[i8],
+    scales: &[f32],
+    b: &[f32],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    y: &mut [f32],
+) {
+    let mac = |mut acc: int32x4_t, w: int8x16_t, x: int8x16_t| {
+        // SAFETY: sdot only touches the named registers, and this function requires
+        // the dotprod extension.
+        unsafe {
+            asm!(
+                "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+                acc = inout(vreg) acc,
+                w = in(vreg) w,
+                x = in(vreg) x,
+                options(pure, nomem, nostack),
+            )
+        };
+        acc
+    };
+    packed_by_four(w, scales, b, xq, xs, cols, y, mac);
+}
+
+/// Four packed weight rows by four positions: 16 sums of `int32x4_t` in registers,
+/// `mac(acc, w, x)` adding 16 byte products into one. A position past `t` repeats the
+/// last one and its sums are dropped; the last, partial 64-column block of x is
+/// zero-padded like the weights.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn packed_by_four(
+    w: &[i8],
+    scales: &[f32],
+    b: &[f32],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    y: &mut [f32],
+    mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
+) {
+    let (t, rows) = (xs.len(), b.len());
+    let blocks = cols.div_ceil(64);
+    assert!(xq.len() >= t * cols && y.len() >= t * rows && scales.len() >= rows);
+    for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
+        for p0 in (0..t).step_by(4) {
+            let n = (t - p0).min(4);
+            // SAFETY: NEON is part of every aarch64 CPU; weight loads read 16 bytes at
+            // blk·256 + k·64 + c·16 < blocks·256, inside the group; x loads read from a
+            // position's full 64-byte block (blk·64 + 64 ≤ cols) or from `pad`.
+            let sums = unsafe {
+                let mut acc = [[vdupq_n_s32(0); 4]; 4];
+                // Only the last block can be partial: the one copy of it needs zeroing once.
+                let mut pad = [[0i8; 64]; 4];
+                for blk in 0..blocks {
+                    let xp: [*const i8; 4] = core::array::from_fn(|j| {
+                        let at = (p0 + j.min(n - 1)) * cols + blk * 64;
+                        if blk * 64 + 64 <= cols {
+                            xq.as_ptr().add(at)
+                        } else {
+                            pad[j][..cols - blk * 64].copy_from_slice(&xq[at..at + cols - blk * 64]);
+                            pad[j].as_ptr()
+                        }
+                    });
+                    for c in 0..4 {
+                        let wv: [int8x16_t; 4] =
+                            core::array::from_fn(|k| vld1q_s8(group.as_ptr().add(blk * 256 + k * 64 + c * 16)));
+                        for (acc_j, p) in acc.iter_mut().zip(xp) {
+                            let xv = vld1q_s8(p.add(c * 16));
+                            for (a, wk) in acc_j.iter_mut().zip(wv) {
+                                *a = mac(*a, wk, xv);
+                            }
+                        }
+                    }
+                }
+                acc.map(|acc_j| acc_j.map(|a| vaddvq_s32(a)))
+            };
+            for (j, dots) in sums.iter().enumerate().take(n) {
+                let p = p0 + j;
+                for (k, d) in dots.iter().enumerate() {
+                    let row = g * 4 + k;
+                    if row < rows {
+                        y[p * rows + row] = *d as f32 * scales[row] * xs[p] + b[row];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with
 /// its exact results: the same exponential, operation for operation (separate
 /// multiplies and adds, no `fmla`), 4 lanes at a time; the tail goes to the twin.
