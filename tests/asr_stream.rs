@@ -164,6 +164,20 @@ fn an_hour_of_commands_keeps_endpoints_memory_and_accuracy() {
     // Endpoints: one final per utterance that decodes to something alone, inside the
     // stretch from its start to the end of the quiet after it.
     let expected: Vec<&(usize, f64, f64, String)> = played.iter().filter(|p| !p.3.is_empty()).collect();
+    // ASR_STREAM_DEBUG=1 (with --nocapture) first lists the utterances that did not
+    // get exactly one final in their stretch.
+    if std::env::var("ASR_STREAM_DEBUG").is_ok() {
+        let mut odd: std::collections::BTreeMap<(usize, usize, String), usize> = Default::default();
+        for (w, from, to, alone) in &expected {
+            let n = finals.iter().filter(|f| f.1 >= *from && f.2 <= *to).count();
+            if n != 1 {
+                *odd.entry((*w, n, alone.clone())).or_default() += 1;
+            }
+        }
+        for ((w, n, alone), count) in odd {
+            eprintln!("utt{w} alone {alone:?}: {n} finals in its stretch, {count} times");
+        }
+    }
     assert_eq!(finals.len(), expected.len(), "finals vs utterances with words");
     for ((text, start, end), (_, from, to, _)) in finals.iter().zip(&expected) {
         assert!(*start >= *from && *end <= *to, "{text:?} at {start:.2}..{end:.2} s outside {from:.2}..{to:.2} s");
