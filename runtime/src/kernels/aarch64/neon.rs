@@ -97,26 +97,38 @@ fn dot_i8_smull(w: &[i8], x: &[i8]) -> i32 {
     s
 }
 
+/// `acc` plus, in each i32 lane, the four products of its bytes of `w` and `x`
+/// (`sdot`, through `asm!`: its intrinsic is not stable Rust).
+#[inline]
+#[target_feature(enable = "dotprod")]
+fn sdot(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    // SAFETY: sdot only touches the named registers, and this function requires the
+    // dotprod extension.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            options(pure, nomem, nostack),
+        )
+    };
+    acc
+}
+
 /// i8 · i8 → i32 with `sdot` (4 products per i32 lane).
 #[inline]
 #[target_feature(enable = "dotprod")]
 fn dot_i8_sdot(w: &[i8], x: &[i8]) -> i32 {
     let n = w.len().min(x.len());
     let mut i = 0;
-    // SAFETY: each 16-byte load reads i..i+16 ≤ n of both slices; sdot only touches
-    // the named registers and the function requires the dotprod extension.
+    // SAFETY: each 16-byte load reads i..i+16 ≤ n of both slices.
     let mut s = unsafe {
         let mut acc = [vdupq_n_s32(0); 2];
         while i + 16 <= n {
             let (wv, xv) = (vld1q_s8(w.as_ptr().add(i)), vld1q_s8(x.as_ptr().add(i)));
             let k = (i / 16) % 2;
-            asm!(
-                "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
-                acc = inout(vreg) acc[k],
-                w = in(vreg) wv,
-                x = in(vreg) xv,
-                options(pure, nomem, nostack),
-            );
+            acc[k] = sdot(acc[k], wv, xv);
             i += 16;
         }
         vaddvq_s32(vaddq_s32(acc[0], acc[1]))
@@ -296,21 +308,7 @@ pub unsafe fn matmul_i8_packed_dotprod(
     cols: usize,
     y: &mut [f32],
 ) {
-    let mac = |mut acc: int32x4_t, w: int8x16_t, x: int8x16_t| {
-        // SAFETY: sdot only touches the named registers, and this function requires
-        // the dotprod extension.
-        unsafe {
-            asm!(
-                "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
-                acc = inout(vreg) acc,
-                w = in(vreg) w,
-                x = in(vreg) x,
-                options(pure, nomem, nostack),
-            )
-        };
-        acc
-    };
-    packed_by_four(w, scales, b, xq, xs, cols, y, mac);
+    packed_by_four(w, scales, b, xq, xs, cols, y, |acc, w, x| sdot(acc, w, x));
 }
 
 /// Four packed weight rows by four positions: 16 sums of `int32x4_t` in registers,
