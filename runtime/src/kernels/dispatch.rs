@@ -155,37 +155,17 @@ impl Kernels {
     /// `Y = X·Wᵀ + b` for every row of `a` into `y` (`[t, m.rows]`).
     pub fn matmul(&self, m: &Matrix, b: &[f32], a: &Activations, y: &mut [f32]) {
         let (rows, cols) = (m.rows, a.cols);
-        // Several positions and packed int8 on AVX-512: the matrix-matrix kernel loads
-        // each block of weights once for four positions.
-        #[cfg(target_arch = "x86_64")]
-        if let (KernelPath::Avx512, Weights::I8Packed { q, scales }, Some((xq, xs))) =
-            (self.path, m.weights, a.quantized)
-        {
+        // Several positions and packed int8: the matrix-matrix kernel, where the path
+        // has one, loads each block of four weight rows once for four positions.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        if let (Weights::I8Packed { q, scales }, Some((xq, xs))) = (m.weights, a.quantized) {
             let t = xs.len();
-            if t > 1 && y.len() >= t * rows && b.len() == rows && scales.len() >= rows {
-                // SAFETY: the path is supported (see `with_path`); the kernel indexes y,
-                // b and scales within the lengths just checked, and x by `cols`.
-                unsafe {
-                    super::x86_64::avx512::matmul_i8_packed(q, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows])
-                };
-                return;
-            }
-        }
-        // Several positions and packed int8 on NEON: four rows by four positions.
-        #[cfg(target_arch = "aarch64")]
-        if let (KernelPath::Neon | KernelPath::NeonDotprod, Weights::I8Packed { q, scales }, Some((xq, xs))) =
-            (self.path, m.weights, a.quantized)
-        {
-            let t = xs.len();
-            if t > 1 && y.len() >= t * rows && b.len() == rows && scales.len() >= rows {
-                let (xq, y) = (&xq[..t * cols], &mut y[..t * rows]);
-                match self.path {
-                    // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-                    KernelPath::NeonDotprod => unsafe {
-                        super::aarch64::neon::matmul_i8_packed_dotprod(q, scales, b, xq, xs, cols, y)
-                    },
-                    _ => super::aarch64::neon::matmul_i8_packed(q, scales, b, xq, xs, cols, y),
-                }
+            if t > 1
+                && y.len() >= t * rows
+                && b.len() == rows
+                && scales.len() >= rows
+                && self.matmul_i8_packed(q, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows])
+            {
                 return;
             }
         }
@@ -310,6 +290,39 @@ impl Kernels {
             #[cfg(target_arch = "aarch64")]
             KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::matvec_f32(w, b, x, y),
         }
+    }
+
+    /// `t` quantized positions (`xq`: `[t, cols]`, `xs`: `[t]`) through the path's
+    /// packed int8 matrix-matrix kernel into `y` (`[t, b.len()]`); false, touching
+    /// nothing, on a path without one (the caller then goes one position at a time).
+    /// The caller has checked that `y` and `scales` are long enough.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_i8_packed(
+        &self,
+        w: &[i8],
+        scales: &[f32],
+        b: &[f32],
+        xq: &[i8],
+        xs: &[f32],
+        cols: usize,
+        y: &mut [f32],
+    ) -> bool {
+        match self.path {
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`);
+            // the kernel indexes y, b and scales within the checked lengths, x by `cols`.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matmul_i8_packed(w, scales, b, xq, xs, cols, y) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon => super::aarch64::neon::matmul_i8_packed(w, scales, b, xq, xs, cols, y),
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::NeonDotprod => unsafe {
+                super::aarch64::neon::matmul_i8_packed_dotprod(w, scales, b, xq, xs, cols, y)
+            },
+            _ => return false,
+        };
+        true
     }
 
     /// Four positions (`x`: 4 rows of `cols`, `y`: 4 rows of `b.len()`) through the
