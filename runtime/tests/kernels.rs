@@ -85,9 +85,9 @@ fn every_supported_path_matches_scalar() {
 fn matrix_matrix_matches_matrix_vector() {
     // t positions at once (the chunk path) give the same bits as one at a time.
     let scalar = Kernels::with_path(KernelPath::Scalar).unwrap();
-    for (rows, cols) in [(1, 1), (5, 63), (8, 64), (13, 130), (33, 255)] {
+    for (rows, cols) in [(1, 1), (5, 63), (8, 64), (13, 130), (33, 255), (20, 1030), (35, 2100)] {
         let c = case(rows, cols, rows as u64 * 7 + cols as u64);
-        for t in [1, 2, 3, 4, 5, 9, 16] {
+        for t in [1, 2, 3, 4, 5, 9, 16, 17, 21, 70] {
             let mut rng = Rng(t as u64);
             let x: Vec<f32> = (0..t * cols).map(|_| 2.0 * rng.unit()).collect();
             for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {

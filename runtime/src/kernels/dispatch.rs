@@ -309,10 +309,14 @@ impl Kernels {
         y: &mut [f32],
     ) -> bool {
         match self.path {
+            // Below four positions the AVX-512 kernel's panel rearrangement costs more
+            // than it saves: those go one position at a time.
             // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`);
-            // the kernel indexes y, b and scales within the checked lengths, x by `cols`.
+            // the kernels index y, b and scales within the checked lengths, x by `cols`.
             #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matmul_i8_packed(w, scales, b, xq, xs, cols, y) },
+            KernelPath::Avx512 if xs.len() >= 4 => unsafe {
+                super::x86_64::avx512::matmul_i8_packed(w, scales, b, xq, xs, cols, y)
+            },
             #[cfg(target_arch = "aarch64")]
             KernelPath::Neon => super::aarch64::neon::matmul_i8_packed(w, scales, b, xq, xs, cols, y),
             // SAFETY: as above.

@@ -461,83 +461,257 @@ fn reduce4(a: [__m512i; 4]) -> __m128i {
     _mm_add_epi32(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1))
 }
 
+/// Columns of the weight panel the broadcast kernel rearranges at a time: 16 rows of
+/// it (16 KB) stay in L1 next to the activations they meet.
+const PANEL_COLS: usize = 1024;
+/// Positions whose activation sums are kept at a time.
+const POSITION_CHUNK: usize = 64;
+
 /// `Y = X_q·W_qᵀ` scaled, for `t` quantized rows (`xq`: `[t, cols]`, `xs`: `[t]`) and
-/// int8 weights in the packed 4-row layout; `y` is `[t, rows]`. Each 256-byte block
-/// of four weight rows is loaded once and used for four positions: 16 `vpdpbusd` per
-/// block. Activations enter unsigned as x + 128 (`vpdpbusd` wants u8 × i8); the
-/// 128 · Σw that adds is taken off with each row's weight sum, so the integer result,
-/// and hence y, equals the matrix-vector kernel's exactly.
+/// int8 weights in the packed 4-row layout; `y` is `[t, rows]`.
+///
+/// Sixteen weight rows are first rearranged (on the stack) so that one 64-byte vector
+/// holds four columns of all sixteen rows; each `vpdpbusd` then multiplies it by four
+/// bytes of one position broadcast to every lane, and its sixteen lanes are the
+/// sixteen rows' sums: no horizontal reduction anywhere. `vpdpbusd` wants u8 × i8, so
+/// the weights are stored as w + 128 and 128 · Σx is taken off each position's sums;
+/// the integer result, and hence y, equals the matrix-vector kernel's exactly.
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX-512BW, AVX-512VL and AVX-512 VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]) {
-    let t = xs.len();
-    let rows = b.len();
-    let blocks = cols.div_ceil(64);
-    let zero = _mm512_setzero_si512();
-    let flip = _mm512_set1_epi8(-128);
+    let (t, rows) = (xs.len(), b.len());
+    let group_len = cols.div_ceil(64) * 256;
+    let groups = rows.div_ceil(4);
+    assert!(w.len() >= groups * group_len && xq.len() >= t * cols && y.len() >= t * rows && scales.len() >= rows);
+    let mut panel = crate::Aligned([0u8; 16 * PANEL_COLS]);
+    for p0 in (0..t).step_by(POSITION_CHUNK) {
+        let positions = (t - p0).min(POSITION_CHUNK);
+        let mut offsets = [0i32; POSITION_CHUNK];
+        for (j, o) in offsets.iter_mut().enumerate().take(positions) {
+            *o = column_sum(&xq[(p0 + j) * cols..(p0 + j + 1) * cols]).wrapping_mul(128);
+        }
+        for r0 in (0..rows).step_by(16) {
+            for c0 in (0..cols).step_by(PANEL_COLS) {
+                let panel_cols = (cols - c0).min(PANEL_COLS);
+                // SAFETY: rows r0.. are groups r0/4.. of w (checked above); the panel
+                // holds PANEL_COLS columns of 16 rows.
+                unsafe { rearrange_sixteen_rows(w, group_len, groups, r0 / 4, c0, panel_cols, &mut panel.0) };
+                let tile = Tile {
+                    panel: &panel.0,
+                    xq,
+                    cols,
+                    c0,
+                    panel_cols,
+                    rows,
+                    r0,
+                    first: c0 == 0,
+                    last: c0 + panel_cols == cols,
+                };
+                let mut p = 0;
+                while p < positions {
+                    let left = positions - p;
+                    // SAFETY: each call covers positions p0 + p .. + P, all below t.
+                    unsafe {
+                        p += if left >= 16 {
+                            tile.positions::<16>(p0 + p, &offsets[p..], xs, scales, b, y)
+                        } else if left >= 4 {
+                            tile.positions::<4>(p0 + p, &offsets[p..], xs, scales, b, y)
+                        } else {
+                            tile.positions::<1>(p0 + p, &offsets[p..], xs, scales, b, y)
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Σ x over one quantized position, as i32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn column_sum(x: &[i8]) -> i32 {
     let ones = _mm512_set1_epi8(1);
-    for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
-        // Row sums of the four weight rows (padding is zero).
-        let mut sums = [zero; 4];
-        for blk in 0..blocks {
-            for (k, s) in sums.iter_mut().enumerate() {
-                // SAFETY: the group holds `blocks` full 256-byte blocks.
-                let wv = unsafe { _mm512_loadu_si512(group.as_ptr().add(blk * 256 + k * 64) as *const __m512i) };
-                *s = _mm512_dpbusd_epi32(*s, ones, wv);
-            }
-        }
-        // What x + 128 adds to each row's dot product: 128 · Σw (wrapping, as i32).
-        let correction = _mm_slli_epi32(reduce4(sums), 7);
-        for p0 in (0..t).step_by(4) {
-            let n = (t - p0).min(4);
-            let mut acc = [[zero; 4]; 4];
-            for blk in 0..blocks {
-                let m = mask64(cols - blk * 64);
-                // Always four positions, so that the 16 sums stay in registers (a
-                // loop bound known only at run time spills them to the stack, and
-                // then this kernel is no faster per position than the matrix-vector
-                // one). Positions past `t` load nothing (mask 0) and are dropped below.
-                // SAFETY: masked x loads stay inside each position's `cols` bytes
-                // (masked-off bytes read as 0, which flip to 128 and meet zero weight
-                // padding; the address of a position past `t` is the last one's);
-                // weight loads stay inside the group.
+    let mut acc = _mm512_setzero_si512();
+    for (i, chunk) in x.chunks(64).enumerate() {
+        // SAFETY: the mask covers only the chunk's bytes.
+        let v = unsafe { _mm512_maskz_loadu_epi8(mask64(chunk.len()), x.as_ptr().add(i * 64)) };
+        acc = _mm512_dpbusd_epi32(acc, ones, v);
+    }
+    _mm512_reduce_add_epi32(acc)
+}
+
+/// Copies columns `c0 .. c0 + n` of the sixteen rows from packed group `g0` on into
+/// `panel` as `[column / 4][row][4 bytes]`, each byte + 128. Rows past the matrix
+/// (missing groups) are zero, then 128; their sums are never stored.
+///
+/// # Safety
+/// `w` holds `groups` packed groups of `group_len` bytes; `c0` is a multiple of 64;
+/// `n ≤ PANEL_COLS`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn rearrange_sixteen_rows(
+    w: &[i8],
+    group_len: usize,
+    groups: usize,
+    g0: usize,
+    c0: usize,
+    n: usize,
+    panel: &mut [u8; 16 * PANEL_COLS],
+) {
+    let flip = _mm512_set1_epi8(-128);
+    for blk in 0..n.div_ceil(64) {
+        let block = c0 / 64 + blk;
+        // Row 4i + k of the sixteen: group g0 + i, row k, this 64-column block, read
+        // as 16 dwords (4 columns each).
+        // SAFETY: a present group holds every block of its four rows.
+        let r: [__m512i; 16] = core::array::from_fn(|row| {
+            let g = g0 + row / 4;
+            if g < groups {
                 unsafe {
-                    let xv: [__m512i; 4] = core::array::from_fn(|j| {
-                        let row = xq.as_ptr().add((p0 + j.min(n - 1)) * cols + blk * 64);
-                        _mm512_xor_si512(_mm512_maskz_loadu_epi8(if j < n { m } else { 0 }, row), flip)
-                    });
-                    let wv: [__m512i; 4] = core::array::from_fn(|k| {
-                        _mm512_loadu_si512(group.as_ptr().add(blk * 256 + k * 64) as *const __m512i)
-                    });
-                    for (acc_j, x) in acc.iter_mut().zip(xv) {
-                        for (a, w) in acc_j.iter_mut().zip(wv) {
-                            *a = _mm512_dpbusd_epi32(*a, x, w);
-                        }
-                    }
+                    _mm512_loadu_si512(w.as_ptr().add(g * group_len + block * 256 + (row % 4) * 64) as *const __m512i)
                 }
+            } else {
+                _mm512_setzero_si512()
             }
-            // The four rows' results for each position as one 4-lane vector, in the
-            // scalar twin's order (multiply, multiply, add).
-            let row0 = g * 4;
-            let m = mask16((rows - row0).min(4)) as __mmask8;
-            // SAFETY: the mask covers only rows below `rows`, inside scales, b and
-            // each position's row of y.
-            unsafe {
-                let s = _mm_maskz_loadu_ps(m, scales.as_ptr().add(row0));
-                let bias = _mm_maskz_loadu_ps(m, b.as_ptr().add(row0));
-                for (j, a) in acc.iter().enumerate() {
-                    if j < n {
-                        let p = p0 + j;
-                        let dots = _mm_cvtepi32_ps(_mm_sub_epi32(reduce4(*a), correction));
-                        let r = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(dots, s), _mm_set1_ps(*xs.get_unchecked(p))), bias);
-                        _mm_mask_storeu_ps(y.as_mut_ptr().add(p * rows + row0), m, r);
-                    }
-                }
+        });
+        // A 16 × 16 transpose of dwords: interleave pairs of rows, then pairs of
+        // pairs; u[4i + m] then holds, in 128-bit lane L, column 4L + m of rows
+        // 4i..4i + 4.
+        let t: [__m512i; 16] = core::array::from_fn(|j| {
+            let (a, b) = (r[j / 2 * 2], r[j / 2 * 2 + 1]);
+            if j % 2 == 0 {
+                _mm512_unpacklo_epi32(a, b)
+            } else {
+                _mm512_unpackhi_epi32(a, b)
+            }
+        });
+        let u: [__m512i; 16] = core::array::from_fn(|j| {
+            let (i, m) = (j / 4, j % 4);
+            let (a, b) = (t[4 * i + m / 2], t[4 * i + m / 2 + 2]);
+            if m % 2 == 0 {
+                _mm512_unpacklo_epi64(a, b)
+            } else {
+                _mm512_unpackhi_epi64(a, b)
+            }
+        });
+        // Then for each m a 4 × 4 transpose of 128-bit lanes gives columns m, 4 + m,
+        // 8 + m and 12 + m of all sixteen rows.
+        for m in 0..4 {
+            let (a, b, c, d) = (u[m], u[4 + m], u[8 + m], u[12 + m]);
+            let ab_lo = _mm512_shuffle_i32x4::<0x44>(a, b);
+            let ab_hi = _mm512_shuffle_i32x4::<0xEE>(a, b);
+            let cd_lo = _mm512_shuffle_i32x4::<0x44>(c, d);
+            let cd_hi = _mm512_shuffle_i32x4::<0xEE>(c, d);
+            let columns = [
+                _mm512_shuffle_i32x4::<0x88>(ab_lo, cd_lo),
+                _mm512_shuffle_i32x4::<0xDD>(ab_lo, cd_lo),
+                _mm512_shuffle_i32x4::<0x88>(ab_hi, cd_hi),
+                _mm512_shuffle_i32x4::<0xDD>(ab_hi, cd_hi),
+            ];
+            for (lane, v) in columns.into_iter().enumerate() {
+                let chunk = blk * 16 + 4 * lane + m;
+                // SAFETY: chunk < PANEL_COLS / 4, so the 64 bytes are inside the panel.
+                unsafe {
+                    _mm512_store_si512(panel.as_mut_ptr().add(chunk * 64) as *mut __m512i, _mm512_xor_si512(v, flip))
+                };
             }
         }
+    }
+}
+
+/// Sixteen rows (`r0..`) and one column panel (`c0..c0 + panel_cols`) of the broadcast
+/// kernel, ready for its positions.
+struct Tile<'a> {
+    panel: &'a [u8; 16 * PANEL_COLS],
+    xq: &'a [i8],
+    cols: usize,
+    c0: usize,
+    panel_cols: usize,
+    rows: usize,
+    r0: usize,
+    /// The first panel starts the sums; later ones continue those kept in y.
+    first: bool,
+    /// The last panel finishes the sums into y; earlier ones keep them there as i32.
+    last: bool,
+}
+
+impl Tile<'_> {
+    /// Positions `p .. p + P` through this tile; returns P.
+    ///
+    /// # Safety
+    /// `p + P ≤ t`, where xq, xs and y hold t positions; `offsets` holds P entries.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn positions<const P: usize>(
+        &self,
+        p: usize,
+        offsets: &[i32],
+        xs: &[f32],
+        scales: &[f32],
+        b: &[f32],
+        y: &mut [f32],
+    ) -> usize {
+        let (cols, rows) = (self.cols, self.rows);
+        let live = (rows - self.r0).min(16);
+        let m: __mmask16 = if live == 16 { !0 } else { mask16(live) };
+        let yp = y.as_mut_ptr();
+        // SAFETY (for every use): position p + j < t, row r0 < rows: inside y.
+        let out = |j: usize| unsafe { yp.add((p + j) * rows + self.r0) };
+        let mut acc: [__m512i; P] = core::array::from_fn(|j| {
+            if self.first {
+                _mm512_setzero_si512()
+            } else {
+                // SAFETY: the masked lanes are rows of position p + j in y.
+                unsafe { _mm512_maskz_loadu_epi32(m, out(j) as *const i32) }
+            }
+        });
+        // SAFETY (for every use): position p + j < t, column c0 < cols: inside xq.
+        let x = |j: usize| unsafe { self.xq.as_ptr().add((p + j) * cols + self.c0) };
+        // Four whole columns of x per step; a last partial four (cols not a multiple
+        // of 4) is read byte by byte below, never past the row.
+        let whole = self.panel_cols / 4;
+        for c in 0..whole {
+            // SAFETY: c < PANEL_COLS / 4; 4c + 4 ≤ panel_cols, inside each position's row.
+            let wv = unsafe { _mm512_load_si512(self.panel.as_ptr().add(c * 64) as *const __m512i) };
+            for (j, a) in acc.iter_mut().enumerate() {
+                let four = unsafe { (x(j).add(4 * c) as *const i32).read_unaligned() };
+                *a = _mm512_dpbusd_epi32(*a, wv, _mm512_set1_epi32(four));
+            }
+        }
+        let tail = self.panel_cols % 4;
+        if tail != 0 {
+            // SAFETY: as above for the panel; the bytes read are the row's last `tail`.
+            let wv = unsafe { _mm512_load_si512(self.panel.as_ptr().add(whole * 64) as *const __m512i) };
+            for (j, a) in acc.iter_mut().enumerate() {
+                let mut four = [0i8; 4];
+                for (k, f) in four.iter_mut().enumerate().take(tail) {
+                    *f = unsafe { *x(j).add(4 * whole + k) };
+                }
+                *a = _mm512_dpbusd_epi32(*a, wv, _mm512_set1_epi32(i32::from_le_bytes(four.map(|v| v as u8))));
+            }
+        }
+        // SAFETY: the mask covers rows r0.. below `rows`: inside scales, b and each
+        // position's row of y.
+        unsafe {
+            if !self.last {
+                for (j, a) in acc.iter().enumerate() {
+                    _mm512_mask_storeu_epi32(out(j) as *mut i32, m, *a);
+                }
+                return P;
+            }
+            let s = _mm512_maskz_loadu_ps(m, scales.as_ptr().add(self.r0));
+            let bias = _mm512_maskz_loadu_ps(m, b.as_ptr().add(self.r0));
+            for (j, a) in acc.iter().enumerate() {
+                // The scalar twin's order: multiply, multiply, add.
+                let dots = _mm512_cvtepi32_ps(_mm512_sub_epi32(*a, _mm512_set1_epi32(offsets[j])));
+                let r = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(dots, s), _mm512_set1_ps(xs[p + j])), bias);
+                _mm512_mask_storeu_ps(out(j), m, r);
+            }
+        }
+        P
     }
 }
 
