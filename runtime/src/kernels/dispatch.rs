@@ -317,6 +317,9 @@ impl Kernels {
             KernelPath::Avx512 if xs.len() >= 4 => unsafe {
                 super::x86_64::avx512::matmul_i8_packed(w, scales, b, xq, xs, cols, y)
             },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matmul_i8_packed(w, scales, b, xq, xs, cols, y) },
             #[cfg(target_arch = "aarch64")]
             KernelPath::Neon => super::aarch64::neon::matmul_i8_packed(w, scales, b, xq, xs, cols, y),
             // SAFETY: as above.

@@ -235,38 +235,74 @@ pub unsafe fn matvec_i8(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale:
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 pub unsafe fn matvec_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x_scale: f32, y: &mut [f32]) {
-    let blocks = xq.len().div_ceil(64);
-    let ones = _mm256_set1_epi16(1);
-    for (g, group) in w.chunks_exact(blocks * 256).enumerate() {
-        let mut acc = [_mm256_setzero_si256(); 4];
-        for (blk, xs) in xq.chunks(64).enumerate() {
-            // The last block of x may be short: zero-pad it, as the weights are.
-            let mut xb = [0i8; 64];
-            xb[..xs.len()].copy_from_slice(xs);
-            for half in 0..2 {
-                // SAFETY: xb has 64 bytes; the group holds `blocks` full 256-byte blocks.
-                let (xv, wp) = unsafe {
-                    (
-                        _mm256_loadu_si256(xb.as_ptr().add(half * 32) as *const __m256i),
-                        group.as_ptr().add(blk * 256 + half * 32),
-                    )
-                };
-                let ax = _mm256_sign_epi8(xv, xv);
-                for (k, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: as above.
-                    let wv = unsafe { _mm256_loadu_si256(wp.add(k * 64) as *const __m256i) };
-                    let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, xv));
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pairs, ones));
+    // SAFETY: the caller guarantees AVX2; one position is a one-row matmul.
+    unsafe { matmul_i8_packed(w, scales, &b[..y.len()], xq, &[x_scale], xq.len(), y) }
+}
+
+/// `Y = X_q·W_qᵀ` scaled, for `t` quantized rows (`xq`: `[t, cols]`, `xs`: `[t]`) and
+/// int8 weights in the packed 4-row layout; `y` is `[t, rows]`. Each group of four
+/// rows is streamed from memory once and then read from L1 for every position, two
+/// positions per pass. The sums are the matrix-vector kernel's, bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]) {
+    let (t, rows) = (xs.len(), b.len());
+    let group_len = cols.div_ceil(64) * 256;
+    assert!(xq.len() >= t * cols && y.len() >= t * rows && scales.len() >= rows);
+    for (g, group) in w.chunks_exact(group_len).enumerate().take(rows.div_ceil(4)) {
+        let mut p = 0;
+        while p < t {
+            let dots: &[[i32; 4]] =
+                if p + 2 <= t { &packed_dots::<2>(group, xq, cols, p) } else { &packed_dots::<1>(group, xq, cols, p) };
+            for (j, d) in dots.iter().enumerate() {
+                for (k, dot) in d.iter().enumerate() {
+                    let row = g * 4 + k;
+                    if row < rows {
+                        y[(p + j) * rows + row] = *dot as f32 * scales[row] * xs[p + j] + b[row];
+                    }
                 }
             }
+            p += dots.len();
         }
-        for (k, a) in acc.iter().enumerate() {
-            let row = g * 4 + k;
-            if row < y.len() {
-                y[row] = hsum_epi32(*a) as f32 * scales[row] * x_scale + b[row];
+    }
+}
+
+/// The four rows of one packed group · positions `p .. p + P` of `xq` (`cols` each),
+/// with the sign trick of [`dot4_i8`].
+#[inline]
+#[target_feature(enable = "avx2")]
+fn packed_dots<const P: usize>(group: &[i8], xq: &[i8], cols: usize, p: usize) -> [[i32; 4]; P] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_si256(); 4]; P];
+    for start in (0..cols).step_by(32) {
+        // Column `start` sits in block start / 64, half (start % 64) / 32; the four
+        // rows of that block are 64 bytes apart.
+        let at = start / 64 * 256 + start % 64;
+        for (j, acc_j) in acc.iter_mut().enumerate() {
+            let row = &xq[(p + j) * cols..(p + j + 1) * cols];
+            let xv = if start + 32 <= cols {
+                // SAFETY: start + 32 ≤ cols: the 32 bytes are inside the row.
+                unsafe { _mm256_loadu_si256(row.as_ptr().add(start) as *const __m256i) }
+            } else {
+                // The row's last bytes, zero-padded as the weights are.
+                let mut padded = [0i8; 32];
+                padded[..cols - start].copy_from_slice(&row[start..]);
+                // SAFETY: 32 bytes, all of `padded`.
+                unsafe { _mm256_loadu_si256(padded.as_ptr() as *const __m256i) }
+            };
+            let ax = _mm256_sign_epi8(xv, xv);
+            for (k, a) in acc_j.iter_mut().enumerate() {
+                // SAFETY: the group holds every 64-column block of its four rows.
+                let wv = unsafe { _mm256_loadu_si256(group.as_ptr().add(at + k * 64) as *const __m256i) };
+                let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv, xv));
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pairs, ones));
             }
         }
     }
+    acc.map(|a| a.map(|v| hsum_epi32(v)))
 }
 
 /// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with
