@@ -353,7 +353,15 @@ mod tests {
     fn write_raw(path: &Path, samples: impl IntoIterator<Item = i16>) {
         // Native-endian, as the device hands the bytes over in the negotiated (native) format.
         let bytes: Vec<u8> = samples.into_iter().flat_map(i16::to_ne_bytes).collect();
-        std::fs::write(path, bytes).unwrap();
+        write_whole(path, &bytes);
+    }
+
+    /// Writes through a file of this process's own and a rename, so that a test process
+    /// running at the same time never reads a half-written file from the shared folder.
+    fn write_whole(path: &Path, bytes: &[u8]) {
+        let part = path.with_extension(format!("part-{}", std::process::id()));
+        std::fs::write(&part, bytes).unwrap();
+        std::fs::rename(&part, path).unwrap();
     }
 
     /// The test devices. ALSA's `file` plugin must be the top of each chain: its `infile`
@@ -418,14 +426,16 @@ pcm.linrt_test_out {{
     fn setup() {
         static DONE: OnceLock<()> = OnceLock::new();
         DONE.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("linrt-mic-test-{}", std::process::id()));
+            // One folder for every run (the files are the same each time), so that runs
+            // leave nothing behind but it.
+            let dir = std::env::temp_dir().join("linrt-mic-test");
             std::fs::create_dir_all(&dir).unwrap();
             write_raw(&dir.join("sweep.raw"), sweep());
             write_raw(&dir.join("stereo.raw"), stereo().into_iter().flatten());
             let float: Vec<u8> = expected().into_iter().flat_map(f32::to_ne_bytes).collect();
-            std::fs::write(dir.join("float.raw"), float).unwrap();
+            write_whole(&dir.join("float.raw"), &float);
             let path = dir.join("asound.conf");
-            std::fs::write(&path, config(&dir)).unwrap();
+            write_whole(&path, config(&dir).as_bytes());
             // alsa-lib reads this on its first configuration lookup. Only these tests use
             // ALSA in this binary, and they all come through here first.
             std::env::set_var("ALSA_CONFIG_PATH", &path);
