@@ -2,7 +2,8 @@
 //! Throughput is reported in multiply-adds (×2 for FLOP/s or OP/s). Matrix sizes are
 //! the small model's: 256×256 (attention projections), 1024×256 and 256×1024 (FFN),
 //! and the base model's FFN, 2048×512 and 512×2048;
-//! matrix-matrix runs 64 columns (a 64-position chunk).
+//! matrix-matrix runs 64 columns (a 64-position chunk). The attention group times one
+//! head's recurrent step (state elements per second).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use linrt::kernels::{pack_rows, packed_len, quant, Matrix, Weights, ALL_PATHS};
@@ -59,5 +60,26 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// One head's recurrent step (state update, readout, normaliser) at the head sizes of
+/// the bench models: 16 (tiny), 32 (small), 64 (base) key and value dimensions.
+fn attention(c: &mut Criterion) {
+    for d in [16usize, 32, 64] {
+        let vals = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * 31 + seed) % 17) as f32 / 17.0 + 0.01).collect()
+        };
+        let (q, k, v) = (vals(d, 1), vals(d, 2), vals(d, 3));
+        let (mut s, mut z, mut out) = (vals(d * d, 4), vals(d, 5), vec![0f32; d]);
+        let mut group = c.benchmark_group(format!("attention step {d}x{d}"));
+        group.throughput(Throughput::Elements((d * d) as u64));
+        for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+            let k8 = Kernels::with_path(path).expect("supported path");
+            group.bench_function(path.name(), |bench| {
+                bench.iter(|| k8.attention_head_step(&mut s, &mut z, &q, &k, &v, &mut out, 1e-6))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, attention);
 criterion_main!(benches);

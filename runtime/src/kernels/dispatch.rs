@@ -245,7 +245,7 @@ impl Kernels {
         eps: f32,
     ) {
         // The SIMD version indexes by k and v: it needs the shapes to agree.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         let consistent =
             q.len() == k.len() && z.len() == k.len() && out.len() == v.len() && s.len() == k.len() * v.len();
         match self.path {
@@ -255,6 +255,15 @@ impl Kernels {
             KernelPath::Avx512 if consistent => unsafe {
                 super::x86_64::avx512::attention_head_step(s, z, q, k, v, out, eps)
             },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 if consistent => unsafe {
+                super::x86_64::avx2::attention_head_step(s, z, q, k, v, out, eps)
+            },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon | KernelPath::NeonDotprod if consistent => {
+                super::aarch64::neon::attention_head_step(s, z, q, k, v, out, eps)
+            }
             _ => scalar::attention_head_step(s, z, q, k, v, out, eps),
         }
     }

@@ -216,6 +216,29 @@ pub fn attention_head_step(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v
     }
     rank1_update(s, k, v);
     vec_mat(q, s, out);
+    normalise(out, q, z, eps);
+}
+
+/// Columns `from..` of [`attention_head_step`]'s state update and readout, column by
+/// column with the twin's operations in its order: the tail the SIMD versions leave.
+/// Returns nothing; the caller still applies the normaliser.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn attention_columns(s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], from: usize) {
+    let dv = v.len();
+    for j in from..dv {
+        let mut acc = 0f32;
+        for (d, (&kd, &qd)) in k.iter().zip(q).enumerate() {
+            let sm = &mut s[d * dv + j];
+            *sm += kd * v[j];
+            acc += qd * *sm;
+        }
+        out[j] = acc;
+    }
+}
+
+/// The normaliser of [`attention_head_step`]: `out /= q·z + eps`, as a multiply by
+/// the reciprocal (every path the same bits).
+pub(crate) fn normalise(out: &mut [f32], q: &[f32], z: &[f32], eps: f32) {
     scale(out, 1.0 / (dot(q, z) + eps));
 }
 

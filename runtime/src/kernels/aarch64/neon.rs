@@ -376,6 +376,39 @@ fn packed_by_four(
     }
 }
 
+/// One head's recurrent attention step, like
+/// [`crate::kernels::scalar::attention_head_step`] and with its exact results: the
+/// state update and the readout share one pass over S, 4 value columns at a time,
+/// with the same multiply-then-add order (`fmul` then `fadd`, never `fmla`); the last
+/// columns go to the twin.
+pub fn attention_head_step(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], eps: f32) {
+    use crate::kernels::scalar;
+    let (dk, dv) = (k.len(), v.len());
+    assert!(s.len() >= dk * dv && q.len() >= dk && out.len() >= dv);
+    for (zd, kd) in z.iter_mut().zip(k) {
+        *zd += kd;
+    }
+    let mut j = 0;
+    while j + 4 <= dv {
+        // SAFETY: NEON is part of every aarch64 CPU; columns j..j + 4 ≤ dv of v, out
+        // and of each row d < dk of s.
+        unsafe {
+            let vv = vld1q_f32(v.as_ptr().add(j));
+            let mut acc = vdupq_n_f32(0.0);
+            for d in 0..dk {
+                let row = s.as_mut_ptr().add(d * dv + j);
+                let updated = vaddq_f32(vld1q_f32(row), vmulq_f32(vdupq_n_f32(k[d]), vv));
+                vst1q_f32(row, updated);
+                acc = vaddq_f32(acc, vmulq_f32(vdupq_n_f32(q[d]), updated));
+            }
+            vst1q_f32(out.as_mut_ptr().add(j), acc);
+        }
+        j += 4;
+    }
+    scalar::attention_columns(s, q, k, v, out, j);
+    scalar::normalise(out, q, z, eps);
+}
+
 /// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with
 /// its exact results: the same exponential, operation for operation (separate
 /// multiplies and adds, no `fmla`), 4 lanes at a time; the tail goes to the twin.

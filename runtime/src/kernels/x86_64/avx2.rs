@@ -305,6 +305,50 @@ fn packed_dots<const P: usize>(group: &[i8], xq: &[i8], cols: usize, p: usize) -
     acc.map(|a| a.map(|v| hsum_epi32(v)))
 }
 
+/// One head's recurrent attention step, like
+/// [`crate::kernels::scalar::attention_head_step`] and with its exact results: the
+/// state update and the readout share one pass over S, 8 value columns at a time,
+/// with the same multiply-then-add order (no FMA); the last columns go to the twin.
+///
+/// # Safety
+/// The CPU must support AVX2; `s` is `k.len() × v.len()`, `q` and `z` as long as `k`,
+/// `out` as long as `v`.
+#[target_feature(enable = "avx2")]
+pub unsafe fn attention_head_step(
+    s: &mut [f32],
+    z: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    eps: f32,
+) {
+    use crate::kernels::scalar;
+    let (dk, dv) = (k.len(), v.len());
+    assert!(s.len() >= dk * dv && q.len() >= dk && out.len() >= dv);
+    for (zd, kd) in z.iter_mut().zip(k) {
+        *zd += kd;
+    }
+    let mut j = 0;
+    while j + 8 <= dv {
+        // SAFETY: columns j..j + 8 ≤ dv of v, out and of each row d < dk of s.
+        unsafe {
+            let vv = _mm256_loadu_ps(v.as_ptr().add(j));
+            let mut acc = _mm256_setzero_ps();
+            for d in 0..dk {
+                let row = s.as_mut_ptr().add(d * dv + j);
+                let updated = _mm256_add_ps(_mm256_loadu_ps(row), _mm256_mul_ps(_mm256_set1_ps(k[d]), vv));
+                _mm256_storeu_ps(row, updated);
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(q[d]), updated));
+            }
+            _mm256_storeu_ps(out.as_mut_ptr().add(j), acc);
+        }
+        j += 8;
+    }
+    scalar::attention_columns(s, q, k, v, out, j);
+    scalar::normalise(out, q, z, eps);
+}
+
 /// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with
 /// its exact results: the same exponential, operation for operation, 8 lanes at a
 /// time; the tail goes to the twin.

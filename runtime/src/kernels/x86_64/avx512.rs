@@ -443,10 +443,7 @@ pub unsafe fn attention_head_step(
         }
         j += 16;
     }
-    let inv = 1.0 / (crate::kernels::scalar::dot(q, z) + eps);
-    for o in out.iter_mut() {
-        *o *= inv;
-    }
+    crate::kernels::scalar::normalise(out, q, z, eps);
 }
 
 /// Sums of four i32 vectors, one per lane 0..4 of the result (lanes 4.. are 0).
