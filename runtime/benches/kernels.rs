@@ -3,7 +3,7 @@
 //! the small model's: 256×256 (attention projections), 1024×256 and 256×1024 (FFN),
 //! and the base model's FFN, 2048×512 and 512×2048;
 //! matrix-matrix runs 64 columns (a 64-position chunk). The attention group times one
-//! head's recurrent step (state elements per second).
+//! head's recurrent step (state elements per second), the layer-norm group one row.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use linrt::kernels::{pack_rows, packed_len, quant, Matrix, Weights, ALL_PATHS};
@@ -81,5 +81,26 @@ fn attention(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, attention);
+/// LayerNorm over one row at the bench models' widths.
+fn layer_norm(c: &mut Criterion) {
+    for d in [64usize, 256, 512] {
+        let vals = |seed: usize| -> Vec<f32> { (0..d).map(|i| ((i * 31 + seed) % 17) as f32 / 8.0 - 1.0).collect() };
+        let (x, gamma, beta) = (vals(1), vals(2), vals(3));
+        let mut row = x.clone();
+        let mut group = c.benchmark_group(format!("layer norm {d}"));
+        group.throughput(Throughput::Elements(d as u64));
+        for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+            let k = Kernels::with_path(path).expect("supported path");
+            group.bench_function(path.name(), |bench| {
+                bench.iter(|| {
+                    row.copy_from_slice(&x);
+                    k.layer_norm(&mut row, &gamma, &beta, 1e-5)
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, attention, layer_norm);
 criterion_main!(benches);

@@ -209,6 +209,35 @@ fn attention_step_is_identical_on_every_path() {
 }
 
 #[test]
+fn layer_norm_is_identical_on_every_path() {
+    // Odd sizes around the 16-lane sums and the vector widths, misaligned too.
+    for n in [1, 3, 4, 8, 15, 16, 17, 31, 63, 64, 65, 255, 1000] {
+        let mut rng = Rng(n as u64 + 11);
+        let mut gen = |len: usize, shift: f32| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.unit() + shift).collect() };
+        let (x0, gamma, beta) = (gen(n + 1, 0.7), gen(n + 1, 1.0), gen(n + 1, 0.0));
+        for offset in [0, 1] {
+            let (g, b) = (&gamma[offset..offset + n], &beta[offset..offset + n]);
+            let mut want = x0[offset..offset + n].to_vec();
+            linrt::kernels::scalar::layer_norm(&mut want, g, b, 1e-5);
+            // The twin against a float64 LayerNorm.
+            let xs = &x0[offset..offset + n];
+            let mean = xs.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            let var = xs.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+            for (i, w) in want.iter().enumerate() {
+                let exact = (xs[i] as f64 - mean) / (var + 1e-5).sqrt() * g[i] as f64 + b[i] as f64;
+                assert!((*w as f64 - exact).abs() < 1e-5 * (1.0 + exact.abs()), "n={n}: {w} vs {exact}");
+            }
+            for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+                let mut buf = x0.clone();
+                let got = &mut buf[offset..offset + n];
+                Kernels::with_path(path).unwrap().layer_norm(got, g, b, 1e-5);
+                assert_eq!(got, &want[..], "{} n={n} offset {offset}", path.name());
+            }
+        }
+    }
+}
+
+#[test]
 fn int8_weights_also_take_unquantized_inputs() {
     // A mixed file (an int8 matrix fed by inputs prepared without quantization) still
     // computes W·x, with the weights dequantized.

@@ -127,12 +127,42 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 }
 
 /// LayerNorm over the whole slice, in place: biased variance, eps inside the sqrt.
+/// Its two sums run as 16 interleaved partial sums (element i into sum i % 16) folded
+/// in a fixed tree ([`fold_lanes`]), so that the SIMD versions (one 16-lane vector,
+/// two of 8 lanes, four of 4) compute the same bits.
 pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let inv = 1.0 / libm::sqrtf(var + eps);
-    for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta) {
+    let mut sums = [0f32; NORM_LANES];
+    add_lanes(x, 0, &mut sums, |v| v);
+    let mean = fold_lanes(sums) / x.len() as f32;
+    let mut squares = [0f32; NORM_LANES];
+    add_lanes(x, 0, &mut squares, |v| (v - mean) * (v - mean));
+    let inv = 1.0 / libm::sqrtf(fold_lanes(squares) / x.len() as f32 + eps);
+    normalise_from(x, gamma, beta, mean, inv, 0);
+}
+
+/// Partial sums in [`layer_norm`].
+pub(crate) const NORM_LANES: usize = 16;
+
+/// `acc[i % 16] += f(x[i])` for i from `from` on (a SIMD version has done the rest).
+pub(crate) fn add_lanes(x: &[f32], from: usize, acc: &mut [f32; NORM_LANES], f: impl Fn(f32) -> f32) {
+    for (i, &v) in x.iter().enumerate().skip(from) {
+        acc[i % NORM_LANES] += f(v);
+    }
+}
+
+/// The 16 partial sums added as halves: lane i + 8 onto i, then i + 4, i + 2, i + 1.
+pub(crate) fn fold_lanes(mut acc: [f32; NORM_LANES]) -> f32 {
+    for half in [8, 4, 2, 1] {
+        for i in 0..half {
+            acc[i] += acc[i + half];
+        }
+    }
+    acc[0]
+}
+
+/// `x = (x - mean)·inv·γ + β` from element `from` on, in that order (never fused).
+pub(crate) fn normalise_from(x: &mut [f32], gamma: &[f32], beta: &[f32], mean: f32, inv: f32, from: usize) {
+    for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta).skip(from) {
         *v = (*v - mean) * inv * g + b;
     }
 }

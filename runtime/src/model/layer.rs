@@ -6,7 +6,7 @@
 use super::attention::Heads;
 use crate::config::{Activation, ModelConfig, NormPlacement};
 use crate::format::LayerWeights;
-use crate::kernels::scalar::{add_assign, gelu, layer_norm, relu};
+use crate::kernels::scalar::{add_assign, gelu, relu};
 use crate::kernels::Kernels;
 
 /// Working buffers carved from the arena, each at least `T × width`.
@@ -23,9 +23,9 @@ pub(crate) struct Scratch<'s> {
 }
 
 /// LayerNorm applied to each of the `rows.len() / width` rows.
-pub(crate) fn layer_norm_rows(rows: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps: f32) {
+pub(crate) fn layer_norm_rows(kern: &Kernels, rows: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps: f32) {
     for row in rows.chunks_exact_mut(width) {
-        layer_norm(row, gamma, beta, eps);
+        kern.layer_norm(row, gamma, beta, eps);
     }
 }
 
@@ -86,7 +86,7 @@ pub(crate) fn encoder_layer(
     // Attention block.
     if pre {
         normed.copy_from_slice(x);
-        layer_norm_rows(normed, d, w.n1_w, w.n1_b, eps);
+        layer_norm_rows(kern, normed, d, w.n1_w, w.n1_b, eps);
     }
     let attn_in: &[f32] = if pre { &*normed } else { &*x };
     let a = kern.activations(attn_in, t, d, int8, s.quant);
@@ -107,13 +107,13 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), normed);
     add_assign(x, normed);
     if !pre {
-        layer_norm_rows(x, d, w.n1_w, w.n1_b, eps);
+        layer_norm_rows(kern, x, d, w.n1_w, w.n1_b, eps);
     }
 
     // Feed-forward block.
     if pre {
         normed.copy_from_slice(x);
-        layer_norm_rows(normed, d, w.n2_w, w.n2_b, eps);
+        layer_norm_rows(kern, normed, d, w.n2_w, w.n2_b, eps);
     }
     let ffn_in: &[f32] = if pre { &*normed } else { &*x };
     kern.matmul(&w.l1_w, w.l1_b, &kern.activations(ffn_in, t, d, int8, s.quant), hidden_ff);
@@ -124,6 +124,6 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.l2_w, w.l2_b, &kern.activations(hidden_ff, t, ff, int8, s.quant), normed);
     add_assign(x, normed);
     if !pre {
-        layer_norm_rows(x, d, w.n2_w, w.n2_b, eps);
+        layer_norm_rows(kern, x, d, w.n2_w, w.n2_b, eps);
     }
 }

@@ -250,7 +250,7 @@ impl<'a> Session<'a> {
         if cfg.final_norm {
             let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
             let b = self.model.f32_tensor(TensorRole::FinalNormBias, 0)?;
-            layer_norm_rows(x, d, g, b, cfg.layernorm_eps);
+            layer_norm_rows(&self.kernels, x, d, g, b, cfg.layernorm_eps);
         }
         match cfg.output_kind {
             OutputKind::Hidden => output.copy_from_slice(x),

@@ -376,6 +376,58 @@ fn packed_by_four(
     }
 }
 
+/// LayerNorm in place, like [`crate::kernels::scalar::layer_norm`] and with its exact
+/// results: four 4-lane vectors hold the twin's 16 partial sums (`fmul` then `fadd`,
+/// never fused).
+pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    use crate::kernels::scalar::{add_lanes, fold_lanes, normalise_from, NORM_LANES};
+    let n = x.len();
+    assert!(gamma.len() >= n && beta.len() >= n);
+    let full = n / 16 * 16;
+    let px = x.as_mut_ptr();
+    // SAFETY (all accesses below): NEON is part of every aarch64 CPU; i + 16 ≤ full ≤ n,
+    // inside x, gamma and beta.
+    let mut sums = [0f32; NORM_LANES];
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        for i in (0..full).step_by(16) {
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = vaddq_f32(*a, vld1q_f32(px.add(i + 4 * q)));
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            vst1q_f32(sums.as_mut_ptr().add(4 * q), *a);
+        }
+    }
+    add_lanes(x, full, &mut sums, |v| v);
+    let mean = fold_lanes(sums) / n as f32;
+    let mut squares = [0f32; NORM_LANES];
+    unsafe {
+        let (m, mut acc) = (vdupq_n_f32(mean), [vdupq_n_f32(0.0); 4]);
+        for i in (0..full).step_by(16) {
+            for (q, a) in acc.iter_mut().enumerate() {
+                let d = vsubq_f32(vld1q_f32(px.add(i + 4 * q)), m);
+                *a = vaddq_f32(*a, vmulq_f32(d, d));
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            vst1q_f32(squares.as_mut_ptr().add(4 * q), *a);
+        }
+    }
+    add_lanes(x, full, &mut squares, |v| (v - mean) * (v - mean));
+    let inv = 1.0 / libm::sqrtf(fold_lanes(squares) / n as f32 + eps);
+    let whole = n / 4 * 4;
+    // SAFETY: NEON is part of every aarch64 CPU; i + 4 ≤ whole ≤ n, inside x, gamma, beta.
+    unsafe {
+        let (m, iv) = (vdupq_n_f32(mean), vdupq_n_f32(inv));
+        for i in (0..whole).step_by(4) {
+            let scaled = vmulq_f32(vmulq_f32(vsubq_f32(vld1q_f32(px.add(i)), m), iv), vld1q_f32(gamma.as_ptr().add(i)));
+            vst1q_f32(px.add(i), vaddq_f32(scaled, vld1q_f32(beta.as_ptr().add(i))));
+        }
+    }
+    normalise_from(x, gamma, beta, mean, inv, whole);
+}
+
 /// One head's recurrent attention step, like
 /// [`crate::kernels::scalar::attention_head_step`] and with its exact results: the
 /// state update and the readout share one pass over S, 4 value columns at a time,

@@ -305,6 +305,61 @@ fn packed_dots<const P: usize>(group: &[i8], xq: &[i8], cols: usize, p: usize) -
     acc.map(|a| a.map(|v| hsum_epi32(v)))
 }
 
+/// LayerNorm in place, like [`crate::kernels::scalar::layer_norm`] and with its exact
+/// results: two 8-lane vectors hold the twin's 16 partial sums.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    use crate::kernels::scalar::{add_lanes, fold_lanes, normalise_from, NORM_LANES};
+    let n = x.len();
+    assert!(gamma.len() >= n && beta.len() >= n);
+    let full = n / 16 * 16;
+    let px = x.as_mut_ptr();
+    // SAFETY (all accesses below): i + 16 ≤ full ≤ n, inside x, gamma and beta.
+    let mut sums = [0f32; NORM_LANES];
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for i in (0..full).step_by(16) {
+            for (h, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_add_ps(*a, _mm256_loadu_ps(px.add(i + 8 * h)));
+            }
+        }
+        _mm256_storeu_ps(sums.as_mut_ptr(), acc[0]);
+        _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[1]);
+    }
+    add_lanes(x, full, &mut sums, |v| v);
+    let mean = fold_lanes(sums) / n as f32;
+    let mut squares = [0f32; NORM_LANES];
+    unsafe {
+        let (m, mut acc) = (_mm256_set1_ps(mean), [_mm256_setzero_ps(); 2]);
+        for i in (0..full).step_by(16) {
+            for (h, a) in acc.iter_mut().enumerate() {
+                let d = _mm256_sub_ps(_mm256_loadu_ps(px.add(i + 8 * h)), m);
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(d, d));
+            }
+        }
+        _mm256_storeu_ps(squares.as_mut_ptr(), acc[0]);
+        _mm256_storeu_ps(squares.as_mut_ptr().add(8), acc[1]);
+    }
+    add_lanes(x, full, &mut squares, |v| (v - mean) * (v - mean));
+    let inv = 1.0 / libm::sqrtf(fold_lanes(squares) / n as f32 + eps);
+    let whole = n / 8 * 8;
+    // SAFETY: i + 8 ≤ whole ≤ n, inside x, gamma and beta.
+    unsafe {
+        let (m, iv) = (_mm256_set1_ps(mean), _mm256_set1_ps(inv));
+        for i in (0..whole).step_by(8) {
+            let scaled = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(px.add(i)), m), iv),
+                _mm256_loadu_ps(gamma.as_ptr().add(i)),
+            );
+            _mm256_storeu_ps(px.add(i), _mm256_add_ps(scaled, _mm256_loadu_ps(beta.as_ptr().add(i))));
+        }
+    }
+    normalise_from(x, gamma, beta, mean, inv, whole);
+}
+
 /// One head's recurrent attention step, like
 /// [`crate::kernels::scalar::attention_head_step`] and with its exact results: the
 /// state update and the readout share one pass over S, 8 value columns at a time,
