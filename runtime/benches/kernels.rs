@@ -3,7 +3,8 @@
 //! the small model's: 256×256 (attention projections), 1024×256 and 256×1024 (FFN),
 //! and the base model's FFN, 2048×512 and 512×2048;
 //! matrix-matrix runs 64 columns (a 64-position chunk). The attention group times one
-//! head's recurrent step (state elements per second), the layer-norm group one row.
+//! head's recurrent step (state elements per second), the layer-norm and gelu groups
+//! one row.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use linrt::kernels::{pack_rows, packed_len, quant, Matrix, Weights, ALL_PATHS};
@@ -102,5 +103,25 @@ fn layer_norm(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, attention, layer_norm);
+/// gelu over one feed-forward row at the bench models' widths.
+fn gelu(c: &mut Criterion) {
+    for d in [256usize, 1024, 2048] {
+        let x: Vec<f32> = (0..d).map(|i| ((i * 31) % 17) as f32 / 4.0 - 2.0).collect();
+        let mut row = x.clone();
+        let mut group = c.benchmark_group(format!("gelu {d}"));
+        group.throughput(Throughput::Elements(d as u64));
+        for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+            let k = Kernels::with_path(path).expect("supported path");
+            group.bench_function(path.name(), |bench| {
+                bench.iter(|| {
+                    row.copy_from_slice(&x);
+                    k.gelu(&mut row)
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, attention, layer_norm, gelu);
 criterion_main!(benches);

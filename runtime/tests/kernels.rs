@@ -238,6 +238,44 @@ fn layer_norm_is_identical_on_every_path() {
 }
 
 #[test]
+fn gelu_is_identical_on_every_path_and_close_to_exact() {
+    use linrt::kernels::scalar;
+    // The twin's erf against float64 erf on a dense grid, beyond the clamp too.
+    for i in -60_000..=60_000 {
+        let x = i as f32 * 1e-4;
+        let err = (scalar::erf(x) as f64 - libm::erf(x as f64)).abs();
+        assert!(err <= 5e-7, "erf({x}): off by {err}");
+    }
+    // Every path gives the twin's bits, on odd lengths, NaN and infinities included.
+    let mut rng = Rng(99);
+    let specials =
+        [0.0, -0.0, 1e-30, -1e-30, 4.0 * std::f32::consts::SQRT_2, -6.0, 9.0, f32::INFINITY, f32::NEG_INFINITY];
+    for n in [1, 3, 7, 8, 9, 17, 64, 1000] {
+        let x: Vec<f32> =
+            (0..n).map(|i| if i % 5 == 4 { specials[i % specials.len()] } else { 6.0 * rng.unit() }).collect();
+        let mut want = x.clone();
+        scalar::gelu(&mut want);
+        for (&xi, &w) in x.iter().zip(&want) {
+            let exact = 0.5 * xi as f64 * (1.0 + libm::erf(xi as f64 / std::f64::consts::SQRT_2));
+            if xi.is_finite() {
+                assert!((w as f64 - exact).abs() <= 1e-6 * (1.0 + xi.abs() as f64), "gelu({xi}) = {w}, exact {exact}");
+            }
+        }
+        for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+            let mut got = x.clone();
+            Kernels::with_path(path).unwrap().gelu(&mut got);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{} n={n}", path.name());
+        }
+    }
+    let mut nan = [f32::NAN; 9];
+    for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
+        Kernels::with_path(path).unwrap().gelu(&mut nan);
+        assert!(nan.iter().all(|v| v.is_nan()), "{}: NaN must stay NaN", path.name());
+    }
+}
+
+#[test]
 fn int8_weights_also_take_unquantized_inputs() {
     // A mixed file (an int8 matrix fed by inputs prepared without quantization) still
     // computes W·x, with the weights dequantized.

@@ -254,6 +254,19 @@ impl Kernels {
         }
     }
 
+    /// gelu in place (see [`scalar::gelu`]); the same bits on every path.
+    pub fn gelu(&self, x: &mut [f32]) {
+        match self.path {
+            // The AVX2 version on AVX-512 too (the path requires AVX2).
+            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 | KernelPath::Avx2 => unsafe { super::x86_64::avx2::gelu(x) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::gelu(x),
+            _ => scalar::gelu(x),
+        }
+    }
+
     /// One head's recurrent attention step (see [`scalar::attention_head_step`]);
     /// the same bits on every path.
     #[allow(clippy::too_many_arguments)]

@@ -6,7 +6,7 @@
 use super::attention::Heads;
 use crate::config::{Activation, ModelConfig, NormPlacement};
 use crate::format::LayerWeights;
-use crate::kernels::scalar::{add_assign, gelu, relu};
+use crate::kernels::scalar::{add_assign, relu};
 use crate::kernels::Kernels;
 
 /// Working buffers carved from the arena, each at least `T × width`.
@@ -119,7 +119,7 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.l1_w, w.l1_b, &kern.activations(ffn_in, t, d, int8, s.quant), hidden_ff);
     match cfg.activation {
         Activation::Relu => relu(hidden_ff),
-        Activation::Gelu => gelu(hidden_ff),
+        Activation::Gelu => kern.gelu(hidden_ff),
     }
     kern.matmul(&w.l2_w, w.l2_b, &kern.activations(hidden_ff, t, ff, int8, s.quant), normed);
     add_assign(x, normed);

@@ -428,6 +428,36 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     normalise_from(x, gamma, beta, mean, inv, whole);
 }
 
+/// gelu in place, like [`crate::kernels::scalar::gelu`] and with its exact results:
+/// the same erf, operation for operation (`fmul` then `fadd`, never fused), 4 lanes at
+/// a time; the tail goes to the twin.
+pub fn gelu(x: &mut [f32]) {
+    use crate::kernels::scalar::erf_poly::*;
+    let mut chunks = x.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        // SAFETY: NEON is part of every aarch64 CPU; each chunk holds exactly 4 floats.
+        unsafe {
+            let v = vld1q_f32(chunk.as_ptr());
+            let u = vmulq_f32(v, vdupq_n_f32(core::f32::consts::FRAC_1_SQRT_2));
+            // fmin/fmax give NaN for a NaN lane, as the twin's clamps keep it.
+            let c = vmaxq_f32(vdupq_n_f32(-CLAMP), vminq_f32(vdupq_n_f32(CLAMP), u));
+            let c2 = vmulq_f32(c, c);
+            let mut p = vdupq_n_f32(NUM[0]);
+            for &coef in &NUM[1..] {
+                p = vaddq_f32(vmulq_f32(p, c2), vdupq_n_f32(coef));
+            }
+            let mut q = vdupq_n_f32(DEN[0]);
+            for &coef in &DEN[1..] {
+                q = vaddq_f32(vmulq_f32(q, c2), vdupq_n_f32(coef));
+            }
+            let erf = vdivq_f32(vmulq_f32(c, p), q);
+            let out = vmulq_f32(vmulq_f32(vdupq_n_f32(0.5), v), vaddq_f32(vdupq_n_f32(1.0), erf));
+            vst1q_f32(chunk.as_mut_ptr(), out);
+        }
+    }
+    crate::kernels::scalar::gelu(chunks.into_remainder());
+}
+
 /// One head's recurrent attention step, like
 /// [`crate::kernels::scalar::attention_head_step`] and with its exact results: the
 /// state update and the readout share one pass over S, 4 value columns at a time,

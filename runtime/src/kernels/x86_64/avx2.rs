@@ -360,6 +360,38 @@ pub unsafe fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     normalise_from(x, gamma, beta, mean, inv, whole);
 }
 
+/// gelu in place, like [`crate::kernels::scalar::gelu`] and with its exact results:
+/// the same erf, operation for operation, 8 lanes at a time; the tail goes to the twin.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn gelu(x: &mut [f32]) {
+    use crate::kernels::scalar::erf_poly::*;
+    let mut chunks = x.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        // SAFETY: each chunk holds exactly 8 floats.
+        let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+        let u = _mm256_mul_ps(v, _mm256_set1_ps(core::f32::consts::FRAC_1_SQRT_2));
+        // min(4, u) and max(-4, ·) keep u when it is NaN, as the twin's clamps do.
+        let c = _mm256_max_ps(_mm256_set1_ps(-CLAMP), _mm256_min_ps(_mm256_set1_ps(CLAMP), u));
+        let c2 = _mm256_mul_ps(c, c);
+        let mut p = _mm256_set1_ps(NUM[0]);
+        for &coef in &NUM[1..] {
+            p = _mm256_add_ps(_mm256_mul_ps(p, c2), _mm256_set1_ps(coef));
+        }
+        let mut q = _mm256_set1_ps(DEN[0]);
+        for &coef in &DEN[1..] {
+            q = _mm256_add_ps(_mm256_mul_ps(q, c2), _mm256_set1_ps(coef));
+        }
+        let erf = _mm256_div_ps(_mm256_mul_ps(c, p), q);
+        let out = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), v), _mm256_add_ps(_mm256_set1_ps(1.0), erf));
+        // SAFETY: as for the load.
+        unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), out) };
+    }
+    crate::kernels::scalar::gelu(chunks.into_remainder());
+}
+
 /// One head's recurrent attention step, like
 /// [`crate::kernels::scalar::attention_head_step`] and with its exact results: the
 /// state update and the readout share one pass over S, 8 value columns at a time,
