@@ -82,20 +82,21 @@ fn attention(c: &mut Criterion) {
     }
 }
 
-/// LayerNorm over one row at the bench models' widths.
-fn layer_norm(c: &mut Criterion) {
-    for d in [64usize, 256, 512] {
-        let vals = |seed: usize| -> Vec<f32> { (0..d).map(|i| ((i * 31 + seed) % 17) as f32 / 8.0 - 1.0).collect() };
-        let (x, gamma, beta) = (vals(1), vals(2), vals(3));
+/// An in-place operation on one row, per path, at each width: the row is refilled
+/// from the same values before every call.
+fn row_op(c: &mut Criterion, name: &str, widths: [usize; 3], op: impl Fn(&Kernels, &mut [f32], &[f32])) {
+    for d in widths {
+        let vals = |seed: usize| -> Vec<f32> { (0..d).map(|i| ((i * 31 + seed) % 17) as f32 / 4.0 - 2.0).collect() };
+        let (x, params) = (vals(1), vals(2));
         let mut row = x.clone();
-        let mut group = c.benchmark_group(format!("layer norm {d}"));
+        let mut group = c.benchmark_group(format!("{name} {d}"));
         group.throughput(Throughput::Elements(d as u64));
         for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
             let k = Kernels::with_path(path).expect("supported path");
             group.bench_function(path.name(), |bench| {
                 bench.iter(|| {
                     row.copy_from_slice(&x);
-                    k.layer_norm(&mut row, &gamma, &beta, 1e-5)
+                    op(&k, &mut row, &params)
                 })
             });
         }
@@ -103,25 +104,11 @@ fn layer_norm(c: &mut Criterion) {
     }
 }
 
-/// gelu over one feed-forward row at the bench models' widths.
-fn gelu(c: &mut Criterion) {
-    for d in [256usize, 1024, 2048] {
-        let x: Vec<f32> = (0..d).map(|i| ((i * 31) % 17) as f32 / 4.0 - 2.0).collect();
-        let mut row = x.clone();
-        let mut group = c.benchmark_group(format!("gelu {d}"));
-        group.throughput(Throughput::Elements(d as u64));
-        for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
-            let k = Kernels::with_path(path).expect("supported path");
-            group.bench_function(path.name(), |bench| {
-                bench.iter(|| {
-                    row.copy_from_slice(&x);
-                    k.gelu(&mut row)
-                })
-            });
-        }
-        group.finish();
-    }
+/// LayerNorm at the models' widths, gelu at their feed-forward widths.
+fn row_ops(c: &mut Criterion) {
+    row_op(c, "layer norm", [64, 256, 512], |k, row, p| k.layer_norm(row, p, p, 1e-5));
+    row_op(c, "gelu", [256, 1024, 2048], |k, row, _| k.gelu(row));
 }
 
-criterion_group!(benches, bench, attention, layer_norm, gelu);
+criterion_group!(benches, bench, attention, row_ops);
 criterion_main!(benches);
