@@ -154,7 +154,11 @@ fn activation_quantization_is_identical_on_every_path() {
     for (i, &n) in SIZES.iter().enumerate() {
         let mut rng = Rng(100 + i as u64);
         let x: Vec<f32> = (0..n + 1).map(|_| 5.0 * rng.unit()).collect();
-        for x in [&x[..n], &x[1..]] {
+        // Halves exactly (the scale is 1 when the largest value is 127): rounding
+        // ties go to even on every path. And all zeros: scale 0.
+        let ties: Vec<f32> = (0..n).map(|j| if j == 0 { 127.0 } else { (j % 9) as f32 - 4.5 }).collect();
+        let zeros = vec![0f32; n];
+        for x in [&x[..n], &x[1..], &ties[..], &zeros[..]] {
             let mut want = vec![0i8; n];
             let s = quant::quantize(x, &mut want);
             for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {

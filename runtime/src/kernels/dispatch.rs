@@ -212,6 +212,11 @@ impl Kernels {
             // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512 => unsafe { super::x86_64::avx512::quantize(x, q) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => unsafe { super::x86_64::avx2::quantize(x, q) },
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::quantize(x, q),
             _ => quant::quantize(x, q),
         }
     }

@@ -13,12 +13,18 @@ pub fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
         q.fill(0);
         return 0.0;
     }
+    quantize_with(x, q, inv);
+    max / 127.0
+}
+
+/// `q = round(x · inv)`, ties to even: the second half of [`quantize`], which the SIMD
+/// versions also use for their last values.
+pub(crate) fn quantize_with(x: &[f32], q: &mut [i8], inv: f32) {
     for (qi, &v) in q.iter_mut().zip(x) {
         // |v·inv| ≤ 127 by construction. Adding and removing 1.5·2²³ rounds to the
         // nearest integer (ties to even) in two adds, where a libm call costs dozens.
         *qi = ((v * inv + ROUNDER) - ROUNDER) as i8;
     }
-    max / 127.0
 }
 
 #[cfg(test)]

@@ -428,6 +428,42 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     normalise_from(x, gamma, beta, mean, inv, whole);
 }
 
+/// Quantizes `x` like [`crate::kernels::quant::quantize`], bit for bit: the same
+/// scale (a maximum does not depend on order), and `fcvtns` rounds to nearest even
+/// exactly as the twin's add-and-subtract of 1.5·2²³ does; the last values go to the
+/// twin's rounding.
+pub fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
+    let n = x.len().min(q.len());
+    let (x, q) = (&x[..n], &mut q[..n]);
+    let whole = n / 8 * 8;
+    // SAFETY (all blocks below): NEON is part of every aarch64 CPU; i + 8 ≤ whole ≤ n.
+    let mut lanes = [0f32; 4];
+    unsafe {
+        let mut vmax = vdupq_n_f32(0.0);
+        for i in (0..whole).step_by(4) {
+            vmax = vmaxq_f32(vmax, vabsq_f32(vld1q_f32(x.as_ptr().add(i))));
+        }
+        vst1q_f32(lanes.as_mut_ptr(), vmax);
+    }
+    let max = x[whole..].iter().chain(&lanes).fold(0f32, |m, v| m.max(v.abs()));
+    // Same rule as the twin: a vector too small to scale quantizes to zeros.
+    let inv = 127.0 / max;
+    if !inv.is_finite() {
+        q.fill(0);
+        return 0.0;
+    }
+    for i in (0..whole).step_by(8) {
+        unsafe {
+            let lo = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x.as_ptr().add(i)), inv));
+            let hi = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x.as_ptr().add(i + 4)), inv));
+            // Eight i32 in [-127, 127] → eight i8 (the saturating narrows change nothing).
+            vst1_s8(q.as_mut_ptr().add(i), vqmovn_s16(vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi))));
+        }
+    }
+    crate::kernels::quant::quantize_with(&x[whole..], &mut q[whole..], inv);
+    max / 127.0
+}
+
 /// gelu in place, like [`crate::kernels::scalar::gelu`] and with its exact results:
 /// the same erf, operation for operation (`fmul` then `fadd`, never fused), 4 lanes at
 /// a time; the tail goes to the twin.

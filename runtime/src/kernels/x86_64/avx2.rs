@@ -360,6 +360,49 @@ pub unsafe fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     normalise_from(x, gamma, beta, mean, inv, whole);
 }
 
+/// Quantizes `x` like [`crate::kernels::quant::quantize`], bit for bit: the same
+/// scale (a maximum does not depend on order), and `cvtps2dq` rounds to nearest even
+/// exactly as the twin's add-and-subtract of 1.5·2²³ does; the last values go to the
+/// twin's rounding.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
+    let n = x.len().min(q.len());
+    let (x, q) = (&x[..n], &mut q[..n]);
+    let whole = n / 8 * 8;
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let mut vmax = _mm256_setzero_ps();
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 ≤ whole ≤ n.
+        let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+        vmax = _mm256_max_ps(vmax, _mm256_and_ps(v, abs_mask));
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: 8 floats into an 8-float array.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vmax) };
+    let max = x[whole..].iter().chain(&lanes).fold(0f32, |m, v| m.max(v.abs()));
+    // Same rule as the twin: a vector too small to scale quantizes to zeros.
+    let inv = 127.0 / max;
+    if !inv.is_finite() {
+        q.fill(0);
+        return 0.0;
+    }
+    let scale = _mm256_set1_ps(inv);
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 ≤ whole ≤ n: 8 floats read, 8 bytes written.
+        unsafe {
+            let r = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), scale));
+            // Eight i32 in [-127, 127] → eight i8 (the saturating packs change nothing).
+            let words = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+            _mm_storel_epi64(q.as_mut_ptr().add(i) as *mut __m128i, _mm_packs_epi16(words, words));
+        }
+    }
+    crate::kernels::quant::quantize_with(&x[whole..], &mut q[whole..], inv);
+    max / 127.0
+}
+
 /// gelu in place, like [`crate::kernels::scalar::gelu`] and with its exact results:
 /// the same erf, operation for operation, 8 lanes at a time; the tail goes to the twin.
 ///
