@@ -486,6 +486,7 @@ pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x
     let mut panel = crate::Aligned([0u8; 16 * PANEL_COLS]);
     for p0 in (0..t).step_by(POSITION_CHUNK) {
         let positions = (t - p0).min(POSITION_CHUNK);
+        // What the + 128 on every weight adds to each position's sums: 128 · Σx.
         let mut offsets = [0i32; POSITION_CHUNK];
         for (j, o) in offsets.iter_mut().enumerate().take(positions) {
             *o = column_sum(&xq[(p0 + j) * cols..(p0 + j + 1) * cols]).wrapping_mul(128);
@@ -574,9 +575,9 @@ unsafe fn rearrange_sixteen_rows(
                 _mm512_setzero_si512()
             }
         });
-        // A 16 × 16 transpose of dwords: interleave pairs of rows, then pairs of
-        // pairs; u[4i + m] then holds, in 128-bit lane L, column 4L + m of rows
-        // 4i..4i + 4.
+        // A 16 × 16 transpose of dwords (a dword is four columns): interleave pairs
+        // of rows, then pairs of pairs; u[4i + m] then holds, in 128-bit lane L,
+        // dword 4L + m of rows 4i..4i + 4.
         let t: [__m512i; 16] = core::array::from_fn(|j| {
             let (a, b) = (r[j / 2 * 2], r[j / 2 * 2 + 1]);
             if j % 2 == 0 {
@@ -594,7 +595,7 @@ unsafe fn rearrange_sixteen_rows(
                 _mm512_unpackhi_epi64(a, b)
             }
         });
-        // Then for each m a 4 × 4 transpose of 128-bit lanes gives columns m, 4 + m,
+        // Then for each m a 4 × 4 transpose of 128-bit lanes gives dwords m, 4 + m,
         // 8 + m and 12 + m of all sixteen rows.
         for m in 0..4 {
             let (a, b, c, d) = (u[m], u[4 + m], u[8 + m], u[12 + m]);
@@ -602,13 +603,13 @@ unsafe fn rearrange_sixteen_rows(
             let ab_hi = _mm512_shuffle_i32x4::<0xEE>(a, b);
             let cd_lo = _mm512_shuffle_i32x4::<0x44>(c, d);
             let cd_hi = _mm512_shuffle_i32x4::<0xEE>(c, d);
-            let columns = [
+            let dwords = [
                 _mm512_shuffle_i32x4::<0x88>(ab_lo, cd_lo),
                 _mm512_shuffle_i32x4::<0xDD>(ab_lo, cd_lo),
                 _mm512_shuffle_i32x4::<0x88>(ab_hi, cd_hi),
                 _mm512_shuffle_i32x4::<0xDD>(ab_hi, cd_hi),
             ];
-            for (lane, v) in columns.into_iter().enumerate() {
+            for (lane, v) in dwords.into_iter().enumerate() {
                 let chunk = blk * 16 + 4 * lane + m;
                 // SAFETY: chunk < PANEL_COLS / 4, so the 64 bytes are inside the panel.
                 unsafe {
