@@ -165,6 +165,7 @@ impl Kernels {
                 && y.len() >= t * rows
                 && b.len() == rows
                 && scales.len() >= rows
+                && q.len() >= super::matrix::packed_len(rows, cols)
                 && self.matmul_i8_packed(q, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows])
             {
                 return;
@@ -345,7 +346,7 @@ impl Kernels {
     /// `t` quantized positions (`xq`: `[t, cols]`, `xs`: `[t]`) through the path's
     /// packed int8 matrix-matrix kernel into `y` (`[t, b.len()]`); false, touching
     /// nothing, on a path without one (the caller then goes one position at a time).
-    /// The caller has checked that `y` and `scales` are long enough.
+    /// The caller has checked that `w`, `y` and `scales` are long enough.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[allow(clippy::too_many_arguments)]
     fn matmul_i8_packed(
