@@ -77,7 +77,7 @@ impl KernelPath {
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx2 => cpu_has!("avx2", "fma", "f16c"),
             #[cfg(target_arch = "x86_64")]
-            // AVX2 too: the AVX-512 path also runs some AVX2 kernels (layer norm).
+            // AVX2 too: the AVX-512 path also runs the AVX2 layer norm and gelu.
             KernelPath::Avx512 => cpu_has!("avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx2", "fma", "f16c"),
             #[cfg(target_arch = "aarch64")]
             KernelPath::Neon => cpu_has!("neon"),
@@ -156,8 +156,8 @@ impl Kernels {
     /// `Y = X·Wᵀ + b` for every row of `a` into `y` (`[t, m.rows]`).
     pub fn matmul(&self, m: &Matrix, b: &[f32], a: &Activations, y: &mut [f32]) {
         let (rows, cols) = (m.rows, a.cols);
-        // Several positions and packed int8: the matrix-matrix kernel, where the path
-        // has one, loads each block of four weight rows once for four positions.
+        // Several positions and packed int8: the path's matrix-matrix kernel, where it
+        // has one, reads each block of weight rows once for several positions.
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if let (Weights::I8Packed { q, scales }, Some((xq, xs))) = (m.weights, a.quantized) {
             let t = xs.len();

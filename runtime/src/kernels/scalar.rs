@@ -128,8 +128,8 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 
 /// LayerNorm over the whole slice, in place: biased variance, eps inside the sqrt.
 /// Its two sums run as 16 interleaved partial sums (element i into sum i % 16) folded
-/// in a fixed tree ([`fold_lanes`]), so that the SIMD versions (one 16-lane vector,
-/// two of 8 lanes, four of 4) compute the same bits.
+/// in a fixed tree ([`fold_lanes`]), so that the SIMD versions (two vectors of 8
+/// lanes on AVX2, four of 4 on NEON) compute the same bits.
 pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let mut sums = [0f32; NORM_LANES];
     add_lanes(x, 0, &mut sums, |v| v);
