@@ -73,6 +73,13 @@ pub enum Error {
     BadState { reason: &'static str },
     /// An input value is NaN or infinite.
     NonFiniteInput { index: usize },
+    /// A word list, grammar or hotword list that cannot be used: where (1-based line
+    /// and column, in characters) and why.
+    BadText { line: u32, column: u32, reason: &'static str },
+    /// More than a decoder (or its lexicon, grammar, hotwords) was sized for.
+    CapacityExceeded { what: &'static str, capacity: u32 },
+    /// A decoder configuration that cannot work.
+    BadDecoder { reason: &'static str },
     /// A kernel path was requested that this CPU cannot run.
     KernelUnavailable { path: &'static str },
     /// The model file could not be opened or mapped (std only).
@@ -159,6 +166,9 @@ impl fmt::Display for Error {
             }
             BadState { reason } => write!(f, "cannot restore state: {reason}"),
             NonFiniteInput { index } => write!(f, "input value {index} is NaN or infinite"),
+            BadText { line, column, reason } => write!(f, "line {line}, column {column}: {reason}"),
+            CapacityExceeded { what, capacity } => write!(f, "more {what} than the {capacity} the decoder was sized for"),
+            BadDecoder { reason } => write!(f, "decoder: {reason}"),
             KernelUnavailable { path } => write!(f, "kernel path {path} is not supported by this CPU"),
             #[cfg(feature = "std")]
             Io(kind) => write!(f, "cannot read model file: {kind}"),

@@ -82,3 +82,92 @@ fn no_allocation_in_the_step_loop() {
     assert_eq!(allocations(), before + 1);
     drop(v);
 }
+
+/// The beam decoder over a lexicon, a grammar and hotwords: 20,000 steps of
+/// speech-like logits (a symbol or the blank dominating each step), with finals,
+/// utterance ends and rewinds, and not one allocation once it is built.
+#[test]
+fn no_allocation_in_the_beam_decoder() {
+    use linrt::decode::{
+        BeamConfig, BeamDecoder, BeamMemory, Candidate, DecodedWord, Grammar, GrammarArc, Hotword, Hotwords,
+        Hypothesis, Lexicon, SlotDef, TrieNode, GRAMMAR_STATES,
+    };
+    let vocab: Vec<String> =
+        ["<blank>", " "].iter().map(|s| s.to_string()).chain((b'a'..=b'z').map(|c| (c as char).to_string())).collect();
+    let vocab: Vec<&str> = vocab.iter().map(String::as_str).collect();
+    let skip = [0, 1];
+    let (mut nodes, mut word_nodes, mut ranks) = (vec![TrieNode::default(); 256], vec![0; 32], vec![0; 32]);
+    let mut lexicon = Lexicon::new(&mut nodes, &mut word_nodes, &mut ranks).unwrap();
+    lexicon.insert_list("go stop left right one two three", &vocab, &skip).unwrap();
+    let (mut arcs, mut first) = (vec![GrammarArc::default(); 256], vec![0; GRAMMAR_STATES + 1]);
+    let mut slots = [SlotDef::default(); 4];
+    let grammar = Grammar::parse(
+        "<d> = one | two | three\ngo <d>* left?\nstop",
+        &mut lexicon,
+        &vocab,
+        &skip,
+        &mut slots,
+        &mut arcs,
+        &mut first,
+    )
+    .unwrap();
+    let (mut hw, mut hp) = (vec![0; 8], vec![Hotword::default(); 4]);
+    let hotwords = Hotwords::parse("go left :2", 1.5, &mut lexicon, &vocab, &skip, &mut hw, &mut hp).unwrap();
+    lexicon.finish();
+    let config = BeamConfig { beam: 16, ..BeamConfig::default() };
+    let sizes = config.sizes(vocab.len()).unwrap();
+    let mut hypotheses = vec![Hypothesis::default(); sizes.hypotheses];
+    let mut words = vec![DecodedWord::default(); sizes.words];
+    let mut candidates = vec![Candidate::default(); sizes.candidates];
+    let mut log_probs = vec![0.0; sizes.log_probs];
+    let memory = BeamMemory {
+        hypotheses: &mut hypotheses,
+        words: &mut words,
+        candidates: &mut candidates,
+        log_probs: &mut log_probs,
+    };
+    let mut decoder = BeamDecoder::new(config, 0, 1, &lexicon, Some(&grammar), Some(&hotwords), memory).unwrap();
+    // Logits spelling "go one two left" and "stop" over and over, with noise.
+    let script: Vec<usize> = "__gg_oo_ oo_nn_ee_ tt_ww_oo_ ll_ee_ff_tt____ss_tt_oo_pp____"
+        .chars()
+        .map(|c| match c {
+            '_' => 0,
+            ' ' => 1,
+            c => c as usize - 'a' as usize + 2,
+        })
+        .collect();
+    let mut seed = 7u64;
+    let logits: Vec<Vec<f32>> = (0..20_000)
+        .map(|i| {
+            (0..vocab.len())
+                .map(|s| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let noise = (seed >> 40) as f32 / (1u64 << 24) as f32;
+                    if s == script[i % script.len()] {
+                        4.0 + noise
+                    } else {
+                        noise * 2.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut out = [DecodedWord::default(); 65];
+    let (mut finals, mut said) = (0, 0);
+    let before = allocations();
+    for (i, step) in logits.iter().enumerate() {
+        decoder.push(step).unwrap();
+        if i % script.len() == script.len() - 1 || decoder.is_full() {
+            let n = decoder.final_words(&mut out).unwrap();
+            finals += 1;
+            said += n;
+            decoder.reset();
+        }
+        if i % 997 == 0 {
+            decoder.rewind(3);
+        }
+    }
+    let after = allocations();
+    assert_eq!(after - before, 0, "the beam decoder allocated");
+    assert!(finals > 300 && said > finals, "{finals} finals, {said} words");
+}

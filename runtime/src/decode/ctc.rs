@@ -108,6 +108,11 @@ impl CtcDecoder {
         true
     }
 
+    /// Back to the start of a stream: no steps, no utterance before.
+    pub fn clear(&mut self) {
+        *self = CtcDecoder::new(self.blank, self.separator);
+    }
+
     /// Ends the utterance; the next one starts at the following step.
     pub fn reset(&mut self) {
         self.utterance_start += self.steps;
