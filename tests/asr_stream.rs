@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use linrt::decode::EndpointConfig;
 use linrt::ModelFile;
-use linrt_tools::asr::{AsrInfo, Event, Recognizer};
+use linrt_tools::asr::{with_recognizer, AsrInfo, DecodeOptions, Event, Recognizer};
 use linrt_tools::audio::wav::WavReader;
 use linrt_tools::audio::AudioSource;
 
@@ -94,10 +94,19 @@ fn an_hour_of_commands_keeps_endpoints_memory_and_accuracy() {
     // The hour: utterance, then 1.5 to 6 s of quiet, over and over, all over a
     // continuous noise floor as a microphone would give. Each utterance is also
     // decoded alone: the same samples, from a fresh recognizer.
-    let mut arena = vec![0u8; Recognizer::arena_bytes(&model, None).unwrap()];
-    let mut rec = Recognizer::new(&model, &mut arena, info.clone(), EndpointConfig::default(), None).unwrap();
-    let mut alone_arena = vec![0u8; Recognizer::arena_bytes(&model, None).unwrap()];
-    let mut alone_rec = Recognizer::new(&model, &mut alone_arena, info, EndpointConfig::default(), None).unwrap();
+    // Both with the model's default decoder (the beam over its words), as `linrt asr`.
+    let options = DecodeOptions::default();
+    let endpoint = EndpointConfig::default();
+    with_recognizer(&model, info.clone(), &options, endpoint, None, |rec| {
+        with_recognizer(&model, info, &options, endpoint, None, |alone_rec| {
+            stream_an_hour(rec, alone_rec, &utterances);
+            Ok(())
+        })
+    })
+    .unwrap();
+}
+
+fn stream_an_hour(rec: &mut Recognizer, alone_rec: &mut Recognizer, utterances: &[(&[f32], String)]) {
     let mut rng = Lcg(2026);
     // (utterance, start s, end of its silence s, transcript alone)
     let mut played: Vec<(usize, f64, f64, String)> = Vec::with_capacity(1000);

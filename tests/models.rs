@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use linrt::decode::EndpointConfig;
 use linrt::ModelFile;
-use linrt_tools::asr::{AsrInfo, Event, Recognizer};
+use linrt_tools::asr::{with_recognizer, AsrInfo, DecodeOptions, DecoderKind, Event};
 use linrt_tools::audio::wav::WavReader;
 use linrt_tools::audio::AudioSource;
 use linrt_tools::npy::{self, NpyData};
@@ -78,30 +78,34 @@ fn run(name: &str, dtype: &str, inputs: &RunInputs) -> Vec<f32> {
 }
 
 /// The recognizer on one utterance from a fresh state, as the goldens decode it
-/// (no endpoint, no idle state rebuild): its logits and its transcript.
-fn recognize_alone(dtype: &str, samples: &[f32]) -> (Vec<f32>, String) {
+/// (no endpoint, no idle state rebuild), with the `kind` decoder: its logits and
+/// its transcript.
+fn recognize_alone(dtype: &str, kind: DecoderKind, samples: &[f32]) -> (Vec<f32>, String) {
     let file = ModelFile::open(models().join(format!("asr-commands/asr-commands.{dtype}.lrt"))).unwrap();
     let model = file.model().unwrap();
     let info = AsrInfo::from_model(&model).unwrap();
-    let mut arena = vec![0u8; Recognizer::arena_bytes(&model, None).unwrap()];
     // No endpoint can fire inside a 2 s utterance: one utterance, one state.
     let mut never = EndpointConfig::default();
     never.rules.iter_mut().for_each(|r| r.min_utterance_length = 1e9);
-    let mut rec = Recognizer::new(&model, &mut arena, info, never, None).unwrap();
-    rec.rebuild_only_at_endpoints();
-    rec.record_logits();
-    rec.accept(samples).unwrap();
-    rec.finish().unwrap();
-    let finals: Vec<String> = rec
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Final(u) => Some(u.text),
-            Event::Partial(_) => None,
-        })
-        .collect();
+    let options = DecodeOptions { kind: Some(kind), ..DecodeOptions::default() };
+    let (logits, finals) = with_recognizer(&model, info, &options, never, None, |rec| {
+        rec.rebuild_only_at_endpoints();
+        rec.record_logits();
+        rec.accept(samples)?;
+        rec.finish()?;
+        let finals: Vec<String> = rec
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Final(u) => Some(u.text),
+                Event::Partial(_) => None,
+            })
+            .collect();
+        Ok((rec.recorded_logits().to_vec(), finals))
+    })
+    .unwrap();
     assert!(finals.len() <= 1, "one utterance, one final: {finals:?}");
-    (rec.recorded_logits().to_vec(), finals.concat())
+    (logits, finals.concat())
 }
 
 fn read_wav(path: &Path) -> Vec<f32> {
@@ -118,6 +122,7 @@ fn asr_commands_transcribes_its_golden_utterances() {
     let file = ModelFile::open(dir.join("asr-commands.f32.lrt")).unwrap();
     let info = AsrInfo::from_model(&file.model().unwrap()).unwrap();
     assert_eq!(info.vocabulary.len(), 29);
+    assert!(info.words.as_ref().is_some_and(|w| w.len() == 70), "the model lists its 70 words");
     assert_eq!((info.sample_rate, info.num_bins), (16000, 80));
     assert!(info.step_seconds() <= 0.040, "at most 40 ms per encoder step");
     let sample = read_wav(&dir.join("sample.wav"));
@@ -130,18 +135,24 @@ fn asr_commands_transcribes_its_golden_utterances() {
         let (start, end) = (case["start"].as_u64().unwrap() as usize, case["end"].as_u64().unwrap() as usize);
         let utterance = &sample[start..end];
         let (_, want) = floats(&golden.join(format!("utt{i}.logits.npy")));
-        let expected = case["transcript"].as_str().unwrap();
-        let (f32_out, f32_text) = recognize_alone("f32", utterance);
+        // Greedy decoding must give what PyTorch's logits give greedily; the beam
+        // over the model's words must give what was said.
+        let greedy = case["greedy"].as_str().unwrap();
+        let reference = case["reference"].as_str().unwrap();
+        let (f32_out, f32_text) = recognize_alone("f32", DecoderKind::Greedy, utterance);
         let rel = max_rel(&f32_out, &want);
         // From the WAV through linrt's own front-end (kaldi-native-fbank's features
         // differ by up to 3e-4, tests/asr.rs), the logits still land within 2e-6.
         println!("utt{i}: f32 logits within {rel:.2e} of PyTorch's");
         assert!(rel < PYTORCH_TOLERANCE, "utt{i}: f32 logits differ from PyTorch by {rel:.2e} of their scale");
-        assert_eq!(f32_text, expected, "utt{i} f32");
-        let (int8_out, int8_text) = recognize_alone("int8", utterance);
-        let cos = min_cosine(&int8_out, &want, 29);
+        assert_eq!(f32_text, greedy, "utt{i} f32 greedy");
+        let (int8_out, int8_text) = recognize_alone("int8", DecoderKind::Greedy, utterance);
+        let cos = min_cosine(&int8_out, &want, info.vocabulary.len());
         assert!(cos > 0.98, "utt{i}: int8 logits cosine {cos}");
-        assert_eq!(int8_text, expected, "utt{i} int8");
+        assert_eq!(int8_text, greedy, "utt{i} int8 greedy");
+        for dtype in ["f32", "int8"] {
+            assert_eq!(recognize_alone(dtype, DecoderKind::Beam, utterance).1, reference, "utt{i} {dtype} beam");
+        }
     }
 }
 

@@ -92,15 +92,27 @@ impl Drop for Dir {
     }
 }
 
-const EXPECTED: [&str; 2] = ["lights on", "four"];
+fn cases() -> Vec<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/asr-commands/golden/cases.json");
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// What the sample's three utterances say (models/asr-commands/golden/cases.json).
+fn expected() -> Vec<String> {
+    cases().iter().map(|c| c["reference"].as_str().unwrap().to_string()).collect()
+}
+
+/// The sample index at which utterance `i` of the sample ends.
+fn utterance_end(i: usize) -> usize {
+    cases()[i]["end"].as_u64().unwrap() as usize
+}
 
 #[test]
 fn main_job_transcribes_the_bundled_sample_and_says_what_next() {
     let out = linrt(&["asr"], None);
     assert!(out.status.success(), "{}", stderr(&out));
-    let f = finals(&out);
-    assert_eq!(f.len(), 3, "{f:?}");
-    assert_eq!(&f[..2], &EXPECTED);
+    // The bundled model lists its words: the beam decoder over them is the default.
+    assert_eq!(finals(&out), expected());
     let err = stderr(&out);
     assert!(err.contains("Next:") && err.contains("--mic") && err.contains("linrt asr -"), "{err}");
 }
@@ -115,9 +127,16 @@ fn json_lines_carry_partials_finals_with_word_times_and_stats() {
     let kind = |v: &serde_json::Value| v["type"].as_str().unwrap().to_string();
     assert!(lines.iter().any(|v| kind(v) == "partial"));
     let finals: Vec<&serde_json::Value> = lines.iter().filter(|v| kind(v) == "final").collect();
-    assert_eq!(finals[0]["text"], "lights on");
+    let want = expected();
+    assert_eq!(finals[0]["text"].as_str(), Some(want[0].as_str()));
     let words = finals[0]["words"].as_array().unwrap();
-    assert_eq!((words[0]["word"].as_str(), words[1]["word"].as_str()), (Some("lights"), Some("on")));
+    let said: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
+    assert_eq!(said.join(" "), want[0]);
+    // The beam decoder says how sure it is of each word.
+    for w in words {
+        let c = w["confidence"].as_f64().unwrap();
+        assert!(c > 0.0 && c <= 1.0, "{w}");
+    }
     let (s, e) = (finals[0]["start"].as_f64().unwrap(), finals[0]["end"].as_f64().unwrap());
     assert!(0.2 < s && s < e && e < 1.5, "{s}..{e}");
     let stats = lines.iter().find(|v| kind(v) == "stats").unwrap();
@@ -133,10 +152,10 @@ fn stdin_takes_raw_pcm_and_wav_streams() {
     let raw = &wav[44..];
     let out = linrt(&["asr", "-"], Some(raw));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_eq!(finals(&out), expected());
     let out = linrt(&["asr", "-"], Some(&wav));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_eq!(finals(&out), expected());
     // Float samples at 8 kHz, declared by flags.
     let mut r = Resampler::new(16000, 8000);
     let mut low = Vec::new();
@@ -168,7 +187,7 @@ fn any_rate_channels_and_encoding_give_the_same_transcripts() {
     file.extend_from_slice(&data);
     let out = linrt(&["asr", &dir.write("s24.wav", &file)], None);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_eq!(finals(&out)[..2], expected()[..2]);
     // 8-bit unsigned mono at 16 kHz: coarse, but words still come out.
     let data: Vec<u8> = audio.iter().map(|x| ((x * 128.0).round() + 128.0).clamp(0.0, 255.0) as u8).collect();
     let mut file = wav_header(1, 1, 16000, 8, data.len() as u32);
@@ -182,8 +201,9 @@ fn any_rate_channels_and_encoding_give_the_same_transcripts() {
 fn realtime_paces_a_file_like_live_audio() {
     let dir = Dir::new("realtime");
     let wav = fs::read(sample_path()).unwrap();
-    // The first 1.5 s (the first utterance and its lead-in).
-    let data = &wav[44..44 + 2 * 24_000];
+    // The first utterance, its lead-in and 0.3 s after it.
+    let samples = utterance_end(0) + 4800;
+    let data = &wav[44..44 + 2 * samples];
     let mut file = wav_header(1, 1, 16000, 16, data.len() as u32);
     file.extend_from_slice(data);
     let path = dir.write("short.wav", &file);
@@ -191,8 +211,9 @@ fn realtime_paces_a_file_like_live_audio() {
     let out = linrt(&["asr", &path, "--realtime"], None);
     let took = started.elapsed().as_secs_f64();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(finals(&out), ["lights on"]);
-    assert!(took >= 1.4, "1.5 s of audio went by in {took:.2} s");
+    assert_eq!(finals(&out), expected()[..1]);
+    let seconds = samples as f64 / 16000.0;
+    assert!(took >= seconds - 0.1, "{seconds:.2} s of audio went by in {took:.2} s");
 }
 
 /// One `error:` line naming the problem, a non-zero exit code.
@@ -220,28 +241,29 @@ fn bad_input_fails_cleanly_and_keeps_what_was_decoded() {
     assert_fails(&linrt(&["asr", "--silence-after-speech", "0"], None), "--silence-after-speech");
 
     // Truncated after the second utterance: both transcripts, then the error.
-    let cut = 44 + 2 * 80_000;
+    let after_second = utterance_end(1) + 1600;
+    let cut = 44 + 2 * after_second;
     let out = linrt(&["asr", &dir.write("cut.wav", &wav[..cut])], None);
     assert_fails(&out, "truncated");
-    assert_eq!(finals(&out), EXPECTED, "what was decoded before the failure");
+    assert_eq!(finals(&out), expected()[..2], "what was decoded before the failure");
 
     // A NaN in float audio: what came before it is transcribed, then the error.
     let mut floats: Vec<f32> = sample();
-    floats.truncate(80_000);
+    floats.truncate(after_second);
     floats.push(f32::NAN);
     let data: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut file = wav_header(3, 1, 16000, 32, data.len() as u32);
     file.extend_from_slice(&data);
     let out = linrt(&["asr", &dir.write("nan.wav", &file)], None);
     assert_fails(&out, "NaN");
-    assert_eq!(finals(&out), EXPECTED[..2], "decoded before the NaN");
+    assert_eq!(finals(&out), expected()[..2], "decoded before the NaN");
 
     // stdin that stops mid-sample: the transcript, then the stray byte reported.
     let mut raw = wav[44..].to_vec();
     raw.push(7);
     let out = linrt(&["asr", "-"], Some(&raw));
     assert_fails(&out, "stray byte");
-    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_eq!(finals(&out)[..2], expected()[..2]);
 
     // An absurd but finite float sample saturates the front-end instead of reaching
     // the model as infinity: the transcript goes on.
@@ -307,7 +329,7 @@ fn a_device_that_fails_mid_stream_ends_in_one_error_after_the_finals() {
         .unwrap();
     reader.join().unwrap();
     assert_fails(&out, "capture device linrt_test disappeared");
-    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_eq!(finals(&out)[..2], expected()[..2]);
 }
 
 #[cfg(feature = "mic")]
@@ -326,7 +348,7 @@ fn microphone_path_transcribes_a_virtual_alsa_device() {
     let out = run(&["asr", "--mic", "--device", "linrt_test", "--duration", "9"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("microphone linrt_test"), "{}", stderr(&out));
-    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_eq!(finals(&out)[..2], expected()[..2]);
     assert_fails(&run(&["asr", "--mic", "--device", "no_such_device"]), "no capture device named no_such_device");
 
     // Without --duration the device plays silence forever: Ctrl-C (SIGINT) ends the
@@ -343,5 +365,64 @@ fn microphone_path_transcribes_a_virtual_alsa_device() {
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(&finals(&out)[..2], &EXPECTED);
+    assert_eq!(finals(&out)[..2], expected()[..2]);
+}
+
+#[test]
+fn beam_and_greedy_decoders_with_words_grammars_and_hotwords() {
+    let dir = Dir::new("decoders");
+    let want = expected();
+    let json_finals = |out: &Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["type"] == "final")
+            .collect()
+    };
+    // Greedy stays available: any spelling, no confidences.
+    let out = linrt(&["asr", "--decoder", "greedy", "--json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let greedy = json_finals(&out);
+    assert_eq!(greedy.len(), 3);
+    assert!(greedy.iter().flat_map(|f| f["words"].as_array().unwrap()).all(|w| w.get("confidence").is_none()));
+
+    // A word list of just the sample's words: the same commands, each word from it.
+    let words = want.join("\n");
+    let out = linrt(&["asr", "--words", &dir.write("words.txt", words.as_bytes()), "--beam", "4"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(finals(&out), want);
+
+    // A grammar of the sample's commands gives them; one without the last can only
+    // ever say the other two.
+    let all = dir.write("all.txt", format!("# the sample\n{}\n", want.join("\n")).as_bytes());
+    let out = linrt(&["asr", "--grammar", &all], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(finals(&out), want);
+    let two = dir.write("two.txt", want[..2].join("\n").as_bytes());
+    let out = linrt(&["asr", "--grammar", &two], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let f = finals(&out);
+    assert!(f.len() >= 2 && f.iter().all(|t| want[..2].contains(t)), "{f:?}");
+
+    // Hotwords parse and decode; the same result with a neutral weight.
+    let hot = dir.write("hot.txt", format!("{} :0.0\n", want[0]).as_bytes());
+    let out = linrt(&["asr", "--hotwords", &hot], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(finals(&out), want);
+
+    // Bad lists: one line naming the file, line and column; exit code 1.
+    let bad = |name: &str, text: &str| dir.write(name, text.as_bytes());
+    assert_fails(&linrt(&["asr", "--words", &bad("w1.txt", "lights\nnext wörd\n")], None), "w1.txt:2:7:");
+    assert_fails(&linrt(&["asr", "--words", &bad("w2.txt", "# nothing\n")], None), "holds no word");
+    assert_fails(
+        &linrt(&["asr", "--grammar", &bad("g1.txt", "set <unit>\n")], None),
+        "g1.txt:1:5: this slot is not defined",
+    );
+    assert_fails(&linrt(&["asr", "--grammar", &bad("g2.txt", "<d> = one | | two\ncall <d>+\n")], None), "g2.txt:1:12:");
+    assert_fails(&linrt(&["asr", "--grammar", &bad("g3.txt", "please?\n")], None), "would accept silence");
+    assert_fails(&linrt(&["asr", "--hotwords", &bad("h1.txt", "lights :lots\n")], None), "h1.txt:1:8: a weight");
+    assert_fails(&linrt(&["asr", "--words", "/nonexistent/words.txt"], None), "cannot read /nonexistent/words.txt");
+    assert_fails(&linrt(&["asr", "--beam", "0"], None), "--beam must be between 1 and 256");
+    assert_fails(&linrt(&["asr", "--decoder", "greedy", "--grammar", &all], None), "--grammar is for the beam decoder");
+    assert_fails(&linrt(&["asr", "--hotword-weight", "inf"], None), "--hotword-weight");
 }

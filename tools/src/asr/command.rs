@@ -18,6 +18,7 @@ use linrt::decode::EndpointConfig;
 use linrt::{AlignedBytes, ModelFile};
 use serde_json::json;
 
+use super::decoding::{with_recognizer, DecodeOptions, DecoderKind, DEFAULT_HOTWORD_WEIGHT};
 use super::{AsrInfo, Event, Recognizer, Utterance};
 use crate::audio::pcm::{PcmEncoding, PcmReader};
 use crate::audio::resample::Resampler;
@@ -84,6 +85,30 @@ pub struct AsrArgs {
     /// Force a kernel path (default: LINRT_KERNELS, else the fastest).
     #[arg(long)]
     pub kernels: Option<String>,
+    /// Decoder: beam (prefix beam search over a lexicon; the default when the model
+    /// lists its words in app.words, or with --words/--grammar) or greedy (the best
+    /// symbol per step, any spelling).
+    #[arg(long, value_enum)]
+    pub decoder: Option<DecoderKind>,
+    /// Beam decoder: hypotheses kept per step [default: 8].
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// Beam decoder: the words it may say, whitespace-separated (# comments),
+    /// instead of the model's app.words.
+    #[arg(long)]
+    pub words: Option<PathBuf>,
+    /// Beam decoder: the phrases it may say, one per line, with slots
+    /// (`<digit> = one | two` then `set timer for <digit>+ minutes`; ? + * after a
+    /// word or slot). An utterance that is no whole phrase gives no final.
+    #[arg(long)]
+    pub grammar: Option<PathBuf>,
+    /// Beam decoder: words or phrases to favour, one per line, each optionally
+    /// ending in ` :weight` (log-probability bonus; default --hotword-weight).
+    #[arg(long)]
+    pub hotwords: Option<PathBuf>,
+    /// Beam decoder: the bonus of a hotword without its own weight.
+    #[arg(long, default_value_t = DEFAULT_HOTWORD_WEIGHT)]
+    pub hotword_weight: f32,
 }
 
 pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
@@ -106,7 +131,6 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
         // A second handler (tests run several commands in one process) is not an error worth failing for.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let limit = args.duration;
     let kernels = cpu::requested(args.kernels.as_deref())?;
 
     // The model: a file (memory-mapped) or the bundled bytes (copied once to align them).
@@ -122,10 +146,35 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
         }
     };
     let info = AsrInfo::from_model(&model).with_context(|| model_name.clone())?;
-    let (mut source, source_name) = open_source(&args)?;
-    let mut arena = vec![0u8; Recognizer::arena_bytes(&model, kernels)?];
-    let model_rate = info.sample_rate;
-    let mut recognizer = Recognizer::new(&model, &mut arena, info, endpoint, kernels)?;
+    if !args.hotword_weight.is_finite() {
+        bail!("--hotword-weight must be a finite number, not {}", args.hotword_weight);
+    }
+    let options = DecodeOptions {
+        kind: args.decoder,
+        beam: args.beam,
+        words: args.words.clone(),
+        grammar: args.grammar.clone(),
+        hotwords: args.hotwords.clone(),
+        hotword_weight: args.hotword_weight,
+    };
+    let (source, source_name) = open_source(&args)?;
+    let names = (source_name.as_str(), model_name.as_str());
+    with_recognizer(&model, info, &options, endpoint, kernels, |recognizer| {
+        stream(recognizer, source, names, &args, &interrupted, out)
+    })
+}
+
+/// Feeds the source to the recognizer chunk by chunk and prints what it decodes.
+fn stream(
+    recognizer: &mut Recognizer,
+    mut source: Box<dyn AudioSource>,
+    (source_name, model_name): (&str, &str),
+    args: &AsrArgs,
+    interrupted: &AtomicBool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let limit = args.duration;
+    let model_rate = recognizer.info().sample_rate;
     let tty = !args.json && std::io::stdout().is_terminal();
     if !args.json {
         eprintln!("linrt asr: {source_name} → {model_name}");
@@ -326,8 +375,17 @@ fn round(seconds: f64) -> f64 {
 }
 
 fn final_json(u: &Utterance) -> serde_json::Value {
-    let words: Vec<_> =
-        u.words.iter().map(|w| json!({"word": w.text, "start": round(w.start), "end": round(w.end)})).collect();
+    let words: Vec<_> = u
+        .words
+        .iter()
+        .map(|w| {
+            let mut o = json!({"word": w.text, "start": round(w.start), "end": round(w.end)});
+            if let Some(c) = w.confidence {
+                o["confidence"] = json!((c as f64 * 1000.0).round() / 1000.0);
+            }
+            o
+        })
+        .collect();
     json!({"type": "final", "text": u.text, "start": round(u.start), "end": round(u.end), "words": words})
 }
 

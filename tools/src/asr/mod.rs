@@ -3,6 +3,7 @@
 //! partial and final transcripts, and the `linrt asr` command around it.
 
 pub mod command;
+pub mod decoding;
 pub mod recognizer;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -10,6 +11,7 @@ use linrt::audio::{FbankOptions, Window};
 use linrt::{InputKind, Model};
 use serde_json::Value;
 
+pub use decoding::{with_recognizer, BeamBuffers, DecodeOptions, Decoder, DecoderKind, Tables, Vocabulary};
 pub use recognizer::{Event, Recognizer, Utterance, Word};
 
 /// The front-end and output description of an `asr-ctc` model.
@@ -28,6 +30,8 @@ pub struct AsrInfo {
     pub std: Vec<f32>,
     /// The log-mel front-end, from `app.frontend`.
     pub fbank: FbankOptions,
+    /// The words the model was trained to say (`app.words`), for the beam decoder.
+    pub words: Option<Vec<String>>,
 }
 
 impl AsrInfo {
@@ -68,7 +72,17 @@ impl AsrInfo {
             bail!("app.feature_mean/std must hold {num_bins} values each, std positive");
         }
         let fbank = fbank_options(&frontend, sample_rate, num_bins)?;
-        Ok(AsrInfo { vocabulary, sample_rate, num_bins, stack, context, mean, std, fbank })
+        let words: Option<Vec<String>> = match model.metadata_value("app.words") {
+            None => None,
+            Some(_) => Some(serde_json::from_value(json("app.words")?).context("app.words must be a list of words")?),
+        };
+        if words
+            .as_ref()
+            .is_some_and(|w| w.is_empty() || w.iter().any(|w| w.is_empty() || w.contains(char::is_whitespace)))
+        {
+            bail!("app.words must list at least one word, each without spaces");
+        }
+        Ok(AsrInfo { vocabulary, sample_rate, num_bins, stack, context, mean, std, fbank, words })
     }
 
     /// Seconds of audio per encoder step: `stack` frame shifts, each the whole

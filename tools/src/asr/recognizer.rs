@@ -1,16 +1,17 @@
 //! The streaming recognizer: audio samples in, partial and final transcripts out.
 //!
 //! samples → [`Fbank`] → log-mel frames → [`FrameStacker`] → one encoder step per
-//! `stack` frames → [`Session::step`] → logits → [`CtcDecoder`] → text, with the
-//! endpoint rules closing an utterance (and resetting the model's state) after
-//! enough trailing silence. Every stage carries its partial work between calls, so
+//! `stack` frames → [`Session::step`] → logits → [`Decoder`] (greedy CTC, or the
+//! beam search over a lexicon) → text, with the endpoint rules closing an
+//! utterance (and resetting the model's state) after enough trailing silence. Every stage carries its partial work between calls, so
 //! audio can arrive in chunks of any size and the logits are bit-identical.
 
 use anyhow::{anyhow, Result};
 use linrt::audio::{Fbank, FrameStacker};
-use linrt::decode::{CtcDecoder, EndpointConfig};
+use linrt::decode::EndpointConfig;
 use linrt::{Input, KernelPath, Model, Session, SessionOptions};
 
+use super::decoding::Decoder;
 use super::AsrInfo;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,8 @@ pub struct Word {
     /// Seconds from the start of the stream.
     pub start: f64,
     pub end: f64,
+    /// From the beam decoder: how sure it is of the word, in [0, 1].
+    pub confidence: Option<f32>,
 }
 
 /// A transcript so far (partial) or of a whole utterance (final).
@@ -44,7 +47,7 @@ pub enum Event {
 struct Decoding<'m> {
     info: AsrInfo,
     session: Session<'m>,
-    decoder: CtcDecoder,
+    decoder: Decoder<'m>,
     endpoint: EndpointConfig,
     logits: Vec<f32>,
     events: Vec<Event>,
@@ -90,13 +93,14 @@ pub struct Recognizer<'m> {
 
 impl<'m> Recognizer<'m> {
     /// A recognizer for an `asr-ctc` model; `arena` must hold
-    /// `model.arena_bytes(options)` bytes.
+    /// [`Recognizer::arena_bytes`].
     pub fn new(
         model: &Model<'m>,
         arena: &'m mut [u8],
         info: AsrInfo,
         endpoint: EndpointConfig,
         kernels: Option<KernelPath>,
+        decoder: Decoder<'m>,
     ) -> Result<Self> {
         let opts = SessionOptions { kernels, ..SessionOptions::default() };
         let session = Session::new(model, arena, opts).map_err(|e| anyhow!("{e}"))?;
@@ -105,7 +109,6 @@ impl<'m> Recognizer<'m> {
             FrameStacker::new(info.num_bins, info.stack, info.context, &info.mean, &info.std)
                 .map_err(|e| anyhow!("the model's front-end: {e}"))?,
         );
-        let decoder = CtcDecoder::new(0, info.separator());
         let logits = vec![0f32; info.vocabulary.len()];
         let idle_steps = (IDLE_CONTEXT_SECONDS / info.step_seconds()).ceil() as usize;
         let anchor_steps = (ANCHOR_SECONDS / info.step_seconds()).ceil() as usize;
@@ -210,8 +213,13 @@ impl Decoding<'_> {
         if let Some(r) = &mut self.recorded {
             r.extend_from_slice(&self.logits);
         }
-        if self.decoder.push(&self.logits) {
-            self.symbol_added();
+        match self.decoder.push(&self.logits) {
+            Ok(true) => self.symbol_added(),
+            Ok(false) => {}
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
         }
         let secs = self.info.step_seconds() as f32;
         let length = self.decoder.steps() as f32 * secs;
@@ -229,7 +237,7 @@ impl Decoding<'_> {
                 self.rebuild_state(self.idle_steps, 0);
             }
             None if self.rebuilds_between_endpoints
-                && self.decoder.tokens().is_empty()
+                && self.decoder.is_empty()
                 && self.state_steps >= 2 * self.idle_steps =>
             {
                 let silent = self.decoder.trailing_silence() as usize;
@@ -274,7 +282,13 @@ impl Decoding<'_> {
                 return;
             }
             if i >= keep - redo {
-                changed |= self.decoder.push(&self.logits);
+                match self.decoder.push(&self.logits) {
+                    Ok(c) => changed |= c,
+                    Err(e) => {
+                        self.error = Some(e);
+                        return;
+                    }
+                }
             }
         }
         self.state_steps = keep;
@@ -287,8 +301,7 @@ impl Decoding<'_> {
     fn symbol_added(&mut self) {
         if self.rebuilds_between_endpoints && !self.anchored {
             self.anchor();
-        } else {
-            let partial = self.utterance();
+        } else if let Some(partial) = self.utterance(false) {
             self.events.push(Event::Partial(partial));
         }
     }
@@ -320,16 +333,15 @@ impl Decoding<'_> {
         self.recent.clear();
         self.state_steps = 0;
         self.steps = 0;
-        self.decoder = CtcDecoder::new(0, self.info.separator());
+        self.decoder.clear();
     }
 
     /// A final for what was decoded (if anything), and a fresh decoder. The caller
     /// rebuilds the state: the model's state never holds more than one utterance
     /// and the idle context before it.
     fn end_utterance(&mut self) {
-        if !self.decoder.tokens().is_empty() {
-            let utterance = self.utterance();
-            if !utterance.text.is_empty() {
+        if !self.decoder.is_empty() {
+            if let Some(utterance) = self.utterance(true).filter(|u| !u.text.is_empty()) {
                 self.events.push(Event::Final(utterance));
             }
         }
@@ -337,34 +349,29 @@ impl Decoding<'_> {
         self.anchored = false;
     }
 
-    /// The current utterance's text, span and words.
-    fn utterance(&self) -> Utterance {
+    /// The current utterance's text, span and words: the best hypothesis so far,
+    /// or (`last`) the utterance's result. None after a decoder failure (kept for
+    /// [`Decoding::check`]).
+    fn utterance(&mut self, last: bool) -> Option<Utterance> {
         let secs = self.info.step_seconds();
         let origin = self.decoder.utterance_start();
         let time = |step: u64| (origin + step) as f64 * secs;
-        let separator = self.info.separator();
-        let mut words: Vec<Word> = Vec::new();
-        let mut in_word = false;
-        for token in self.decoder.tokens() {
-            if Some(token.id) == separator {
-                in_word = false;
-                continue;
+        let words = match self.decoder.words(&self.info.vocabulary, last) {
+            Ok(w) => w,
+            Err(e) => {
+                self.error = Some(e);
+                return None;
             }
-            let symbol = &self.info.vocabulary[token.id as usize];
-            match words.last_mut() {
-                Some(w) if in_word => {
-                    w.text.push_str(symbol);
-                    w.end = time(token.step + 1);
-                }
-                _ => words.push(Word { text: symbol.clone(), start: time(token.step), end: time(token.step + 1) }),
-            }
-            in_word = true;
-        }
+        };
+        let words: Vec<Word> = words
+            .into_iter()
+            .map(|w| Word { text: w.text, start: time(w.start), end: time(w.end), confidence: w.confidence })
+            .collect();
         let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
         let (start, end) = match (words.first(), words.last()) {
             (Some(f), Some(l)) => (f.start, l.end),
             _ => (0.0, 0.0),
         };
-        Utterance { text, start, end, words, decided_at: self.steps as f64 * secs }
+        Some(Utterance { text, start, end, words, decided_at: self.steps as f64 * secs })
     }
 }

@@ -1,0 +1,470 @@
+//! Choosing and building the recognizer's decoder: greedy CTC, or the runtime's
+//! beam search constrained by a lexicon (the model's `app.words`, or a word list),
+//! with an optional grammar and hotwords read from files.
+//!
+//! The runtime's decoder borrows all its memory; [`Tables`] and [`BeamBuffers`]
+//! own it here, sized once with capacities that no command recognizer comes near
+//! (and that still end in a clear error when a file exceeds them).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use linrt::decode::EndpointConfig;
+use linrt::decode::{
+    BeamConfig, BeamDecoder, BeamMemory, Candidate, CtcDecoder, DecodedWord, Grammar, GrammarArc, Hotword, Hotwords,
+    Hypothesis, Lexicon, SlotDef, TrieNode, WordId, GRAMMAR_STATES, MAX_WORD_SYMBOLS,
+};
+use linrt::{KernelPath, Model};
+
+use super::{AsrInfo, Recognizer};
+
+/// Which decoder, as `--decoder` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecoderKind {
+    /// The best symbol per step: fast, no vocabulary.
+    Greedy,
+    /// Prefix beam search over the words of a lexicon (and grammar).
+    Beam,
+}
+
+/// How to decode; `kind` None: the beam when there are words to constrain it
+/// (the model's `app.words`, `--words` or `--grammar`), greedy otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeOptions {
+    pub kind: Option<DecoderKind>,
+    pub beam: Option<usize>,
+    pub words: Option<PathBuf>,
+    pub grammar: Option<PathBuf>,
+    pub hotwords: Option<PathBuf>,
+    /// Bonus of a hotword phrase without its own `:weight`.
+    pub hotword_weight: f32,
+}
+
+/// Hypotheses kept per step by default: the accuracy of a beam of 16 on the
+/// shipped model's held-out sets at a fraction of its cost (models/asr-commands).
+pub const DEFAULT_BEAM: usize = 8;
+/// sherpa-onnx's default hotwords score.
+pub const DEFAULT_HOTWORD_WEIGHT: f32 = 1.5;
+
+/// Slot definitions a grammar may hold.
+const GRAMMAR_SLOTS: usize = 1024;
+
+impl DecodeOptions {
+    /// The decoder these options ask for with this model.
+    pub fn resolve(&self, info: &AsrInfo) -> Result<DecoderKind> {
+        let has_words = self.words.is_some() || self.grammar.is_some() || info.words.is_some();
+        let kind = self.kind.unwrap_or(if has_words { DecoderKind::Beam } else { DecoderKind::Greedy });
+        match kind {
+            DecoderKind::Beam if !has_words => bail!(
+                "the beam decoder needs words to spell: this model has no app.words metadata; pass --words FILE or --grammar FILE"
+            ),
+            DecoderKind::Greedy => {
+                for (flag, given) in [
+                    ("--words", self.words.is_some()),
+                    ("--grammar", self.grammar.is_some()),
+                    ("--hotwords", self.hotwords.is_some()),
+                    ("--beam", self.beam.is_some()),
+                ] {
+                    if given {
+                        bail!("{flag} is for the beam decoder (--decoder beam, which needs words: the model's app.words or --words FILE)");
+                    }
+                }
+                Ok(kind)
+            }
+            DecoderKind::Beam => Ok(kind),
+        }
+    }
+
+    pub fn beam_config(&self) -> Result<BeamConfig> {
+        let beam = self.beam.unwrap_or(DEFAULT_BEAM);
+        if !(1..=256).contains(&beam) {
+            bail!("--beam must be between 1 and 256, not {beam}");
+        }
+        Ok(BeamConfig { beam, ..BeamConfig::default() })
+    }
+}
+
+/// The word list, grammar and hotword files the options name, read once.
+pub struct Sources {
+    words: Option<(String, String)>,
+    grammar: Option<(String, String)>,
+    hotwords: Option<(String, String)>,
+}
+
+impl Sources {
+    pub fn read(options: &DecodeOptions) -> Result<Sources> {
+        let load = |p: &Option<PathBuf>| -> Result<Option<(String, String)>> {
+            p.as_ref().map(|p| Ok((p.display().to_string(), read(p)?))).transpose()
+        };
+        Ok(Sources {
+            words: load(&options.words)?,
+            grammar: load(&options.grammar)?,
+            hotwords: load(&options.hotwords)?,
+        })
+    }
+}
+
+/// The memory of a lexicon, a grammar and hotwords, sized for their sources.
+pub struct Tables {
+    nodes: Vec<TrieNode>,
+    word_nodes: Vec<u32>,
+    ranks: Vec<u32>,
+    arcs: Vec<GrammarArc>,
+    first_arc: Vec<u32>,
+    hot_words: Vec<WordId>,
+    hot_phrases: Vec<Hotword>,
+}
+
+/// What the beam decoder may say, and how each word is written.
+pub struct Vocabulary<'t> {
+    pub lexicon: Lexicon<'t>,
+    pub grammar: Option<Grammar<'t>>,
+    pub hotwords: Option<Hotwords<'t>>,
+    /// `texts[w]`: word w spelled out.
+    pub texts: Vec<String>,
+}
+
+/// A file's text, with its name for messages.
+fn read(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", path.display()))
+}
+
+/// `file:line:column: reason: "token"`, quoting what the position points at.
+fn located(name: &str, text: &str, e: linrt::Error) -> anyhow::Error {
+    match e {
+        linrt::Error::BadText { line, column, reason } => {
+            let token: String = text
+                .lines()
+                .nth(line.saturating_sub(1) as usize)
+                .map(|l| l.chars().skip(column.saturating_sub(1) as usize).take_while(|c| !c.is_whitespace()).collect())
+                .unwrap_or_default();
+            if token.is_empty() {
+                anyhow!("{name}:{line}:{column}: {reason}")
+            } else {
+                anyhow!("{name}:{line}:{column}: {reason}: {token:?}")
+            }
+        }
+        other => anyhow!("{name}: {other}"),
+    }
+}
+
+/// Words (whitespace-separated tokens) and their characters in a text.
+fn count(text: &str) -> (usize, usize) {
+    text.split_whitespace().fold((0, 0), |(w, c), t| (w + 1, c + t.chars().count()))
+}
+
+impl Tables {
+    /// Room for everything `sources` and the model's words can hold: a trie node
+    /// per character (a symbol is at least one), a word per token, and grammar arcs
+    /// for every phrase token times every slot word (an upper bound of Thompson's
+    /// construction, which adds at most four arcs per element).
+    pub fn new(info: &AsrInfo, sources: &Sources) -> Tables {
+        let texts = [&sources.words, &sources.grammar, &sources.hotwords];
+        let (mut words, mut chars) =
+            texts.iter().filter_map(|t| t.as_ref()).map(|(_, t)| count(t)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        if sources.words.is_none() {
+            let model = info.words.iter().flatten().map(|w| (1, w.chars().count()));
+            (words, chars) = model.fold((words, chars), |a, b| (a.0 + b.0, a.1 + b.1));
+        }
+        let arcs = sources.grammar.as_ref().map_or(0, |(_, g)| {
+            let (definitions, phrases): (Vec<&str>, Vec<&str>) = g.lines().partition(|l| l.contains('='));
+            let slot_words: usize = definitions.iter().map(|l| count(l).0).sum();
+            let phrase_tokens: usize = phrases.iter().map(|l| count(l).0 + 1).sum();
+            phrase_tokens * (4 + slot_words)
+        });
+        let hot = sources.hotwords.as_ref().map_or((0, 0), |(_, h)| (count(h).0, h.lines().count()));
+        Tables {
+            nodes: vec![TrieNode::default(); chars + 1],
+            word_nodes: vec![0; words.max(1)],
+            ranks: vec![0; words.max(1)],
+            arcs: vec![GrammarArc::default(); arcs],
+            first_arc: vec![0; if sources.grammar.is_some() { GRAMMAR_STATES + 1 } else { 0 }],
+            hot_words: vec![0; hot.0],
+            hot_phrases: vec![Hotword::default(); hot.1],
+        }
+    }
+
+    /// The lexicon (`--words`, else the model's `app.words`), grammar and hotwords.
+    pub fn build(&mut self, info: &AsrInfo, sources: &Sources, hotword_weight: f32) -> Result<Vocabulary<'_>> {
+        let vocabulary: Vec<&str> = info.vocabulary.iter().map(String::as_str).collect();
+        let separator = info.separator().ok_or_else(|| {
+            anyhow!("the beam decoder needs a word separator (a \" \" symbol) in the model's app.vocabulary")
+        })?;
+        let skip = [0, separator];
+        let Tables { nodes, word_nodes, ranks, arcs, first_arc, hot_words, hot_phrases } = self;
+        let mut lexicon = Lexicon::new(nodes, word_nodes, ranks).map_err(|e| anyhow!("{e}"))?;
+        match (&sources.words, &info.words) {
+            (Some((name, text)), _) => {
+                lexicon.insert_list(text, &vocabulary, &skip).map_err(|e| located(name, text, e))?;
+            }
+            (None, Some(words)) => {
+                for (i, w) in words.iter().enumerate() {
+                    let token = linrt::decode::text::Token { text: w, line: i as u32 + 1, column: 1 };
+                    lexicon
+                        .insert_text(token, &vocabulary, &skip)
+                        .map_err(|e| anyhow!("the model's app.words entry {i} ({w:?}): {e}"))?;
+                }
+            }
+            (None, None) => {}
+        }
+        let grammar = match &sources.grammar {
+            Some((name, text)) => {
+                let mut slots = vec![SlotDef::default(); GRAMMAR_SLOTS];
+                Some(
+                    Grammar::parse(text, &mut lexicon, &vocabulary, &skip, &mut slots, arcs, first_arc)
+                        .map_err(|e| located(name, text, e))?,
+                )
+            }
+            None => None,
+        };
+        let hotwords = match &sources.hotwords {
+            Some((name, text)) => Some(
+                Hotwords::parse(text, hotword_weight, &mut lexicon, &vocabulary, &skip, hot_words, hot_phrases)
+                    .map_err(|e| located(name, text, e))?,
+            ),
+            None => None,
+        };
+        if lexicon.words() == 0 {
+            bail!("the beam decoder has no words to spell");
+        }
+        lexicon.finish();
+        let mut symbols = [0u32; MAX_WORD_SYMBOLS];
+        let texts = (0..lexicon.words() as WordId)
+            .map(|w| {
+                let n = lexicon.spelling(lexicon.word_node(w), &mut symbols);
+                symbols[..n].iter().map(|&s| info.vocabulary[s as usize].as_str()).collect()
+            })
+            .collect();
+        Ok(Vocabulary { lexicon, grammar, hotwords, texts })
+    }
+}
+
+/// The beam decoder's working memory.
+pub struct BeamBuffers {
+    hypotheses: Vec<Hypothesis>,
+    words: Vec<DecodedWord>,
+    candidates: Vec<Candidate>,
+    log_probs: Vec<f32>,
+}
+
+impl BeamBuffers {
+    pub fn new(config: &BeamConfig, symbols: usize) -> Result<Self> {
+        let s = config.sizes(symbols).map_err(|e| anyhow!("{e}"))?;
+        Ok(BeamBuffers {
+            hypotheses: vec![Hypothesis::default(); s.hypotheses],
+            words: vec![DecodedWord::default(); s.words],
+            candidates: vec![Candidate::default(); s.candidates],
+            log_probs: vec![0.0; s.log_probs],
+        })
+    }
+
+    fn memory(&mut self) -> BeamMemory<'_> {
+        BeamMemory {
+            hypotheses: &mut self.hypotheses,
+            words: &mut self.words,
+            candidates: &mut self.candidates,
+            log_probs: &mut self.log_probs,
+        }
+    }
+}
+
+/// The recognizer's decoder.
+pub enum Decoder<'m> {
+    /// Boxed: its symbol buffer is 16 KB.
+    Greedy(Box<CtcDecoder>),
+    Beam {
+        decoder: BeamDecoder<'m>,
+        /// Each word's text, by id.
+        texts: &'m [String],
+        /// The final's words, filled at each endpoint.
+        finals: Vec<DecodedWord>,
+    },
+}
+
+impl<'m> Decoder<'m> {
+    pub fn greedy(info: &AsrInfo) -> Decoder<'static> {
+        Decoder::Greedy(Box::new(CtcDecoder::new(0, info.separator())))
+    }
+
+    pub fn beam(
+        info: &AsrInfo,
+        vocabulary: &'m Vocabulary<'m>,
+        config: BeamConfig,
+        buffers: &'m mut BeamBuffers,
+    ) -> Result<Decoder<'m>> {
+        let separator = info.separator().ok_or_else(|| anyhow!("the beam decoder needs a word separator symbol"))?;
+        let decoder = BeamDecoder::new(
+            config,
+            0,
+            separator,
+            &vocabulary.lexicon,
+            vocabulary.grammar.as_ref(),
+            vocabulary.hotwords.as_ref(),
+            buffers.memory(),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        let finals = vec![DecodedWord::default(); config.max_words];
+        Ok(Decoder::Beam { decoder, texts: &vocabulary.texts, finals })
+    }
+}
+
+/// Builds the decoder `options` ask for and a recognizer for `model` around it,
+/// and runs `f` with it. Word lists and grammars are read and checked first, so a
+/// bad one is reported before any audio is read.
+pub fn with_recognizer<R>(
+    model: &Model,
+    info: AsrInfo,
+    options: &DecodeOptions,
+    endpoint: EndpointConfig,
+    kernels: Option<KernelPath>,
+    f: impl FnOnce(&mut Recognizer) -> Result<R>,
+) -> Result<R> {
+    let kind = options.resolve(&info)?;
+    let config = options.beam_config()?;
+    let sources = Sources::read(options)?;
+    let mut tables = Tables::new(&info, &sources);
+    let vocabulary = match kind {
+        DecoderKind::Beam => Some(tables.build(&info, &sources, options.hotword_weight)?),
+        DecoderKind::Greedy => None,
+    };
+    let mut buffers = BeamBuffers::new(&config, info.vocabulary.len())?;
+    let decoder = match &vocabulary {
+        Some(v) => Decoder::beam(&info, v, config, &mut buffers)?,
+        None => Decoder::greedy(&info),
+    };
+    let mut arena = vec![0u8; Recognizer::arena_bytes(model, kernels)?];
+    let mut recognizer = Recognizer::new(model, &mut arena, info, endpoint, kernels, decoder)?;
+    f(&mut recognizer)
+}
+
+/// A word as the recognizer reports it, in steps of the utterance.
+pub struct StepWord {
+    pub text: String,
+    pub start: u64,
+    pub end: u64,
+    pub confidence: Option<f32>,
+}
+
+impl Decoder<'_> {
+    /// Decodes one step; true when the transcript so far changed.
+    pub fn push(&mut self, logits: &[f32]) -> Result<bool, linrt::Error> {
+        match self {
+            Decoder::Greedy(d) => Ok(d.push(logits)),
+            Decoder::Beam { decoder, .. } => decoder.push(logits),
+        }
+    }
+
+    pub fn steps(&self) -> u64 {
+        match self {
+            Decoder::Greedy(d) => d.steps(),
+            Decoder::Beam { decoder, .. } => decoder.steps(),
+        }
+    }
+
+    pub fn utterance_start(&self) -> u64 {
+        match self {
+            Decoder::Greedy(d) => d.utterance_start(),
+            Decoder::Beam { decoder, .. } => decoder.utterance_start(),
+        }
+    }
+
+    pub fn trailing_silence(&self) -> u64 {
+        match self {
+            Decoder::Greedy(d) => d.trailing_silence(),
+            Decoder::Beam { decoder, .. } => decoder.trailing_silence(),
+        }
+    }
+
+    /// No room for another symbol or word: the utterance must end.
+    pub fn is_full(&self) -> bool {
+        match self {
+            Decoder::Greedy(d) => d.is_full(),
+            Decoder::Beam { decoder, .. } => decoder.is_full(),
+        }
+    }
+
+    /// Nothing decoded in this utterance yet.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Decoder::Greedy(d) => d.tokens().is_empty(),
+            Decoder::Beam { decoder, .. } => decoder.is_empty(),
+        }
+    }
+
+    pub fn rewind(&mut self, steps: u64) -> bool {
+        match self {
+            Decoder::Greedy(d) => d.rewind(steps),
+            Decoder::Beam { decoder, .. } => decoder.rewind(steps),
+        }
+    }
+
+    /// Ends the utterance.
+    pub fn reset(&mut self) {
+        match self {
+            Decoder::Greedy(d) => d.reset(),
+            Decoder::Beam { decoder, .. } => decoder.reset(),
+        }
+    }
+
+    /// Back to the start of a stream (step 0).
+    pub fn clear(&mut self) {
+        match self {
+            Decoder::Greedy(d) => d.clear(),
+            Decoder::Beam { decoder, .. } => decoder.clear(),
+        }
+    }
+
+    /// The transcript so far (`last` false: the best hypothesis, with the word
+    /// being spelled) or the utterance's result (`last` true).
+    pub fn words(&mut self, vocabulary: &[String], last: bool) -> Result<Vec<StepWord>, linrt::Error> {
+        match self {
+            Decoder::Greedy(d) => Ok(greedy_words(d, vocabulary)),
+            Decoder::Beam { decoder, texts, finals } => {
+                let word = |w: &DecodedWord| StepWord {
+                    text: texts[w.word as usize].clone(),
+                    start: w.start,
+                    end: w.end,
+                    confidence: Some(w.confidence),
+                };
+                if last {
+                    let n = decoder.final_words(finals)?;
+                    return Ok(finals[..n].iter().map(word).collect());
+                }
+                let mut out: Vec<StepWord> = decoder.partial_words().iter().map(word).collect();
+                let mut symbols = [0u32; MAX_WORD_SYMBOLS];
+                let (n, start) = decoder.partial_spelling(&mut symbols);
+                if n > 0 {
+                    let text = symbols[..n].iter().map(|&s| vocabulary[s as usize].as_str()).collect();
+                    out.push(StepWord { text, start, end: decoder.steps(), confidence: None });
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Greedy CTC's symbols grouped into words at the separator.
+fn greedy_words(d: &CtcDecoder, vocabulary: &[String]) -> Vec<StepWord> {
+    let separator = vocabulary.iter().position(|s| s == " ").map(|i| i as u32);
+    let mut words: Vec<StepWord> = Vec::new();
+    let mut in_word = false;
+    for token in d.tokens() {
+        if Some(token.id) == separator {
+            in_word = false;
+            continue;
+        }
+        let symbol = &vocabulary[token.id as usize];
+        match words.last_mut() {
+            Some(w) if in_word => {
+                w.text.push_str(symbol);
+                w.end = token.step + 1;
+            }
+            _ => {
+                words.push(StepWord { text: symbol.clone(), start: token.step, end: token.step + 1, confidence: None })
+            }
+        }
+        in_word = true;
+    }
+    words
+}
