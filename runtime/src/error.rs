@@ -78,6 +78,9 @@ pub enum Error {
     BadText { line: u32, column: u32, reason: &'static str },
     /// More than a decoder (or its lexicon, grammar, hotwords) was sized for.
     CapacityExceeded { what: &'static str, capacity: u32 },
+    /// A word list, grammar or hotword list holds more than the decoder was sized
+    /// for; the line and column of the word that did not fit.
+    TooLarge { line: u32, column: u32, what: &'static str, capacity: u32 },
     /// A decoder configuration that cannot work.
     BadDecoder { reason: &'static str },
     /// A kernel path was requested that this CPU cannot run.
@@ -168,6 +171,9 @@ impl fmt::Display for Error {
             NonFiniteInput { index } => write!(f, "input value {index} is NaN or infinite"),
             BadText { line, column, reason } => write!(f, "line {line}, column {column}: {reason}"),
             CapacityExceeded { what, capacity } => write!(f, "more {what} than the {capacity} the decoder was sized for"),
+            TooLarge { line, column, what, capacity } => {
+                write!(f, "line {line}, column {column}: more {what} than the {capacity} the decoder was sized for")
+            }
             BadDecoder { reason } => write!(f, "decoder: {reason}"),
             KernelUnavailable { path } => write!(f, "kernel path {path} is not supported by this CPU"),
             #[cfg(feature = "std")]

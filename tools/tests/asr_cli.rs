@@ -421,6 +421,8 @@ fn beam_and_greedy_decoders_with_words_grammars_and_hotwords() {
     assert_fails(&linrt(&["asr", "--grammar", &bad("g2.txt", "<d> = one | | two\ncall <d>+\n")], None), "g2.txt:1:12:");
     assert_fails(&linrt(&["asr", "--grammar", &bad("g3.txt", "please?\n")], None), "would accept silence");
     assert_fails(&linrt(&["asr", "--hotwords", &bad("h1.txt", "lights :lots\n")], None), "h1.txt:1:8: a weight");
+    let huge = format!("<d> = one | two\n{}", "call <d>+ <d>* <d>?\n".repeat(300));
+    assert_fails(&linrt(&["asr", "--grammar", &bad("g4.txt", &huge)], None), "more grammar states than the 1024");
     assert_fails(&linrt(&["asr", "--words", "/nonexistent/words.txt"], None), "cannot read /nonexistent/words.txt");
     assert_fails(&linrt(&["asr", "--beam", "0"], None), "--beam must be between 1 and 256");
     assert_fails(&linrt(&["asr", "--decoder", "greedy", "--grammar", &all], None), "--grammar is for the beam decoder");

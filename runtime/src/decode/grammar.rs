@@ -149,8 +149,8 @@ impl<'m> Grammar<'m> {
             }
             let mut tokens = text::tokens(line_no, line).peekable();
             let Some(first) = tokens.peek().copied() else { continue };
-            let mut s = b.state()?;
-            b.arc(root, s, EPSILON)?;
+            let mut s = b.state().map_err(|e| first.locate(e))?;
+            b.arc(root, s, EPSILON).map_err(|e| first.locate(e))?;
             let mut required = false;
             for token in tokens {
                 let (body, quantifier) = match token.text.as_bytes().last() {
@@ -185,7 +185,7 @@ impl<'m> Grammar<'m> {
                     Atom::Word(lexicon.insert_text(body_token, vocabulary, skip)?)
                 };
                 required |= quantifier == 0 || quantifier == b'+';
-                s = element(&mut b, s, &atom, quantifier, lexicon, vocabulary, skip)?;
+                s = element(&mut b, s, &atom, quantifier, lexicon, vocabulary, skip).map_err(|e| token.locate(e))?;
             }
             if !required {
                 return Err(first.error(0, "every part of this phrase is optional: it would accept silence"));
@@ -330,8 +330,8 @@ fn alternatives(
                 return Err(word.error(0, "a slot's alternatives are plain words (no slots, no quantifiers)"));
             }
             let w = lexicon.insert_text(word, vocabulary, skip)?;
-            let next = if words.peek().is_some() { b.state()? } else { to };
-            b.arc(s, next, w)?;
+            let next = if words.peek().is_some() { b.state().map_err(|e| word.locate(e))? } else { to };
+            b.arc(s, next, w).map_err(|e| word.locate(e))?;
             s = next;
         }
         column += alternative.chars().count() as u32 + 1;
@@ -369,7 +369,7 @@ fn collect_slots<'t>(text: &'t str, slots: &mut [SlotDef<'t>]) -> Result<usize, 
             return Err(token.error(0, "this slot is defined twice"));
         }
         if n == slots.len() {
-            return Err(Error::CapacityExceeded { what: "grammar slots", capacity: slots.len() as u32 });
+            return Err(token.locate(Error::CapacityExceeded { what: "grammar slots", capacity: slots.len() as u32 }));
         }
         let column = line[..eq + 1].chars().count() as u32 + 1;
         slots[n] = SlotDef { name, alternatives: &line[eq + 1..], line: line_no, column };
@@ -507,7 +507,7 @@ mod tests {
         );
         assert_eq!(
             error("<a> = x\n<b> = y\n<c> = z\ngo"),
-            Error::CapacityExceeded { what: "grammar slots", capacity: 2 }
+            Error::TooLarge { line: 3, column: 1, what: "grammar slots", capacity: 2 }
         );
     }
 
@@ -517,6 +517,6 @@ mod tests {
         let mut lex = Lexicon::new(&mut f.nodes, &mut f.word_nodes, &mut f.ranks).unwrap();
         let mut slots = [SlotDef::default(); 2];
         let r = Grammar::parse("a b c d e", &mut lex, &VOCAB, &[0, 1], &mut slots, &mut f.arcs[..3], &mut f.first);
-        assert_eq!(r.err(), Some(Error::CapacityExceeded { what: "grammar arcs", capacity: 3 }));
+        assert_eq!(r.err(), Some(Error::TooLarge { line: 1, column: 5, what: "grammar arcs", capacity: 3 }));
     }
 }

@@ -54,7 +54,8 @@ impl<'m> Hotwords<'m> {
                     return Err(token.error(0, "the :weight goes last on its line"));
                 }
                 if n_words == words.len() {
-                    return Err(Error::CapacityExceeded { what: "hotword words", capacity: words.len() as u32 });
+                    let full = Error::CapacityExceeded { what: "hotword words", capacity: words.len() as u32 };
+                    return Err(token.locate(full));
                 }
                 words[n_words] = lexicon.insert_text(token, vocabulary, skip)?;
                 n_words += 1;
@@ -66,7 +67,8 @@ impl<'m> Hotwords<'m> {
                 continue;
             }
             if n_phrases == phrases.len() {
-                return Err(Error::CapacityExceeded { what: "hotword phrases", capacity: phrases.len() as u32 });
+                let capacity = phrases.len() as u32;
+                return Err(Error::TooLarge { line: line_no, column: 1, what: "hotword phrases", capacity });
             }
             phrases[n_phrases] = Hotword { first: first as u32, len: (n_words - first) as u32, weight };
             n_phrases += 1;
@@ -139,6 +141,6 @@ mod tests {
         assert_eq!(parse(":2", 8), e(1, 1, "a weight without a phrase"));
         assert_eq!(parse("\n# none", 8), e(1, 1, "the hotword list holds no phrase"));
         assert_eq!(parse("ac", 8), e(1, 2, "this character is not one of the model's output symbols"));
-        assert_eq!(parse("a b a", 2), Some(Error::CapacityExceeded { what: "hotword words", capacity: 2 }));
+        assert_eq!(parse("a b a", 2), Some(Error::TooLarge { line: 1, column: 5, what: "hotword words", capacity: 2 }));
     }
 }

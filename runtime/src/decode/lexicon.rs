@@ -116,7 +116,7 @@ impl<'m> Lexicon<'m> {
         let n = text::spell(word, vocabulary, skip, &mut symbols)?;
         self.insert(&symbols[..n]).map_err(|e| match e {
             Error::BadText { reason, .. } => word.error(0, reason),
-            other => other,
+            other => word.locate(other),
         })
     }
 
@@ -281,5 +281,9 @@ mod tests {
             lex.insert_list("  # nothing\n", &["<blank>", " ", "a"], &[0, 1]),
             Err(Error::BadText { .. })
         ));
+        assert_eq!(
+            lex.insert_list("a\n  b", &["<blank>", " ", "a", "b"], &[0, 1]),
+            Err(Error::TooLarge { line: 2, column: 3, what: "lexicon words", capacity: 1 })
+        );
     }
 }

@@ -19,6 +19,16 @@ impl<'t> Token<'t> {
         let column = self.column + self.text.char_indices().take_while(|(i, _)| *i < offset).count() as u32;
         Error::BadText { line: self.line, column, reason }
     }
+
+    /// A capacity that ran out at this token, with its position; other errors as they are.
+    pub fn locate(&self, e: Error) -> Error {
+        match e {
+            Error::CapacityExceeded { what, capacity } => {
+                Error::TooLarge { line: self.line, column: self.column, what, capacity }
+            }
+            other => other,
+        }
+    }
 }
 
 /// The lines of `text` with `#` comments removed, numbered from 1.

@@ -145,6 +145,9 @@ fn located(name: &str, text: &str, e: linrt::Error) -> anyhow::Error {
                 anyhow!("{name}:{line}:{column}: {reason}: {token:?}")
             }
         }
+        linrt::Error::TooLarge { line, column, what, capacity } => {
+            anyhow!("{name}:{line}:{column}: more {what} than the {capacity} the decoder was sized for")
+        }
         other => anyhow!("{name}: {other}"),
     }
 }
