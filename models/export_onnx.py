@@ -251,10 +251,13 @@ def infer_config(state_dict, n_heads, **overrides):
     return cfg
 
 
-def export(state_dict, cfg, path, form, steps=8, extra_metadata=None):
+def export(state_dict, cfg, path, form, steps=8, extra_metadata=None, fixed_length=False, batch=1):
     """Writes `path` in `form` ("step" or "sequence") with linrt.* metadata, plus
     `extra_metadata`: application keys (`app.*`, e.g. a vocabulary or front-end
-    parameters) that `linrt convert` copies into the .lrt file unchanged."""
+    parameters) that `linrt convert` copies into the .lrt file unchanged. The
+    sequence form's length is dynamic unless `fixed_length` (then `steps`, as
+    torch.onnx.export writes it without dynamic axes); `batch` is the batch size
+    the graph declares."""
     import onnx
 
     model = ExportModel(cfg)
@@ -274,10 +277,10 @@ def export(state_dict, cfg, path, form, steps=8, extra_metadata=None):
         out_names = ["y"] + [f"{k}_out_{i}" for i in range(L) for k in ("S", "z")]
         dynamic = None
     else:
-        x = torch.zeros(1, steps, dtype=torch.long) if tokens else torch.zeros(1, steps, cfg["input_dim"])
+        x = torch.zeros(batch, steps, dtype=torch.long) if tokens else torch.zeros(batch, steps, cfg["input_dim"])
         args = (x,)
         in_names, out_names = ["x"], ["y"]
-        dynamic = {"x": {1: "T"}, "y": {1: "T"}}
+        dynamic = None if fixed_length else {"x": {1: "T"}, "y": {1: "T"}}
     with torch.no_grad():
         torch.onnx.export(
             _Form(model, form),

@@ -223,6 +223,12 @@ def make_cases():
         y = model.sequence(tokens)[0].numpy()
     np.save(os.path.join(folder, "micro_positional.input.npy"), tokens[0].numpy().astype(np.int64))
     np.save(os.path.join(folder, "micro_positional.reference.npy"), y.astype(np.float32))
+    # Sequence form as torch.onnx.export writes it without dynamic axes: the length
+    # fixed at 40 positions (verification must use exactly that), and a fixed batch of 2.
+    export_onnx.export(sd, cfg, os.path.join(folder, "micro_fixed40.sequence.onnx"), "sequence", steps=40,
+                       fixed_length=True)
+    export_onnx.export(sd, cfg, os.path.join(folder, "micro_batch2.sequence.onnx"), "sequence", steps=40,
+                       fixed_length=True, batch=2)
     variant("missing_tensor.onnx", lambda m: drop(m, "layers.0.linear2.bias"))
     variant("shape_mismatch.onnx", lambda m: reshape(m, "layers.0.linear1.weight"))
     variant("contradictory_heads.onnx", lambda m: meta(m, "linrt.n_heads", "4"))

@@ -172,6 +172,7 @@ fn malformed_onnx_inputs_get_clear_errors() {
         ("bad_metadata.onnx", "metadata key linrt.layernorm_eps has unusable value \"tiny\""),
         ("not_a_transformer.onnx", "missing tensor layers.0.attention.query_projection.weight"),
         ("corrupted.onnx", "is not a valid ONNX model"),
+        ("micro_batch2.sequence.onnx", "the ONNX input x fixes the batch at 2 (shape [2, 40, 16])"),
         ("does_not_exist.onnx", "cannot read"),
     ];
     for (file, expected) in cases {
@@ -196,6 +197,46 @@ fn malformed_onnx_inputs_get_clear_errors() {
     opts.overrides.ignore_metadata = true;
     let err = convert_file(&dir.path("shape_mismatch.onnx"), &dir.path("x.lrt"), &opts, &mut |_| {}).err().unwrap();
     assert!(format!("{err:#}").contains("tensor layers.0.linear1.bias has shape [32], expected [31]"), "{err:#}");
+}
+
+#[test]
+fn a_sequence_length_the_graph_fixes_is_the_length_verified() {
+    // torch.onnx.export without dynamic axes fixes x at [1, 40, 16]: verification
+    // must feed exactly 40 positions (16, the default, cannot even load), say why,
+    // and give the same file as the dynamic-length export of the same weights.
+    let dir = Scratch::new("cases", "fixed");
+    let mut said = Vec::new();
+    let fixed = dir.path("fixed.lrt");
+    let done = convert_file(&dir.path("micro_fixed40.sequence.onnx"), &fixed, &ConvertOptions::default(), &mut |m| {
+        said.push(m.to_string())
+    })
+    .unwrap();
+    let report = done.report.unwrap();
+    assert!(report.passed());
+    assert_eq!(report.steps, 40);
+    assert_eq!(report.steps_note.as_deref(), Some("the ONNX input x fixes the sequence length at 40"));
+    assert!(
+        said.iter()
+            .any(|m| m == "verifying against tract (40 steps: the ONNX input x fixes the sequence length at 40)"),
+        "{said:?}"
+    );
+    // Asking for 40 says nothing more; the step form of the same weights gives the same tensors.
+    let mut opts = ConvertOptions::default();
+    opts.verify.steps = 40;
+    let again = convert_file(&dir.path("micro_fixed40.sequence.onnx"), &dir.path("again.lrt"), &opts, &mut |_| {});
+    assert_eq!(again.unwrap().report.unwrap().steps_note, None);
+    let step = dir.path("step.lrt");
+    convert_file(&dir.path("micro.step.onnx"), &step, &ConvertOptions::default(), &mut |_| {}).unwrap();
+    let (fa, fb) = (std::fs::read(&fixed).unwrap(), std::fs::read(&step).unwrap());
+    let (ba, bb) = (linrt::AlignedBytes::from_slice(&fa), linrt::AlignedBytes::from_slice(&fb));
+    let (a, b) = (ba.model().unwrap(), bb.model().unwrap());
+    assert_eq!(a.config(), b.config());
+    let bytes =
+        |file: &[u8], t: linrt::format::TensorInfo| file[t.offset as usize..(t.offset + t.size) as usize].to_vec();
+    for i in 0..a.tensor_count() {
+        let (ta, tb) = (a.tensor(i).unwrap(), b.tensor(i).unwrap());
+        assert_eq!(bytes(&fa, ta), bytes(&fb, tb), "tensor {i}");
+    }
 }
 
 #[test]

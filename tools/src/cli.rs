@@ -526,9 +526,10 @@ fn verify(args: VerifyArgs, out: &mut dyn Write) -> Result<()> {
 #[cfg(feature = "onnx")]
 fn write_report(out: &mut dyn Write, r: &crate::onnx::verify::VerifyReport) -> Result<()> {
     let cosine = if r.min_cosine > 0.0 { format!(", cosine ≥ {}", r.min_cosine) } else { String::new() };
+    let why = r.steps_note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
     writeln!(
         out,
-        "verification: linrt vs tract, {} form, {} steps, tolerance {:.0e} relative to output scale{cosine}",
+        "verification: linrt vs tract, {} form, {} steps{why}, tolerance {:.0e} relative to output scale{cosine}",
         r.form.name(),
         r.steps,
         r.tolerance
@@ -557,7 +558,7 @@ fn report_json(r: &crate::onnx::verify::VerifyReport) -> serde_json::Value {
         }
     };
     serde_json::json!({
-        "form": r.form.name(), "steps": r.steps, "tolerance": r.tolerance, "passed": r.passed(),
+        "form": r.form.name(), "steps": r.steps, "steps_note": r.steps_note, "tolerance": r.tolerance, "passed": r.passed(),
         "outputs": r.outputs.iter().map(|o| serde_json::json!({"name": o.name, "max_abs": finite(o.max_abs),
                                                                "max_rel": finite(o.max_rel), "min_cosine": finite(o.min_cosine),
                                                                "passed": o.passed})).collect::<Vec<_>>(),

@@ -11,7 +11,7 @@ use linrt::{DType, LrtWriter, TensorRole};
 
 use super::graph::OnnxGraph;
 use super::infer::{infer, Inferred, Overrides};
-use super::verify::{verify, VerifyOptions, VerifyReport};
+use super::verify::{verification_steps, verify, VerifyOptions, VerifyReport};
 
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
@@ -84,7 +84,11 @@ pub fn convert_file(
     let report = if opts.skip_verify {
         None
     } else {
-        progress(&format!("verifying against tract ({} steps)", opts.verify.steps));
+        let (steps, note) = verification_steps(&graph, opts.verify.steps)?;
+        match note {
+            Some(why) => progress(&format!("verifying against tract ({steps} steps: {why})")),
+            None => progress(&format!("verifying against tract ({steps} steps)")),
+        }
         let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
         let report = verify(&bytes, onnx, opts.verify)?;
         if !report.passed() {

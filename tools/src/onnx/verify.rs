@@ -61,6 +61,8 @@ pub struct OutputError {
 pub struct VerifyReport {
     pub form: Form,
     pub steps: usize,
+    /// Why `steps` is not what was asked for (a length the graph fixes).
+    pub steps_note: Option<String>,
     pub tolerance: f32,
     pub min_cosine: f32,
     pub outputs: Vec<OutputError>,
@@ -122,21 +124,65 @@ pub fn tract_step_times(onnx_path: &Path, cfg: &linrt::ModelConfig, steps: usize
     Ok(times.split_off(warmup))
 }
 
+/// Longest sequence a fixed-length graph may declare: tract's cumsum form holds
+/// every prefix state at once (T·H·Dk·Dv floats), and the comparison runs it whole.
+pub const MAX_FIXED_LENGTH: usize = 16_384;
+
+/// The positions to verify with: `requested`, unless the graph's data input fixes
+/// the sequence length (sequence form), which is then the only length it accepts;
+/// with a note saying so. A batch dimension must be 1 or symbolic.
+pub fn verification_steps(graph: &OnnxGraph, requested: usize) -> Result<(usize, Option<String>)> {
+    if !(1..=4096).contains(&requested) {
+        bail!("verification takes 1 to 4096 steps, not {requested}");
+    }
+    let inputs = graph.inputs();
+    let data = inputs.first().ok_or_else(|| anyhow!("the ONNX graph has no inputs"))?;
+    if let Some(Some(batch)) = data.dims.first() {
+        if *batch != 1 {
+            bail!(
+                "the ONNX input {} fixes the batch at {batch} (shape {}); linrt runs one stream per session: export with a batch of 1, or make the batch axis dynamic",
+                data.name,
+                shape_text(&data.dims)
+            );
+        }
+    }
+    if inputs.len() > 1 || data.dims.len() < 2 {
+        return Ok((requested, None)); // the step form takes one position per call
+    }
+    match data.dims[1] {
+        Some(t) if t > 0 => {
+            let t = t as usize;
+            if t > MAX_FIXED_LENGTH {
+                bail!(
+                    "the ONNX input {} fixes the sequence length at {t} positions (shape {}), more than linrt verifies ({MAX_FIXED_LENGTH}): export with a dynamic sequence axis (dynamic_axes={{\"{}\": {{1: \"T\"}}}}), or the step form",
+                    data.name,
+                    shape_text(&data.dims),
+                    data.name
+                );
+            }
+            let note = format!("the ONNX input {} fixes the sequence length at {t}", data.name);
+            Ok((t, (t != requested).then_some(note)))
+        }
+        _ => Ok((requested, None)),
+    }
+}
+
+fn shape_text(dims: &[Option<i64>]) -> String {
+    let d: Vec<String> = dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
+    format!("[{}]", d.join(", "))
+}
+
 /// Runs both runtimes on the same inputs and compares.
 pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<VerifyReport> {
-    // The causal comparison is quadratic in the steps: keep it to a sane range.
-    if !(1..=4096).contains(&opts.steps) {
-        bail!("verification takes 1 to 4096 steps, not {}", opts.steps);
-    }
     let bytes = linrt::AlignedBytes::from_slice(lrt);
     let model = bytes.model().map_err(|e| anyhow!("{e}"))?;
     let cfg = *model.config();
     let graph = OnnxGraph::load(onnx_path)?;
+    let (t, steps_note) = verification_steps(&graph, opts.steps)?;
     let inputs = graph.inputs();
     let form = if inputs.len() > 1 { Form::Step } else { Form::Sequence };
     let data = inputs.first().ok_or_else(|| anyhow!("the ONNX graph has no inputs"))?;
 
-    let t = opts.steps;
     let test = test_inputs(&cfg, t, opts.seed);
 
     let d_out = cfg.output_dim();
@@ -166,7 +212,7 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
             outputs.push(compare(&format!("z_{layer}"), z, rz, z.len(), &opts));
         }
     }
-    Ok(VerifyReport { form, steps: t, tolerance: opts.tolerance, min_cosine: opts.min_cosine, outputs })
+    Ok(VerifyReport { form, steps: t, steps_note, tolerance: opts.tolerance, min_cosine: opts.min_cosine, outputs })
 }
 
 fn compare(name: &str, got: &[f32], want: &[f32], width: usize, opts: &VerifyOptions) -> OutputError {
