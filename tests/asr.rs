@@ -1,6 +1,8 @@
 //! Streaming speech recognition end to end: the log-mel front-end against
 //! kaldi-native-fbank, and the recognizer pipeline on the shipped model.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use linrt::audio::{Fbank, FbankOptions};
@@ -100,7 +102,7 @@ fn fbank_is_identical_whatever_the_chunking() {
 }
 
 fn model_path(dtype: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("models/asr-commands/asr-commands.{dtype}.lrt"))
+    common::model_file("asr-commands", dtype)
 }
 
 fn read_wav(path: &Path) -> Vec<f32> {

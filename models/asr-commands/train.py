@@ -143,6 +143,22 @@ def evaluate(model, utts, texts):
     return words / nw, chars / nc
 
 
+def initial_weights(path):
+    """(state_dict, feature mean, feature std) of an earlier run: its checkpoint, or
+    the ONNX it exported (whose weights keep the state_dict's names)."""
+    if path.endswith(".pt"):
+        ckpt = torch.load(path, weights_only=False)
+        return ckpt["state_dict"], ckpt["mean"], ckpt["std"]
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(path)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    state_dict = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    return (state_dict, np.array(json.loads(meta["app.feature_mean"]), dtype=np.float32),
+            np.array(json.loads(meta["app.feature_std"]), dtype=np.float32))
+
+
 def export(model, mean, std, path):
     frontend = dict(sample_rate=data.SAMPLE_RATE, num_bins=data.NUM_BINS, frame_length_ms=25, frame_shift_ms=10,
                     dither=0.0, snip_edges=False, window="povey", low_freq=20.0, high_freq=-400.0,
@@ -177,6 +193,9 @@ def main():
     p.add_argument("--dev", type=int, default=300, help="dev utterances (training voices) for progress reports")
     p.add_argument("--dev-every", type=int, default=2000)
     p.add_argument("--checkpoint", default="checkpoint.pt", help="file name in --work")
+    p.add_argument("--init", default=None,
+                   help="start a new run from these weights (an exported asr-commands.onnx or a checkpoint), with "
+                        "their feature statistics, a fresh optimiser and schedule: a further training cycle")
     p.add_argument("--stop-after", type=float, default=None, help="leave after this many hours (resume later)")
     p.add_argument("--export-only", action="store_true", help="export the checkpoint's weights as they are")
     p.add_argument("--onnx", default=None, help="where to export (default: asr-commands.onnx in --work)")
@@ -205,7 +224,12 @@ def main():
         rng = np.random.default_rng(a.seed)
         for s in range(a.initial_shards):
             data.build_shard(a.work, s)
-        mean, std = normalisation(a.work, a.initial_shards)
+        if a.init:
+            state_dict, mean, std = initial_weights(a.init)
+            model.load_state_dict(state_dict)
+            print(f"starting from the weights of {a.init}", flush=True)
+        else:
+            mean, std = normalisation(a.work, a.initial_shards)
         start_step, history, train_seconds = 0, [], 0.0
     if a.export_only:
         export(model, mean, std, onnx_path)
