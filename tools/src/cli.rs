@@ -251,13 +251,27 @@ fn open(path: &PathBuf) -> Result<ModelFile> {
     ModelFile::open(path).map_err(|e| anyhow!("cannot open {}: {e}", path.display()))
 }
 
+/// Why `path` is not a usable model, in one line; an ONNX file (which every
+/// command but `convert` is handed by mistake) says how to convert it.
+pub fn model_error(path: &std::path::Path, e: linrt::Error) -> anyhow::Error {
+    let onnx = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx"));
+    if e == linrt::Error::BadMagic && onnx {
+        return anyhow!(
+            "{} is an ONNX file, not a .lrt model: convert it first (linrt convert {} -o model.lrt)",
+            path.display(),
+            path.display()
+        );
+    }
+    anyhow!("{}: {e}", path.display())
+}
+
 pub fn execute(command: Command) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {
         Command::Inspect { model, json } => {
             let file = open(&model)?;
-            let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let m = file.model().map_err(|e| model_error(&model, e))?;
             if json {
                 writeln!(out, "{}", inspect::json(&m))?;
             } else {
@@ -269,7 +283,7 @@ pub fn execute(command: Command) -> Result<()> {
         Command::Run { model, input, output, chunk, expect, tolerance, kernels } => {
             let kernels = cpu::requested(kernels.as_deref())?;
             let file = open(&model)?;
-            let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let m = file.model().map_err(|e| model_error(&model, e))?;
             let inputs = run::read_inputs(&input, &m)?;
             let width = m.config().input_width();
             if inputs.is_empty() {
@@ -336,7 +350,7 @@ pub fn execute(command: Command) -> Result<()> {
             let request = cpu::requested(kernels.as_deref())?;
             let path = cpu::chosen(request)?.path();
             let file = open(&model)?;
-            let m = file.model().map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let m = file.model().map_err(|e| model_error(&model, e))?;
             if !(1..=1_000_000).contains(&steps) {
                 bail!("--steps must be between 1 and 1000000");
             }
@@ -504,7 +518,7 @@ fn verify(args: VerifyArgs, out: &mut dyn Write) -> Result<()> {
     let dtype = linrt::AlignedBytes::from_slice(&bytes)
         .model()
         .map(|m| m.weight_dtype())
-        .map_err(|e| anyhow!("{}: {e}", args.model.display()))?;
+        .map_err(|e| model_error(&args.model, e))?;
     let opts = args.check.options(dtype);
     let report = verify(&bytes, &args.onnx, opts)?;
     if args.json {

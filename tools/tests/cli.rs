@@ -141,6 +141,18 @@ fn bad_model_files() {
         "checksum mismatch",
     );
     assert!(!Path::new(&dir.file("y.npy")).exists());
+
+    // An ONNX file handed to a command that runs .lrt models: say to convert it.
+    let onnx = repo("models/tiny/tiny.onnx");
+    let convert_first = "is an ONNX file, not a .lrt model: convert it first (linrt convert";
+    assert_fails(
+        &linrt(&["run", &onnx, "--input", &repo("models/tiny/sample.npy"), "--output", &dir.file("y.npy")]),
+        1,
+        convert_first,
+    );
+    assert_fails(&linrt(&["inspect", &onnx]), 1, convert_first);
+    assert_fails(&linrt(&["bench", &onnx]), 1, convert_first);
+    assert_fails(&linrt(&["asr", "--model", &onnx]), 1, convert_first);
 }
 
 #[test]

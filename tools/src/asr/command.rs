@@ -138,7 +138,7 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
     let (model, model_name) = match &args.model {
         Some(path) => {
             file = ModelFile::open(path).map_err(|e| anyhow!("cannot open {}: {e}", path.display()))?;
-            (file.model().map_err(|e| anyhow!("{}: {e}", path.display()))?, path.display().to_string())
+            (file.model().map_err(|e| crate::cli::model_error(path, e))?, path.display().to_string())
         }
         None => {
             bundled = AlignedBytes::from_slice(BUNDLED_MODEL);
