@@ -282,17 +282,7 @@ fn packed_dots<const P: usize>(group: &[i8], xq: &[i8], cols: usize, p: usize) -
         // rows of that block are 64 bytes apart.
         let at = start / 64 * 256 + start % 64;
         for (j, acc_j) in acc.iter_mut().enumerate() {
-            let row = &xq[(p + j) * cols..(p + j + 1) * cols];
-            let xv = if start + 32 <= cols {
-                // SAFETY: start + 32 ≤ cols: the 32 bytes are inside the row.
-                unsafe { _mm256_loadu_si256(row.as_ptr().add(start) as *const __m256i) }
-            } else {
-                // The row's last bytes, zero-padded as the weights are.
-                let mut padded = [0i8; 32];
-                padded[..cols - start].copy_from_slice(&row[start..]);
-                // SAFETY: 32 bytes, all of `padded`.
-                unsafe { _mm256_loadu_si256(padded.as_ptr() as *const __m256i) }
-            };
+            let xv = load_x(&xq[(p + j) * cols..(p + j + 1) * cols], start);
             let ax = _mm256_sign_epi8(xv, xv);
             for (k, a) in acc_j.iter_mut().enumerate() {
                 // SAFETY: the group holds every 64-column block of its four rows.
@@ -302,7 +292,41 @@ fn packed_dots<const P: usize>(group: &[i8], xq: &[i8], cols: usize, p: usize) -
             }
         }
     }
-    acc.map(|a| a.map(|v| hsum_epi32(v)))
+    acc.map(|a| hsum4_epi32(a))
+}
+
+/// 32 bytes of `row` from `start`, zero-padded past its end as the weights are. A
+/// tail of 16 (widths that are multiples of 16, the usual case) is one 16-byte load
+/// rather than a copy through the stack.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_x(row: &[i8], start: usize) -> __m256i {
+    let left = row.len() - start;
+    if left >= 32 {
+        // SAFETY: start + 32 ≤ row.len(): the 32 bytes are inside the row.
+        unsafe { _mm256_loadu_si256(row.as_ptr().add(start) as *const __m256i) }
+    } else if left == 16 {
+        // SAFETY: start + 16 = row.len(): the 16 bytes are inside the row.
+        unsafe { _mm256_zextsi128_si256(_mm_loadu_si128(row.as_ptr().add(start) as *const __m128i)) }
+    } else {
+        let mut padded = [0i8; 32];
+        padded[..left].copy_from_slice(&row[start..]);
+        // SAFETY: 32 bytes, all of `padded`.
+        unsafe { _mm256_loadu_si256(padded.as_ptr() as *const __m256i) }
+    }
+}
+
+/// The sums of four vectors' lanes, in one reduction (integer sums: exact in any
+/// order, so the same as four `hsum_epi32`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum4_epi32(v: [__m256i; 4]) -> [i32; 4] {
+    let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    let sums = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+    let mut out = [0i32; 4];
+    // SAFETY: 16 bytes, all of `out`.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, sums) };
+    out
 }
 
 /// LayerNorm in place, like [`crate::kernels::scalar::layer_norm`] and with its exact
@@ -459,24 +483,52 @@ pub unsafe fn attention_head_step(
     for (zd, kd) in z.iter_mut().zip(k) {
         *zd += kd;
     }
+    // Up to four 8-column blocks per pass over S: each column's sum still runs over
+    // d in order, but four independent chains hide the add latency.
     let mut j = 0;
     while j + 8 <= dv {
-        // SAFETY: columns j..j + 8 ≤ dv of v, out and of each row d < dk of s.
+        let blocks = ((dv - j) / 8).min(4);
+        // SAFETY: blocks · 8 columns from j fit in dv.
         unsafe {
-            let vv = _mm256_loadu_ps(v.as_ptr().add(j));
-            let mut acc = _mm256_setzero_ps();
-            for d in 0..dk {
-                let row = s.as_mut_ptr().add(d * dv + j);
-                let updated = _mm256_add_ps(_mm256_loadu_ps(row), _mm256_mul_ps(_mm256_set1_ps(k[d]), vv));
-                _mm256_storeu_ps(row, updated);
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(q[d]), updated));
+            match blocks {
+                4 => head_columns::<4>(s, q, k, v, out, j),
+                3 => head_columns::<3>(s, q, k, v, out, j),
+                2 => head_columns::<2>(s, q, k, v, out, j),
+                _ => head_columns::<1>(s, q, k, v, out, j),
             }
-            _mm256_storeu_ps(out.as_mut_ptr().add(j), acc);
         }
-        j += 8;
+        j += 8 * blocks;
     }
     scalar::attention_columns(s, q, k, v, out, j);
     scalar::normalise(out, q, z, eps);
+}
+
+/// Columns `j .. j + 8N` of [`attention_head_step`]'s update and readout.
+///
+/// # Safety
+/// The CPU must support AVX2; `j + 8N ≤ v.len()`, and the slices are as
+/// [`attention_head_step`] requires.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn head_columns<const N: usize>(s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], j: usize) {
+    let (dk, dv) = (k.len(), v.len());
+    // SAFETY (all accesses): columns j..j + 8N ≤ dv of v, out and of each row d < dk of s.
+    unsafe {
+        let vv: [__m256; N] = core::array::from_fn(|b| _mm256_loadu_ps(v.as_ptr().add(j + 8 * b)));
+        let mut acc = [_mm256_setzero_ps(); N];
+        for d in 0..dk {
+            let (kd, qd) = (_mm256_set1_ps(k[d]), _mm256_set1_ps(q[d]));
+            for b in 0..N {
+                let row = s.as_mut_ptr().add(d * dv + j + 8 * b);
+                let updated = _mm256_add_ps(_mm256_loadu_ps(row), _mm256_mul_ps(kd, vv[b]));
+                _mm256_storeu_ps(row, updated);
+                acc[b] = _mm256_add_ps(acc[b], _mm256_mul_ps(qd, updated));
+            }
+        }
+        for (b, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add(j + 8 * b), *a);
+        }
+    }
 }
 
 /// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with
