@@ -466,7 +466,9 @@ impl<'m> BeamDecoder<'m> {
     /// The utterance's result: the best hypothesis that ends on a whole word (the
     /// one being spelled counts when it is a word) and, with a grammar, has said a
     /// whole phrase. Its words go to `out` (as many as [`BeamConfig::max_words`]
-    /// + 1); returns how many, 0 when no hypothesis qualifies.
+    /// + 1); returns how many. When every hypothesis stops inside a word that is
+    /// not one (an utterance cut short), the best one's whole words are the result
+    /// without a grammar; with one, nothing is (half a command is not a command).
     pub fn final_words(&self, out: &mut [DecodedWord]) -> Result<usize, Error> {
         let mut best: Option<(f32, usize, Option<WordId>)> = None;
         for (i, h) in self.hypotheses().iter().enumerate() {
@@ -485,7 +487,12 @@ impl<'m> BeamDecoder<'m> {
                 best = Some((score, i, pending));
             }
         }
-        let Some((_, i, pending)) = best else { return Ok(0) };
+        let Some((_, i, pending)) = best.or(match self.grammar {
+            None if self.len > 0 => Some((0.0, 0, None)),
+            _ => None,
+        }) else {
+            return Ok(0);
+        };
         let words = self.words_of(i);
         let n = words.len() + usize::from(pending.is_some());
         if out.len() < n {
@@ -720,6 +727,16 @@ mod tests {
         assert_eq!(decode("off on", None, None, BeamConfig::default(), &steps), "off on");
         let steps = frames("oo_ffff__", 0.9, None, 0.0);
         assert_eq!(decode("off of", None, None, BeamConfig::default(), &steps), "of");
+    }
+
+    #[test]
+    fn an_utterance_cut_inside_a_word_keeps_its_whole_words() {
+        // Cut after "th": the one hypothesis of a beam of 1 does not end on a word.
+        let steps = frames("tt_uu_rr_nn_ oo_nn_ tt_hh", 0.9, None, 0.0);
+        let narrow = BeamConfig { beam: 1, ..BeamConfig::default() };
+        assert_eq!(decode("turn on the", None, None, narrow, &steps), "turn on");
+        // With a grammar, half a command is still nothing.
+        assert_eq!(decode("turn on the", Some("turn on the"), None, narrow, &steps), "");
     }
 
     #[test]
