@@ -168,7 +168,7 @@ def asr_goldens(lrt, linrt):
     for i, (text, voice, audio, snr) in enumerate(picks):
         pcm = np.round(np.clip(audio, -1, 1) * 32767)
         pieces += [pcm, floor(1.4 if i < len(picks) - 1 else 0.2)]
-        feats = data.fbank((pcm / 32768.0).astype(np.float32))
+        feats = data.fbank((pcm / 32768.0).astype(np.float32), noise_floor=data.NOISE_FLOOR)
         x = torch.from_numpy(stack((feats - mean) / std))[None]
         logits = reference(model, x)[0]
         np.save(os.path.join(gold, f"utt{i}.logits.npy"), logits.astype(np.float32))

@@ -325,8 +325,29 @@ def quiet_floor(n, rng):
 # ---------------------------------------------------------------------------------
 # Utterances and features.
 
-def fbank(audio):
-    """Log-mel features [frames, 80], kaldi-native-fbank as sherpa-onnx sets it up."""
+# linrt's front-end adds this deterministic noise floor (app.frontend.noise_floor,
+# standard deviation in int16 units: -90 dBFS) to every sample: training audio always
+# has a quieter or louder floor (quiet_floor), never digital silence.
+NOISE_FLOOR = 1.0
+
+
+def floor_noise(n):
+    """linrt::audio::fbank::floor_noise for sample indices `n`, bit for bit: four
+    16-bit uniforms of splitmix64(n), summed, centred, scaled by sqrt(3), in f32."""
+    n = np.asarray(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = n + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    u = [((z >> np.uint64(16 * k)) & np.uint64(0xFFFF)).astype(np.float32) + np.float32(0.5) for k in range(4)]
+    u = [x / np.float32(65536) for x in u]
+    return (((u[0] + u[1]) + u[2]) + u[3] - np.float32(2)) * np.float32(1.7320508)
+
+
+def fbank(audio, noise_floor=0.0):
+    """Log-mel features [frames, 80], kaldi-native-fbank as sherpa-onnx sets it up;
+    with `noise_floor`, over the samples linrt's front-end sees (NOISE_FLOOR)."""
     import kaldi_native_fbank as knf
 
     opts = knf.FbankOptions()
@@ -337,7 +358,10 @@ def fbank(audio):
     opts.mel_opts.low_freq = 20.0
     opts.mel_opts.high_freq = -400.0
     fb = knf.OnlineFbank(opts)
-    fb.accept_waveform(SAMPLE_RATE, (audio * 32768.0).tolist())
+    scaled = np.asarray(audio, dtype=np.float32) * np.float32(32768)
+    if noise_floor:
+        scaled = scaled + np.float32(noise_floor) * floor_noise(np.arange(len(scaled)))
+    fb.accept_waveform(SAMPLE_RATE, scaled.tolist())
     fb.input_finished()
     return np.stack([fb.get_frame(i) for i in range(fb.num_frames_ready)]).astype(np.float32)
 

@@ -162,8 +162,8 @@ def initial_weights(path):
 def export(model, mean, std, path):
     frontend = dict(sample_rate=data.SAMPLE_RATE, num_bins=data.NUM_BINS, frame_length_ms=25, frame_shift_ms=10,
                     dither=0.0, snip_edges=False, window="povey", low_freq=20.0, high_freq=-400.0,
-                    preemph_coeff=0.97, remove_dc_offset=True, sample_scale=32768.0, stack=data.STACK,
-                    context=data.CONTEXT)
+                    preemph_coeff=0.97, remove_dc_offset=True, sample_scale=32768.0,
+                    noise_floor=data.NOISE_FLOOR, stack=data.STACK, context=data.CONTEXT)
     extra = {"app.task": "asr-ctc", "app.vocabulary": json.dumps(data.SYMBOLS),
              "app.words": json.dumps(data.VOCAB),
              "app.frontend": json.dumps(frontend),

@@ -47,6 +47,12 @@ pub struct FbankOptions {
     pub snip_edges: bool,
     /// Samples arrive in [-1, 1]; Kaldi features of int16 audio need 32768.
     pub sample_scale: f32,
+    /// Standard deviation of a deterministic noise floor added to every scaled
+    /// sample ([`floor_noise`]; 0: none). A model trained on audio that always had
+    /// some floor never saw digital silence, whose log-mel energies are far below
+    /// anything it heard; 1.0 at the int16 scale is -90 dBFS, Kaldi's dither level,
+    /// without its random generator.
+    pub noise_floor: f32,
 }
 
 impl FbankOptions {
@@ -71,8 +77,23 @@ impl Default for FbankOptions {
             window: Window::Povey,
             snip_edges: false,
             sample_scale: 32768.0,
+            noise_floor: 0.0,
         }
     }
+}
+
+/// Noise of mean 0 and variance 1 for sample `n` of a stream, a function of `n`
+/// alone, so that it is the same whatever the chunking: the 64-bit splitmix64 hash
+/// of `n` as four 16-bit uniforms, summed (Irwin-Hall, nearly Gaussian) and scaled
+/// by √3. Every operation is exact in f32 but the last product, so a numpy twin
+/// (models/asr-commands/data.py) gives the same bits.
+pub fn floor_noise(n: u64) -> f32 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let u = |k: u32| (((z >> (16 * k)) & 0xFFFF) as f32 + 0.5) / 65536.0;
+    (u(0) + u(1) + u(2) + u(3) - 2.0) * 1.732_050_8
 }
 
 /// Samples kept: the history `drop_consumed` keeps (under two frame lengths) and
@@ -134,6 +155,9 @@ impl Fbank {
         }
         if !(opts.sample_scale.is_finite() && opts.sample_scale > 0.0) {
             return Err(bad("sample_scale", opts.sample_scale));
+        }
+        if !(opts.noise_floor.is_finite() && opts.noise_floor >= 0.0) {
+            return Err(bad("noise_floor", opts.noise_floor));
         }
         let fft_len = frame_length.next_power_of_two();
         let mut window = [0f64; MAX_FRAME_SAMPLES];
@@ -216,9 +240,15 @@ impl Fbank {
         while !samples.is_empty() {
             let room = BUFFER - self.buffered;
             let take = room.min(samples.len());
-            let scale = self.opts.sample_scale;
-            for (b, s) in self.buffer[self.buffered..self.buffered + take].iter_mut().zip(&samples[..take]) {
+            let (scale, floor) = (self.opts.sample_scale, self.opts.noise_floor);
+            let first = self.received;
+            for (i, (b, s)) in
+                self.buffer[self.buffered..self.buffered + take].iter_mut().zip(&samples[..take]).enumerate()
+            {
                 *b = s * scale;
+                if floor != 0.0 {
+                    *b += floor * floor_noise(first + i as u64);
+                }
             }
             self.buffered += take;
             self.received += take as u64;
@@ -294,5 +324,55 @@ impl Fbank {
         let bins = self.opts.num_bins;
         self.mel.log_energies(&self.power, &mut self.out[..bins]);
         on_frame(&self.out[..bins]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_noise_is_unit_variance_noise_that_depends_on_the_index_alone() {
+        let n = 200_000u64;
+        let (mut sum, mut sq) = (0f64, 0f64);
+        for i in 0..n {
+            let x = floor_noise(i) as f64;
+            sum += x;
+            sq += x * x;
+        }
+        let mean = sum / n as f64;
+        let var = sq / n as f64 - mean * mean;
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "mean {mean}, variance {var}");
+        assert_eq!(floor_noise(12_345).to_bits(), floor_noise(12_345).to_bits());
+        // Pinned: models/asr-commands/data.py's numpy twin gives these bits.
+        let bits = [floor_noise(0), floor_noise(1), floor_noise(1 << 40)].map(f32::to_bits);
+        assert_eq!(bits, [1068948737, 3206419806, 1056447940]);
+    }
+
+    #[test]
+    fn a_noise_floor_lifts_digital_silence_whatever_the_chunking() {
+        let frames = |opts: FbankOptions, chunk: usize| {
+            let silence = [0f32; 8000];
+            let mut fb = Fbank::new(opts).unwrap();
+            let mut out = std::vec::Vec::new();
+            for piece in silence.chunks(chunk) {
+                fb.accept(piece, |f| out.extend_from_slice(f));
+            }
+            fb.finish(|f| out.extend_from_slice(f));
+            out
+        };
+        let floored = FbankOptions { noise_floor: 1.0, ..FbankOptions::default() };
+        let whole = frames(floored, 8000);
+        for chunk in [1, 7, 160] {
+            let got = frames(floored, chunk);
+            assert!(got.iter().zip(&whole).all(|(a, b)| a.to_bits() == b.to_bits()) && got.len() == whole.len());
+        }
+        // Without it, digital silence is the log of nothing: far below a 1-LSB floor.
+        let bare = frames(FbankOptions::default(), 8000);
+        let (lowest_floored, highest_bare) =
+            (whole.iter().fold(f32::MAX, |m, v| m.min(*v)), bare.iter().fold(f32::MIN, |m, v| m.max(*v)));
+        assert!(lowest_floored > highest_bare + 5.0, "{lowest_floored} vs {highest_bare}");
+        let bad = FbankOptions { noise_floor: -1.0, ..FbankOptions::default() };
+        assert!(Fbank::new(bad).is_err());
     }
 }

@@ -102,7 +102,7 @@ impl AsrInfo {
 /// kaldi-native-fbank's defaults as sherpa-onnx sets them; the ones the runtime
 /// cannot honour (dither, an unknown window) are refused rather than ignored.
 fn fbank_options(frontend: &Value, sample_rate: u32, num_bins: usize) -> Result<FbankOptions> {
-    const KNOWN: [&str; 14] = [
+    const KNOWN: [&str; 15] = [
         "sample_rate",
         "num_bins",
         "frame_length_ms",
@@ -115,6 +115,7 @@ fn fbank_options(frontend: &Value, sample_rate: u32, num_bins: usize) -> Result<
         "preemph_coeff",
         "remove_dc_offset",
         "sample_scale",
+        "noise_floor",
         "stack",
         "context",
     ];
@@ -161,5 +162,6 @@ fn fbank_options(frontend: &Value, sample_rate: u32, num_bins: usize) -> Result<
         window,
         snip_edges: flag("snip_edges", d.snip_edges)?,
         sample_scale: num("sample_scale", d.sample_scale)?,
+        noise_floor: num("noise_floor", d.noise_floor)?,
     })
 }
