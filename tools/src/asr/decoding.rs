@@ -336,7 +336,7 @@ pub fn with_recognizer<R>(
         Some(v) => Decoder::beam(&info, v, config, &mut buffers)?,
         None => Decoder::greedy(&info),
     };
-    let mut arena = vec![0u8; Recognizer::arena_bytes(model, kernels)?];
+    let mut arena = vec![0u8; Recognizer::arena_bytes(model, &info, kernels)?];
     let mut recognizer = Recognizer::new(model, &mut arena, info, endpoint, kernels, decoder)?;
     f(&mut recognizer)
 }
