@@ -92,17 +92,7 @@ pub fn convert_file(
         let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
         let report = verify(&bytes, onnx, opts.verify)?;
         if !report.passed() {
-            let worst = report
-                .outputs
-                .iter()
-                .filter(|o| !o.passed)
-                .map(|o| format!("{} max rel {:.3e}", o.name, o.max_rel))
-                .collect::<Vec<_>>();
-            bail!(
-                "verification failed: linrt and tract disagree ({}; tolerance {:.0e}); the ONNX graph is not the linear transformer its weights describe; no file written",
-                worst.join(", "),
-                report.tolerance
-            );
+            bail!("{}", verification_failure(&report, opts.dtype));
         }
         Some(report)
     };
@@ -196,3 +186,33 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         anyhow!("cannot write {}: {e}", path.display())
     })
 }
+
+/// One line on what disagreed, by the criterion it missed. An int8 file that misses
+/// only the cosine is quantization error, not a wrong graph: say what to try.
+fn verification_failure(report: &VerifyReport, dtype: DType) -> String {
+    let failed: Vec<_> = report.outputs.iter().filter(|o| !o.passed).collect();
+    let off_scale = failed.iter().any(|o| o.max_rel > report.tolerance);
+    let worst = failed
+        .iter()
+        .map(|o| {
+            if o.max_rel > report.tolerance {
+                format!("{} max rel {:.3e}", o.name, o.max_rel)
+            } else {
+                format!("{} min cosine {:.6}", o.name, o.min_cosine)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let limits = if report.min_cosine > 0.0 {
+        format!("tolerance {:.0e}, min cosine {}", report.tolerance, report.min_cosine)
+    } else {
+        format!("tolerance {:.0e}", report.tolerance)
+    };
+    let why = if !off_scale && dtype == DType::I8 {
+        "int8 rounding moves these further than allowed: a smaller --int8-block, or --min-cosine if the model's own accuracy says the file is good enough"
+    } else {
+        "the ONNX graph is not the linear transformer its weights describe"
+    };
+    format!("verification failed: linrt and tract disagree ({worst}; {limits}); {why}; no file written")
+}
+
