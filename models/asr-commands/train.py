@@ -197,6 +197,8 @@ def main():
                    help="start a new run from these weights (an exported asr-commands.onnx or a checkpoint), with "
                         "their feature statistics, a fresh optimiser and schedule: a further training cycle")
     p.add_argument("--stop-after", type=float, default=None, help="leave after this many hours (resume later)")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="leave after this step's checkpoint (resume later, for example with another --steps)")
     p.add_argument("--export-only", action="store_true", help="export the checkpoint's weights as they are")
     p.add_argument("--onnx", default=None, help="where to export (default: asr-commands.onnx in --work)")
     a = p.parse_args()
@@ -280,7 +282,8 @@ def main():
             wer, cer = evaluate(model, dev_utts, dev_texts)
             history.append({"step": step, "loss": running, "dev_wer": wer, "dev_cer": cer})
             print(f"step {step} dev greedy WER {100 * wer:.2f} % CER {100 * cer:.2f} %", flush=True)
-        stopping = a.stop_after is not None and time.time() - session_start > a.stop_after * 3600
+        stopping = (a.stop_after is not None and time.time() - session_start > a.stop_after * 3600) or \
+            (a.stop_at is not None and step + 1 >= a.stop_at)
         if (step + 1) % 250 == 0 or last or stopping:
             train_seconds += time.time() - t0
             t0 = time.time()
