@@ -37,13 +37,18 @@ import zlib
 
 import numpy as np
 
-# SVOX Pico reads memory it never wrote, and glibc hands a process's freed blocks
-# back to its next allocation, so Pico's audio depended on what ran before it. A fixed
-# mmap threshold (M_MMAP_THRESHOLD, -3) gives every large block fresh zeroed pages.
-try:
-    ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
-except OSError:
-    pass
+
+def fresh_pages_for_large_blocks():
+    """SVOX Pico reads memory it never wrote, and glibc hands a process's freed blocks
+    back to its next allocation, so Pico's audio depended on what ran before it. A
+    fixed mmap threshold (M_MMAP_THRESHOLD, -3) gives every large block fresh zeroed
+    pages. Only where Pico runs: in a training process every large tensor would then
+    be a fresh mapping, and page faults doubled the time of a step."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
+    except OSError:
+        pass
+
 
 SAMPLE_RATE = 16000
 NUM_BINS = 80
@@ -195,6 +200,8 @@ def espeak(text, voice, rng):
 
 def pico(text, voice, rng):
     import py_nanotts
+
+    fresh_pages_for_large_blocks()
 
     speed, pitch = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.85, 1.2))
     pcm = py_nanotts.NanoTTS().speak(text, voice=voice, speed=speed, pitch=pitch)
@@ -500,7 +507,7 @@ def build(split, count, path, workers=2, first=0, keep_audio=None):
     keep = split != "train" if keep_audio is None else keep_audio
     jobs = [(split, list(range(i, min(i + chunk, first + count))), keep)
             for i in range(first, first + count, chunk)]
-    with Pool(workers) as pool:
+    with Pool(workers, initializer=fresh_pages_for_large_blocks) as pool:
         rows = [r for rs in pool.map(_job, jobs, chunksize=1) for r in rs]
     return _save(path, rows)
 
@@ -526,6 +533,7 @@ def main():
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--show", default=None, help="a split to print a few utterances of (train, test-pico-noisy, ...)")
     a = p.parse_args()
+    fresh_pages_for_large_blocks()
     if a.show:
         for i in range(4):
             start = time.time()
