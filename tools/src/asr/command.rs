@@ -90,7 +90,7 @@ pub struct AsrArgs {
     /// symbol per step, any spelling).
     #[arg(long, value_enum)]
     pub decoder: Option<DecoderKind>,
-    /// Beam decoder: hypotheses kept per step [default: 8].
+    /// Beam decoder: hypotheses kept per step [default: 16].
     #[arg(long)]
     pub beam: Option<usize>,
     /// Beam decoder: the words it may say, whitespace-separated (# comments),
@@ -109,6 +109,11 @@ pub struct AsrArgs {
     /// Beam decoder: the bonus of a hotword without its own weight.
     #[arg(long, default_value_t = DEFAULT_HOTWORD_WEIGHT)]
     pub hotword_weight: f32,
+    /// Beam decoder: the log-probability cost of ending a word where the model
+    /// emitted no separator (a letter that cannot continue a whole word starts the
+    /// next one); `inf`: only the separator ends a word.
+    #[arg(long)]
+    pub boundary_penalty: Option<f32>,
 }
 
 pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
@@ -156,6 +161,7 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
         grammar: args.grammar.clone(),
         hotwords: args.hotwords.clone(),
         hotword_weight: args.hotword_weight,
+        boundary_penalty: args.boundary_penalty,
     };
     let (source, source_name) = open_source(&args)?;
     let names = (source_name.as_str(), model_name.as_str());
