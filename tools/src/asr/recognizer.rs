@@ -251,7 +251,11 @@ impl Decoding<'_> {
                 self.end_utterance();
                 self.rebuild_state(self.idle_steps, 0);
             }
+            // Not once the utterance is anchored: the beam's best hypothesis may
+            // fall back to nothing for a few steps of a word's onset while others
+            // hold its first letters, and a rebuild then would cut the onset.
             None if self.rebuilds_between_endpoints
+                && !self.anchored
                 && self.decoder.is_empty()
                 && self.state_steps >= 2 * self.idle_steps =>
             {
