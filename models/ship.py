@@ -107,6 +107,7 @@ def ship_asr(a, linrt):
             for decoder in ("beam", "greedy"):
                 for n, d in sets.items():
                     r = evaluate.evaluate_set(linrt.binary, files[dtype]["path"], d, decoder, tmp)
+                    r.pop("errors")  # every wrong transcript: too big for models/ (evaluate.py --json has them)
                     results.setdefault(dtype, {}).setdefault(decoder, {})[n] = r
                     print(f"asr {dtype} {decoder} {n}: WER {100 * r['wer']:.2f} % CER {100 * r['cer']:.2f} %",
                           flush=True)

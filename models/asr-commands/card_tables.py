@@ -31,6 +31,12 @@ def pct(r):
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "metrics.json")
     m = json.load(open(path))["results"]
+    if "data" in m:
+        print("| engine | training utterances | hours | voices |")
+        print("|---|---:|---:|---:|")
+        for engine, d in m["data"].items():
+            print(f"| {engine} | {d['utterances']:,} | {d['hours']:.1f} | {d['voices']} |")
+        print()
     print("| set | utterances | f32 beam | int8 beam | f32 greedy | int8 greedy |")
     print("|---|---:|---:|---:|---:|---:|")
     for key, name in SETS:

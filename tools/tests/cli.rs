@@ -206,6 +206,12 @@ fn bad_convert_calls() {
         1,
         "cannot write",
     );
+    // int8 rounding that misses only the cosine bar is called that, with what to try.
+    let asr = repo("models/asr-commands/asr-commands.onnx");
+    let strict = ["convert", &asr, "-o", &out, "--dtype", "int8", "--min-cosine", "0.99999"];
+    let rounding = linrt(&strict);
+    assert_fails(&rounding, 1, "int8 rounding moves these further than allowed: a smaller --int8-block");
+    assert!(String::from_utf8_lossy(&rounding.stderr).contains("min cosine 0.99999)"));
     assert!(!Path::new(&out).exists());
     // Verification of a model against an ONNX of another model fails loudly.
     let lrt = converted(&dir);
