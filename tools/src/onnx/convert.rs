@@ -215,4 +215,3 @@ fn verification_failure(report: &VerifyReport, dtype: DType) -> String {
     };
     format!("verification failed: linrt and tract disagree ({worst}; {limits}); {why}; no file written")
 }
-
