@@ -528,10 +528,11 @@ impl<'m> BeamDecoder<'m> {
 
     /// The utterance's result: the best hypothesis that ends on a whole word (the
     /// one being spelled counts when it is a word) and, with a grammar, has said a
-    /// whole phrase. Its words go to `out` (as many as [`BeamConfig::max_words`]
-    /// + 1); returns how many. When every hypothesis stops inside a word that is
-    /// not one (an utterance cut short), the best one's whole words are the result
-    /// without a grammar; with one, nothing is (half a command is not a command).
+    /// whole phrase. Its words go to `out`, which must hold one more than
+    /// [`BeamConfig::max_words`]; returns how many. When every hypothesis stops
+    /// inside a word that is not one (an utterance cut short), the best one's whole
+    /// words are the result without a grammar; with one, nothing is (half a command
+    /// is not a command).
     pub fn final_words(&self, out: &mut [DecodedWord]) -> Result<usize, Error> {
         let mut best: Option<(f32, usize, Option<WordId>)> = None;
         for (i, h) in self.hypotheses().iter().enumerate() {

@@ -87,7 +87,7 @@ impl DecodeOptions {
         }
         let defaults = BeamConfig::default();
         let boundary_penalty = self.boundary_penalty.unwrap_or(defaults.boundary_penalty);
-        if !(boundary_penalty >= 0.0) {
+        if boundary_penalty.is_nan() || boundary_penalty < 0.0 {
             bail!("--boundary-penalty must be a number ≥ 0 (or inf), not {boundary_penalty}");
         }
         Ok(BeamConfig { beam, boundary_penalty, ..defaults })
