@@ -276,16 +276,6 @@ impl<'m> BeamDecoder<'m> {
         &self.memory.words[start..start + n]
     }
 
-    fn same_prefix(&self, a: usize, words_of_b: &[DecodedWord], extra: Option<WordId>, node: u32) -> bool {
-        let h = &self.hypotheses()[a];
-        let mine = self.words_of(a);
-        let n = words_of_b.len() + usize::from(extra.is_some());
-        h.node == node
-            && mine.len() == n
-            && mine.iter().zip(words_of_b).all(|(x, y)| x.word == y.word)
-            && extra.is_none_or(|w| mine[n - 1].word == w)
-    }
-
     /// Whether hypothesis `a`'s words and then `extra_a` (NONE: nothing) are
     /// hypothesis `b`'s words and then `extra_b`.
     fn same_words(&self, a: usize, extra_a: u32, b: usize, extra_b: Option<WordId>) -> bool {
@@ -402,13 +392,18 @@ impl<'m> BeamDecoder<'m> {
                 let penalty = if boundary { self.config.boundary_penalty } else { 0.0 };
                 let nonblank = if s == h.last { h.blank } else { total } + lp - penalty;
                 let hash = if boundary { mix(mix(h.hash, sep), s) } else { mix(h.hash, s) };
-                let existing = (0..self.len)
-                    .find(|&j| self.hypotheses()[j].hash == hash && self.same_prefix(j, self.words_of(i), word, node));
+                let existing = (0..self.len).find(|&j| {
+                    let other = &self.hypotheses()[j];
+                    other.hash == hash && other.node == node && self.same_words(j, NONE, i, word)
+                });
                 // A word's first letter can reach one prefix from two parents (after
                 // the separator, and by an implicit word end): merge those too.
                 let starts_word = node != ROOT && (h.node == ROOT || boundary);
                 let existing = existing.or_else(|| {
-                    (self.len..n).filter(|_| starts_word).find(|&m| {
+                    if !starts_word {
+                        return None;
+                    }
+                    (self.len..n).find(|&m| {
                         let c = self.memory.candidates[m];
                         c.hash == hash && c.node == node && self.same_words(c.parent as usize, c.word, i, word)
                     })

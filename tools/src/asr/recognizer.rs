@@ -69,8 +69,8 @@ struct Decoding<'m> {
     anchor_steps: usize,
     anchored: bool,
     /// A rebuild's kept inputs, contiguous, and their logits: the replay is one
-    /// `step_chunk` (matrix-matrix kernels, several times the throughput of
-    /// stepping), so rebuilds cost a fraction of the steps they replay.
+    /// `step_chunk` (matrix-matrix kernels: 1.3× the throughput of stepping for
+    /// the shipped int8 model on an AVX2 core, `linrt bench --prefill 34`).
     replay_inputs: Vec<f32>,
     replay_logits: Vec<f32>,
     error: Option<linrt::Error>,
@@ -90,10 +90,17 @@ const IDLE_CONTEXT_SECONDS: f64 = 0.2;
 /// without anchoring; 0.2 s loses onsets). 1.0 s sits inside the flat stretch.
 const ANCHOR_SECONDS: f64 = 1.0;
 
-/// Most steps a state rebuild replays: the session's `max_chunk`.
-fn replay_steps(info: &AsrInfo) -> usize {
+/// Steps of idle context and of anchor context at `info`'s step length.
+fn context_steps(info: &AsrInfo) -> (usize, usize) {
     let steps = |seconds: f64| (seconds / info.step_seconds()).ceil() as usize;
-    steps(IDLE_CONTEXT_SECONDS).max(steps(ANCHOR_SECONDS)).max(1)
+    (steps(IDLE_CONTEXT_SECONDS), steps(ANCHOR_SECONDS))
+}
+
+/// Most steps a state rebuild replays (the inputs `remember` keeps): the
+/// session's `max_chunk`.
+fn replay_steps(info: &AsrInfo) -> usize {
+    let (idle, anchor) = context_steps(info);
+    idle.max(anchor).max(1)
 }
 
 pub struct Recognizer<'m> {
@@ -123,8 +130,7 @@ impl<'m> Recognizer<'m> {
         let logits = vec![0f32; info.vocabulary.len()];
         let replay_inputs = Vec::with_capacity(replay_steps(&info) * info.num_bins * info.context);
         let replay_logits = vec![0f32; replay_steps(&info) * info.vocabulary.len()];
-        let idle_steps = (IDLE_CONTEXT_SECONDS / info.step_seconds()).ceil() as usize;
-        let anchor_steps = (ANCHOR_SECONDS / info.step_seconds()).ceil() as usize;
+        let (idle_steps, anchor_steps) = context_steps(&info);
         let decoding = Decoding {
             info,
             session,

@@ -196,9 +196,9 @@ fn le<const N: usize>(raw: &[u8]) -> [u8; N] {
 
 /// Averages one interleaved frame to mono, or names what is wrong with a float sample.
 fn mix(format: SampleFormat, frame: &[u8]) -> std::result::Result<f32, &'static str> {
-    if format == SampleFormat::S16 && frame.len() == 2 {
-        // Mono 16-bit, the usual stream: the same value as the average of one, sooner.
-        return Ok((f64::from(i16::from_le_bytes(le(frame))) / 32768.0) as f32);
+    if frame.len() == format.bytes() && !format.is_float() {
+        // Mono integer samples, the usual stream: the average of one, sooner.
+        return Ok(format.decode(frame) as f32);
     }
     let mut sum = 0.0f64;
     let mut count = 0u32;
