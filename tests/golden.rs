@@ -148,6 +148,98 @@ fn mixed_dims_gelu_no_final_norm_sequence_form() {
     check("mixed", "sequence");
 }
 
+// The paper's other feature maps, as fast-transformers computes them (Ω frozen).
+#[test]
+fn relu_feature_map_step_form() {
+    check("fm_relu", "step");
+}
+#[test]
+fn relu_feature_map_sequence_form() {
+    check("fm_relu", "sequence");
+}
+#[test]
+fn favor_step_form() {
+    check("fm_favor", "step");
+}
+#[test]
+fn favor_sequence_form() {
+    check("fm_favor", "sequence");
+}
+#[test]
+fn random_fourier_features_step_form() {
+    check("fm_random_fourier", "step");
+}
+#[test]
+fn random_fourier_features_sequence_form() {
+    check("fm_random_fourier", "sequence");
+}
+#[test]
+fn smoothed_random_fourier_features_step_form() {
+    check("fm_smoothed_random_fourier", "step");
+}
+#[test]
+fn smoothed_random_fourier_features_sequence_form() {
+    check("fm_smoothed_random_fourier", "sequence");
+}
+#[test]
+fn generalized_random_features_step_form() {
+    check("fm_generalized_random", "step");
+}
+#[test]
+fn generalized_random_features_sequence_form() {
+    check("fm_generalized_random", "sequence");
+}
+
+/// Each map is recognised from the graph, with the width and constants
+/// fast-transformers used, and Ω travels transposed.
+#[test]
+fn feature_maps_are_read_from_the_graph() {
+    use linrt::FeatureMap::*;
+    for (name, map, per_head) in [
+        ("fm_relu", Relu, 16),
+        ("fm_favor", Favor, 32),
+        ("fm_random_fourier", RandomFourier, 24),
+        ("fm_smoothed_random_fourier", SmoothedRandomFourier, 21),
+        ("fm_generalized_random", GeneralizedRandom, 20),
+    ] {
+        let dir = Scratch::new(name, "inferred");
+        let mut opts = ConvertOptions::default();
+        opts.overrides.ignore_metadata = true;
+        let done = convert_file(&dir.path("sequence.onnx"), &dir.path("m.lrt"), &opts, &mut |_| {}).unwrap();
+        let c = done.inferred.config;
+        assert_eq!((c.feature_map, c.features_per_head()), (map, per_head), "{name}");
+        let p = c.feature_params;
+        // softmax_temp defaults to 1/√d_query (random Fourier, Favor) or 1 (generalized).
+        let scale = if map == GeneralizedRandom || map == Relu { 1.0 } else { 0.5 };
+        if map != Relu {
+            assert_eq!(p.input_scale, scale, "{name}");
+        }
+        match map {
+            Favor => assert!((p.log_offset - 0.5 * 32f32.ln()).abs() < 1e-6, "{name}: {p:?}"),
+            RandomFourier => assert!((p.output_scale - (2.0f32 / 24.0).sqrt()).abs() < 1e-6, "{name}: {p:?}"),
+            SmoothedRandomFourier => {
+                assert!((p.output_scale - (2.0f32 / 20.0).sqrt()).abs() < 1e-6 && p.smoothing == 0.5, "{name}: {p:?}")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A feature map linrt does not run is refused at conversion, naming the node it
+/// found, and no file is written.
+#[test]
+fn unsupported_feature_map_is_refused_with_its_node() {
+    let dir = Scratch::new("cases", "softplus");
+    let out = dir.path("never.lrt");
+    let err = convert_file(&dir.path("unsupported_feature_map.onnx"), &out, &ConvertOptions::default(), &mut |_| {})
+        .err()
+        .expect("refused");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("unsupported feature map") && msg.contains("Softplus"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(!out.exists());
+}
+
 #[test]
 fn softmax_attention_under_linear_names_is_rejected_by_verification() {
     let dir = Scratch::new("softmax", "reject");
@@ -265,7 +357,9 @@ fn pre_norm_gelu_is_inferred_from_the_graph() {
 /// shrink to about 1/2 and 1/4.
 #[test]
 fn quantized_models_track_f32_over_512_steps() {
-    for name in ["tiny", "small", "mixed"] {
+    // Random Fourier features are ill-conditioned (their normaliser can near zero), so
+    // the quantization bars are checked on the positive random maps.
+    for name in ["tiny", "small", "mixed", "fm_favor", "fm_generalized_random"] {
         let dir = Scratch::new(name, "quantized");
         let onnx = dir.path("step.onnx");
         let mut outputs = Vec::new();

@@ -22,12 +22,39 @@ pub enum NormPlacement {
     Pre = 1,
 }
 
-/// The feature map φ of linear attention. Codes 1 (relu) and 2 (FAVOR+ random
-/// features, with an `omega` tensor) are reserved in format version 1.
+/// The feature map φ of linear attention, as fast-transformers' feature maps compute
+/// it. The random-feature maps (codes 2 to 5, format 1.2) project each head's
+/// `x' = input_scale · x` by a fixed matrix Ω (`[d_query, M]` in PyTorch, the buffer
+/// `omega`; stored transposed, `[M, d_query]`), `u = x'·Ω`, then:
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeatureMap {
     /// φ(x) = elu(x) + 1, the paper's choice and fast-transformers' default.
     EluPlusOne = 0,
+    /// φ(x) = relu(x): `ActivationFunctionFeatureMap` with `torch.relu`.
+    Relu = 1,
+    /// `Favor` (Performer's positive random features):
+    /// `φ = [exp(u − c), exp(−u − c)]`, `c = |x'|²/2 + log_offset` (½·ln n_dims); F = 2M.
+    Favor = 2,
+    /// `RandomFourierFeatures`: `φ = output_scale · [cos u, sin u]` (√(2/n_dims)); F = 2M.
+    RandomFourier = 3,
+    /// `SmoothedRandomFourierFeatures`: the random Fourier features and one constant
+    /// `smoothing` feature; F = 2M + 1.
+    SmoothedRandomFourier = 4,
+    /// `GeneralizedRandomFeatures` with its default kernel, relu: `φ = relu(u)`; F = M.
+    GeneralizedRandom = 5,
+}
+
+/// Constants of the random-feature maps; all zero for elu+1 and relu.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FeatureParams {
+    /// √softmax_temp: multiplies x before the projection.
+    pub input_scale: f32,
+    /// Random Fourier features: the factor √(2/n_dims) of every feature.
+    pub output_scale: f32,
+    /// Favor: ½·ln(n_dims), subtracted in every exponent.
+    pub log_offset: f32,
+    /// Smoothed random Fourier features: the value of the last, constant feature.
+    pub smoothing: f32,
 }
 
 /// What one position of input is.
@@ -81,7 +108,9 @@ macro_rules! enum_codec {
 
 enum_codec!(Activation, "config.activation", { 0 => Relu, 1 => Gelu });
 enum_codec!(NormPlacement, "config.norm_placement", { 0 => Post, 1 => Pre });
-enum_codec!(FeatureMap, "config.feature_map", { 0 => EluPlusOne });
+enum_codec!(FeatureMap, "config.feature_map", {
+    0 => EluPlusOne, 1 => Relu, 2 => Favor, 3 => RandomFourier, 4 => SmoothedRandomFourier, 5 => GeneralizedRandom
+});
 enum_codec!(InputKind, "config.input_kind", { 0 => Tokens, 1 => Vectors });
 enum_codec!(OutputKind, "config.output_kind", { 0 => Hidden, 1 => Linear });
 enum_codec!(Positional, "config.positional", { 0 => None, 1 => Sinusoidal });
@@ -106,6 +135,40 @@ impl FeatureMap {
     pub fn name(self) -> &'static str {
         match self {
             FeatureMap::EluPlusOne => "elu+1",
+            FeatureMap::Relu => "relu",
+            FeatureMap::Favor => "favor",
+            FeatureMap::RandomFourier => "random-fourier",
+            FeatureMap::SmoothedRandomFourier => "smoothed-random-fourier",
+            FeatureMap::GeneralizedRandom => "generalized-random",
+        }
+    }
+
+    /// The map called `name` (as [`FeatureMap::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            FeatureMap::EluPlusOne,
+            FeatureMap::Relu,
+            FeatureMap::Favor,
+            FeatureMap::RandomFourier,
+            FeatureMap::SmoothedRandomFourier,
+            FeatureMap::GeneralizedRandom,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
+    }
+
+    /// True for the maps with a random projection Ω (an `omega` tensor per layer).
+    pub fn has_omega(self) -> bool {
+        !matches!(self, FeatureMap::EluPlusOne | FeatureMap::Relu)
+    }
+
+    /// Columns M of Ω for `feature_dim` features per head (0 without Ω).
+    pub fn omega_cols(self, feature_dim: u32) -> u32 {
+        match self {
+            FeatureMap::EluPlusOne | FeatureMap::Relu => 0,
+            FeatureMap::Favor | FeatureMap::RandomFourier => feature_dim / 2,
+            FeatureMap::SmoothedRandomFourier => feature_dim.saturating_sub(1) / 2,
+            FeatureMap::GeneralizedRandom => feature_dim,
         }
     }
 }
@@ -141,6 +204,11 @@ pub struct ModelConfig {
     pub norm_placement: NormPlacement,
     pub final_norm: bool,
     pub feature_map: FeatureMap,
+    /// Features per head of a random-feature map; 0 for elu+1 and relu, whose
+    /// width is d_query (see [`ModelConfig::features_per_head`]).
+    pub feature_dim: u32,
+    /// Constants of the random-feature maps (format 1.2).
+    pub feature_params: FeatureParams,
     /// Added to the normaliser before the division (fast-transformers: 1e-6).
     pub attention_eps: f32,
     /// LayerNorm epsilon (PyTorch default 1e-5).
@@ -178,6 +246,8 @@ impl ModelConfig {
             norm_placement: NormPlacement::Post,
             final_norm: true,
             feature_map: FeatureMap::EluPlusOne,
+            feature_dim: 0,
+            feature_params: FeatureParams::default(),
             attention_eps: 1e-6,
             layernorm_eps: 1e-5,
             input_kind: InputKind::Vectors,
@@ -192,6 +262,23 @@ impl ModelConfig {
     /// Width of the query/key projections: heads × per-head query width.
     pub fn qk_width(&self) -> usize {
         self.n_heads as usize * self.d_query as usize
+    }
+    /// Features per head after φ (F): d_query for elu+1 and relu, `feature_dim` for
+    /// the random maps.
+    pub fn features_per_head(&self) -> u32 {
+        if self.feature_map.has_omega() {
+            self.feature_dim
+        } else {
+            self.d_query
+        }
+    }
+    /// Width of the attention's feature vectors: heads × features per head.
+    pub fn feature_width(&self) -> usize {
+        self.n_heads as usize * self.features_per_head() as usize
+    }
+    /// Columns M of Ω (0 without one).
+    pub fn omega_cols(&self) -> usize {
+        self.feature_map.omega_cols(self.feature_dim) as usize
     }
     /// Width of the value projection: heads × per-head value width.
     pub fn v_width(&self) -> usize {
@@ -211,10 +298,11 @@ impl ModelConfig {
             InputKind::Vectors => self.input_dim as usize,
         }
     }
-    /// f32 values in the recurrent state of one stream: per layer `H·Dk·Dv + H·Dk`.
+    /// f32 values in the recurrent state of one stream: per layer `H·F·Dv + H·F`
+    /// (F = `feature_dim`, which is Dk for elu+1 and relu).
     pub fn state_floats(&self) -> Result<usize, Error> {
         (self.n_heads as usize)
-            .checked_mul(self.d_query as usize)
+            .checked_mul(self.features_per_head() as usize)
             .and_then(|n| n.checked_mul(self.d_value as usize + 1))
             .and_then(|n| n.checked_mul(self.n_layers as usize))
             .ok_or(Error::SizeOverflow)
@@ -246,6 +334,7 @@ impl ModelConfig {
         if v > MAX_DIM as u64 {
             return Err(Error::BadConfig { field: "n_heads*d_value", value: v });
         }
+        self.validate_feature_map()?;
         let eps_ok = |e: f32| e.is_finite() && e >= 0.0;
         if !eps_ok(self.attention_eps) {
             return Err(Error::BadConfig { field: "attention_eps", value: self.attention_eps.to_bits() as u64 });
@@ -276,6 +365,49 @@ impl ModelConfig {
         }
         Ok(())
     }
+
+    /// The feature width and constants each map needs, and zeros where it has none.
+    fn validate_feature_map(&self) -> Result<(), Error> {
+        let (f, p) = (self.feature_dim, self.feature_params);
+        let bad = |field: &'static str, value: f32| Err(Error::BadConfig { field, value: value.to_bits() as u64 });
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        let width_ok = match self.feature_map {
+            FeatureMap::EluPlusOne | FeatureMap::Relu => f == 0,
+            FeatureMap::Favor | FeatureMap::RandomFourier => f >= 2 && f % 2 == 0,
+            FeatureMap::SmoothedRandomFourier => f >= 3 && f % 2 == 1,
+            FeatureMap::GeneralizedRandom => f >= 1,
+        };
+        if !width_ok || f > MAX_DIM || self.n_heads as u64 * f as u64 > MAX_DIM as u64 {
+            return Err(Error::BadConfig { field: "feature_dim (for this feature map)", value: f as u64 });
+        }
+        // Which constants the map reads: (input_scale, output_scale, log_offset, smoothing).
+        use FeatureMap::*;
+        let (input, output, log, smooth) = match self.feature_map {
+            EluPlusOne | Relu => (false, false, false, false),
+            Favor => (true, false, true, false),
+            RandomFourier => (true, true, false, false),
+            SmoothedRandomFourier => (true, true, false, true),
+            GeneralizedRandom => (true, false, false, false),
+        };
+        // A constant the map does not read is reserved (written as zero); scales are
+        // positive, offsets and the smoothing value finite.
+        for (field, value, used, scale) in [
+            ("feature_params.input_scale", p.input_scale, input, true),
+            ("feature_params.output_scale", p.output_scale, output, true),
+            ("feature_params.log_offset", p.log_offset, log, false),
+            ("feature_params.smoothing", p.smoothing, smooth, false),
+        ] {
+            let ok = match (used, scale) {
+                (false, _) => value.to_bits() == 0,
+                (true, true) => positive(value),
+                (true, false) => value.is_finite(),
+            };
+            if !ok {
+                return bad(field, value);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One line: `d_model 64, 2 layers, 4 heads (query/key 16 + value 16 per head), ffn 256 (relu)`.
@@ -291,6 +423,10 @@ impl core::fmt::Display for ModelConfig {
             self.d_value,
             self.d_ff,
             self.activation.name()
-        )
+        )?;
+        if self.feature_map != FeatureMap::EluPlusOne {
+            write!(f, ", feature map {} ({} per head)", self.feature_map.name(), self.feature_dim)?;
+        }
+        Ok(())
     }
 }

@@ -34,7 +34,9 @@ pub mod kernels;
 pub mod model;
 
 pub use aligned::Aligned;
-pub use config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
+pub use config::{
+    Activation, FeatureMap, FeatureParams, InputKind, ModelConfig, NormPlacement, OutputKind, Positional,
+};
 pub use error::Error;
 #[cfg(feature = "std")]
 pub use format::{writer::LrtWriter, AlignedBytes, ModelFile};

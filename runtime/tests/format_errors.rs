@@ -136,6 +136,7 @@ const CFG_INPUT_KIND: usize = 40;
 const CFG_INPUT_PROJECTION: usize = 41;
 const CFG_OUTPUT_KIND: usize = 48;
 const CFG_POSITIONAL: usize = 42;
+const CFG_FEATURE_INPUT_SCALE: usize = 56;
 
 /// Checks a loaded model thoroughly: every layer, every tensor, all metadata.
 fn exercise(model: &Model<'_>) {
@@ -598,8 +599,22 @@ fn unknown_activation() {
 
 #[test]
 fn unknown_feature_map() {
-    let err = with_config_bytes(CFG_FEATURE_MAP, &[5]);
-    assert!(matches!(err, Error::UnknownEnum { field: "config.feature_map", value: 5 }), "{err:?}");
+    let err = with_config_bytes(CFG_FEATURE_MAP, &[6]);
+    assert!(matches!(err, Error::UnknownEnum { field: "config.feature_map", value: 6 }), "{err:?}");
+}
+
+#[test]
+fn random_feature_map_without_its_constants() {
+    // An elu+1 file relabelled Favor: its Ω is missing and so is every constant;
+    // the constants are checked first.
+    let err = with_config_bytes(CFG_FEATURE_MAP, &[2]);
+    assert!(matches!(err, Error::BadConfig { field: "feature_params.input_scale", .. }), "{err:?}");
+}
+
+#[test]
+fn reserved_feature_constants_must_be_zero_for_elu() {
+    let err = with_config_bytes(CFG_FEATURE_INPUT_SCALE, &1f32.to_le_bytes());
+    assert!(matches!(err, Error::BadConfig { field: "feature_params.input_scale", .. }), "{err:?}");
 }
 
 #[test]

@@ -5,8 +5,8 @@ mod common;
 
 use common::{random_model, Rng};
 use linrt::{
-    Activation, AlignedBytes, Error, Input, InputKind, Inputs, ModelConfig, NormPlacement, OutputKind, Positional,
-    Session, SessionOptions, STATE_HEADER_BYTES,
+    Activation, AlignedBytes, Error, FeatureMap, FeatureParams, Input, InputKind, Inputs, ModelConfig, NormPlacement,
+    OutputKind, Positional, Session, SessionOptions, STATE_HEADER_BYTES,
 };
 
 fn configs() -> Vec<ModelConfig> {
@@ -31,7 +31,45 @@ fn configs() -> Vec<ModelConfig> {
     c.input_projection = true;
     c.input_dim = 13;
     out.push(c);
+    out.extend(feature_map_configs());
     out
+}
+
+/// One small model per feature map other than elu+1, with fast-transformers' default
+/// constants for their widths.
+fn feature_map_configs() -> Vec<ModelConfig> {
+    let base = ModelConfig::new(16, 2, 2, 32); // d_query 8
+    let temp = (1.0f32 / 8f32.sqrt()).sqrt();
+    let with = |map, f: u32, params: FeatureParams| ModelConfig {
+        feature_map: map,
+        feature_dim: f,
+        feature_params: params,
+        ..base
+    };
+    vec![
+        with(FeatureMap::Relu, 0, FeatureParams::default()),
+        with(
+            FeatureMap::Favor,
+            16,
+            FeatureParams { input_scale: temp, log_offset: 0.5 * 16f32.ln(), ..Default::default() },
+        ),
+        with(
+            FeatureMap::RandomFourier,
+            12,
+            FeatureParams { input_scale: temp, output_scale: (2.0f32 / 12.0).sqrt(), ..Default::default() },
+        ),
+        with(
+            FeatureMap::SmoothedRandomFourier,
+            7,
+            FeatureParams {
+                input_scale: temp,
+                output_scale: (2.0f32 / 6.0).sqrt(),
+                smoothing: 1.0,
+                ..Default::default()
+            },
+        ),
+        with(FeatureMap::GeneralizedRandom, 10, FeatureParams { input_scale: 1.0, ..Default::default() }),
+    ]
 }
 
 enum Data {
@@ -78,7 +116,13 @@ fn arena_bytes_is_exact() {
             let r = |x: usize| x.next_multiple_of(16);
             let (d, qk, v, ff) = (cfg.d_model as usize, cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize);
             let t = max_chunk;
-            let want = 4 * (r(cfg.state_floats().unwrap()) + 2 * r(t * d) + 2 * r(t * qk) + 2 * r(t * v) + r(t * ff));
+            let mut want =
+                4 * (r(cfg.state_floats().unwrap()) + 2 * r(t * d) + 2 * r(t * qk) + 2 * r(t * v) + r(t * ff));
+            if cfg.feature_map.has_omega() {
+                // φ(q), φ(k), the projections u and the zero bias of the Ω matmul.
+                let (f, m) = (cfg.feature_width(), cfg.omega_cols());
+                want += 4 * (2 * r(t * f) + r(t * cfg.n_heads as usize * m) + r(m));
+            }
             // int8 models add room for quantized inputs: a byte per value of the widest
             // matrix input, and a scale, per position.
             let widest =
@@ -378,6 +422,28 @@ fn step_batch_equals_separate_sessions() {
             mixed.insert(0, Session::new(&model, &mut a0, wide).unwrap());
             let mut out2 = vec![0f32; 2 * d_out];
             assert!(matches!(Session::step_batch(&mut mixed, &six[..2], &mut out2), Err(Error::BatchMismatch { .. })));
+        }
+    }
+}
+
+#[test]
+fn feature_maps_agree_on_every_kernel_path() {
+    let paths: Vec<_> = linrt::kernels::ALL_PATHS.iter().copied().filter(|p| p.is_supported()).collect();
+    for (i, cfg) in feature_map_configs().into_iter().enumerate() {
+        let bytes = AlignedBytes::from_slice(&random_model(&cfg, 40 + i as u64));
+        let model = bytes.model().unwrap();
+        let data = inputs(&cfg, 40, 7 + i as u64);
+        let run = |path| {
+            let opts = SessionOptions { max_chunk: 1, kernels: Some(path) };
+            let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
+            let mut s = Session::new(&model, &mut arena, opts).unwrap();
+            step_all(&mut s, &cfg, &data, 40)
+        };
+        let scalar = run(linrt::KernelPath::Scalar);
+        assert!(scalar.iter().all(|v| v.is_finite()), "{}", cfg.feature_map.name());
+        for &path in &paths {
+            let rel = max_rel(&run(path), &scalar);
+            assert!(rel < 1e-5, "{} on {}: max rel {rel:.2e} from scalar", cfg.feature_map.name(), path.name());
         }
     }
 }

@@ -22,6 +22,19 @@ pub fn text(model: &Model) -> String {
         c.layernorm_eps,
         if c.final_norm { "on" } else { "off" }
     ));
+    if c.feature_map.has_omega() {
+        let p = c.feature_params;
+        line(format!(
+            "features     {} per head from Ω [{} x {}]; input scale {}, output scale {}, log offset {}, smoothing {}",
+            c.features_per_head(),
+            c.d_query,
+            c.omega_cols(),
+            p.input_scale,
+            p.output_scale,
+            p.log_offset,
+            p.smoothing
+        ));
+    }
     line(match c.input_kind {
         InputKind::Tokens => format!("input        token ids, vocabulary {}", c.input_dim),
         InputKind::Vectors if c.input_projection => {
@@ -89,6 +102,11 @@ pub fn json(model: &Model) -> Value {
             "d_query": c.d_query, "d_value": c.d_value, "d_ff": c.d_ff,
             "activation": c.activation.name(), "norm_placement": c.norm_placement.name(),
             "final_norm": c.final_norm, "feature_map": c.feature_map.name(),
+            "features_per_head": c.features_per_head(),
+            "feature_params": {
+                "input_scale": c.feature_params.input_scale, "output_scale": c.feature_params.output_scale,
+                "log_offset": c.feature_params.log_offset, "smoothing": c.feature_params.smoothing,
+            },
             "attention_eps": c.attention_eps, "layernorm_eps": c.layernorm_eps,
             "input": match c.input_kind { InputKind::Tokens => "tokens", InputKind::Vectors => "vectors" },
             "input_dim": c.input_dim, "input_projection": c.input_projection,

@@ -1,7 +1,7 @@
 //! Which tensors a config requires, in which order, with which shapes. The
 //! directory must list exactly these, so lookups are index arithmetic, not search.
 
-use super::{TensorRole, LAYER_ROLES};
+use super::{layer_roles, TensorRole};
 use crate::config::{InputKind, ModelConfig, OutputKind};
 
 /// One required tensor: its role, layer, and shape `[rows, cols]` (vectors have
@@ -26,13 +26,14 @@ fn input_tensors(cfg: &ModelConfig) -> usize {
 pub fn tensor_count(cfg: &ModelConfig) -> usize {
     let head = if cfg.output_kind == OutputKind::Linear { 2 } else { 0 };
     let norm = if cfg.final_norm { 2 } else { 0 };
-    input_tensors(cfg) + LAYER_ROLES.len() * cfg.n_layers as usize + norm + head
+    input_tensors(cfg) + layer_roles(cfg).len() * cfg.n_layers as usize + norm + head
 }
 
 /// Directory index of `(role, layer)` for `cfg`, or None if the config has no such tensor.
 pub(crate) fn index_of(cfg: &ModelConfig, role: TensorRole, layer: u32) -> Option<usize> {
     let n_in = input_tensors(cfg);
-    let after_layers = n_in + LAYER_ROLES.len() * cfg.n_layers as usize;
+    let roles = layer_roles(cfg);
+    let after_layers = n_in + roles.len() * cfg.n_layers as usize;
     let norm = if cfg.final_norm { 2 } else { 0 };
     let index = match role {
         TensorRole::Embedding if cfg.input_kind == InputKind::Tokens => 0,
@@ -43,8 +44,8 @@ pub(crate) fn index_of(cfg: &ModelConfig, role: TensorRole, layer: u32) -> Optio
         TensorRole::OutputWeight if cfg.output_kind == OutputKind::Linear => after_layers + norm,
         TensorRole::OutputBias if cfg.output_kind == OutputKind::Linear => after_layers + norm + 1,
         r if r.is_per_layer() && layer < cfg.n_layers => {
-            let k = LAYER_ROLES.iter().position(|&x| x == r)?;
-            n_in + layer as usize * LAYER_ROLES.len() + k
+            let k = roles.iter().position(|&x| x == r)?;
+            n_in + layer as usize * roles.len() + k
         }
         _ => return None,
     };
@@ -69,11 +70,12 @@ pub fn expected_tensor(cfg: &ModelConfig, index: usize) -> Option<TensorSpec> {
         });
     }
     let i = index - n_in;
-    let per_layer = LAYER_ROLES.len();
+    let roles = layer_roles(cfg);
+    let per_layer = roles.len();
     let layers = per_layer * cfg.n_layers as usize;
     if i < layers {
         let layer = (i / per_layer) as u32;
-        let role = LAYER_ROLES[i % per_layer];
+        let role = roles[i % per_layer];
         use TensorRole::*;
         return Some(match role {
             QueryWeight | KeyWeight => mat(role, layer, qk, d),
@@ -84,6 +86,7 @@ pub fn expected_tensor(cfg: &ModelConfig, index: usize) -> Option<TensorSpec> {
             Linear1Weight => mat(role, layer, ff, d),
             Linear1Bias => vec(role, layer, ff),
             Linear2Weight => mat(role, layer, d, ff),
+            FeatureOmega => mat(role, layer, cfg.omega_cols() as u32, cfg.d_query),
             // out bias, linear2 bias and the four norm vectors are all d_model wide
             _ => vec(role, layer, d),
         });

@@ -26,6 +26,8 @@ pub const VERSION_MAJOR: u16 = 1;
 /// Minor versions only add optional fields in reserved space; readers accept any.
 /// 1.1 adds the positional encoding (config byte 42, header flag [`FLAG_POSITIONAL`]).
 pub const VERSION_MINOR: u16 = 1;
+/// The minor version of files that use a 1.2 field (a feature map other than elu+1).
+pub const VERSION_MINOR_FEATURE_MAPS: u16 = 2;
 /// Header flag: the config's `positional` byte is in use. Readers reject flags they do
 /// not know, so a 1.0 reader refuses such a file instead of silently ignoring the
 /// encoding.
@@ -133,10 +135,13 @@ tensor_roles! {
     Norm1Bias = 29, "norm1.bias";
     Norm2Weight = 30, "norm2.weight";
     Norm2Bias = 31, "norm2.bias";
+    // 1.2, random-feature maps only: Ω transposed, `[M, d_query]`, always f32.
+    FeatureOmega = 32, "attention.inner_attention.feature_map.omega";
 }
 
-/// The 16 per-layer roles in the order the directory lists them.
-pub const LAYER_ROLES: [TensorRole; 16] = [
+/// The per-layer roles in the order the directory lists them: the first 16 in every
+/// model, `FeatureOmega` only with a random-feature map (see [`layer_roles`]).
+pub const LAYER_ROLES: [TensorRole; 17] = [
     TensorRole::QueryWeight,
     TensorRole::QueryBias,
     TensorRole::KeyWeight,
@@ -153,7 +158,17 @@ pub const LAYER_ROLES: [TensorRole; 16] = [
     TensorRole::Norm1Bias,
     TensorRole::Norm2Weight,
     TensorRole::Norm2Bias,
+    TensorRole::FeatureOmega,
 ];
+
+/// The per-layer roles a model with `cfg` has.
+pub fn layer_roles(cfg: &crate::config::ModelConfig) -> &'static [TensorRole] {
+    if cfg.feature_map.has_omega() {
+        &LAYER_ROLES
+    } else {
+        &LAYER_ROLES[..16]
+    }
+}
 
 impl TensorRole {
     /// True for roles repeated in every layer.

@@ -60,6 +60,8 @@ pub struct LayerWeights<'a> {
     pub n1_b: &'a [f32],
     pub n2_w: &'a [f32],
     pub n2_b: &'a [f32],
+    /// Random-feature maps: Ωᵀ, `[M, d_query]` (None for elu+1 and relu).
+    pub omega: Option<Matrix<'a>>,
 }
 
 impl<'a> Model<'a> {
@@ -368,6 +370,7 @@ impl<'a> Model<'a> {
             n1_b: t(Norm1Bias)?,
             n2_w: t(Norm2Weight)?,
             n2_b: t(Norm2Bias)?,
+            omega: if self.config.feature_map.has_omega() { Some(m(FeatureOmega)?) } else { None },
         })
     }
 

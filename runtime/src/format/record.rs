@@ -3,7 +3,9 @@
 
 use super::bytes::{f32_at, u16_at, u32_at, u64_at, u8_at};
 use super::{CONFIG_SIZE, ENTRY_SIZE, HEADER_SIZE};
-use crate::config::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
+use crate::config::{
+    Activation, FeatureMap, FeatureParams, InputKind, ModelConfig, NormPlacement, OutputKind, Positional,
+};
 use crate::error::Error;
 
 /// The fixed 64-byte header.
@@ -64,7 +66,7 @@ impl Header {
 
 /// Config record offsets (see FORMAT.md, "Config").
 pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
-    let cfg = ModelConfig {
+    let mut cfg = ModelConfig {
         d_model: u32_at(b, 0),
         n_layers: u32_at(b, 4),
         n_heads: u32_at(b, 8),
@@ -79,6 +81,14 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
             v => return Err(Error::UnknownEnum { field: "config.final_norm", value: v as u32 }),
         },
         feature_map: FeatureMap::from_code(u8_at(b, 27))?,
+        feature_dim: 0, // below
+        // 1.2: the random-feature maps' constants, zero for elu+1 and relu.
+        feature_params: FeatureParams {
+            input_scale: f32_at(b, 56),
+            output_scale: f32_at(b, 60),
+            log_offset: f32_at(b, 64),
+            smoothing: f32_at(b, 68),
+        },
         attention_eps: f32_at(b, 32),
         layernorm_eps: f32_at(b, 36),
         input_kind: InputKind::from_code(u8_at(b, 40))?,
@@ -92,12 +102,14 @@ pub fn decode_config(b: &[u8]) -> Result<ModelConfig, Error> {
         output_kind: OutputKind::from_code(u8_at(b, 48))?,
         output_dim: u32_at(b, 52),
     };
-    // Bytes 28..32 hold the feature dimension, reserved for random-feature maps;
-    // for elu+1 it must equal d_query.
+    // Bytes 28..32: features per head, which must be d_query for elu+1 and relu
+    // (the config then keeps 0); validate() checks the rest against the map.
     let feature_dim = u32_at(b, 28);
-    if feature_dim != cfg.d_query {
+    if cfg.feature_map.has_omega() {
+        cfg.feature_dim = feature_dim;
+    } else if feature_dim != cfg.d_query {
         return Err(Error::BadConfig {
-            field: "feature_dim (must equal d_query for elu+1)",
+            field: "feature_dim (must equal d_query for elu+1 and relu)",
             value: feature_dim as u64,
         });
     }
@@ -117,7 +129,7 @@ pub fn encode_config(cfg: &ModelConfig) -> [u8; CONFIG_SIZE] {
     b[25] = cfg.norm_placement.code();
     b[26] = cfg.final_norm as u8;
     b[27] = cfg.feature_map.code();
-    b[28..32].copy_from_slice(&cfg.d_query.to_le_bytes());
+    b[28..32].copy_from_slice(&cfg.features_per_head().to_le_bytes());
     b[32..36].copy_from_slice(&cfg.attention_eps.to_le_bytes());
     b[36..40].copy_from_slice(&cfg.layernorm_eps.to_le_bytes());
     b[40] = cfg.input_kind.code();
@@ -126,6 +138,11 @@ pub fn encode_config(cfg: &ModelConfig) -> [u8; CONFIG_SIZE] {
     b[44..48].copy_from_slice(&cfg.input_dim.to_le_bytes());
     b[48] = cfg.output_kind.code();
     b[52..56].copy_from_slice(&cfg.output_dim.to_le_bytes());
+    let p = cfg.feature_params;
+    b[56..60].copy_from_slice(&p.input_scale.to_le_bytes());
+    b[60..64].copy_from_slice(&p.output_scale.to_le_bytes());
+    b[64..68].copy_from_slice(&p.log_offset.to_le_bytes());
+    b[68..72].copy_from_slice(&p.smoothing.to_le_bytes());
     b
 }
 

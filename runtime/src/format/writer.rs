@@ -9,9 +9,9 @@ use super::layout::{expected_tensor, tensor_count};
 use super::record::{encode_config, Entry, Header};
 use super::{
     DType, TensorRole, CONFIG_SIZE, DATA_ALIGN, ENTRY_SIZE, FLAG_POSITIONAL, HEADER_SIZE, LAYOUT_INT8_PACKED,
-    LAYOUT_ROW_MAJOR, MAGIC, VERSION_MAJOR, VERSION_MINOR,
+    LAYOUT_ROW_MAJOR, MAGIC, VERSION_MAJOR, VERSION_MINOR, VERSION_MINOR_FEATURE_MAPS,
 };
-use crate::config::{ModelConfig, Positional};
+use crate::config::{FeatureMap, ModelConfig, Positional};
 use crate::error::Error;
 use crate::kernels::{pack_rows, packed_len};
 
@@ -99,8 +99,9 @@ impl LrtWriter {
             if values.iter().any(|v| !v.is_finite()) {
                 return Err(Error::NonFiniteWeight { role: spec.role, layer: spec.layer });
             }
-            // Vectors and the embedding table stay f32; matrices take the chosen dtype.
-            let dtype = if spec.rank == 2 && spec.role != TensorRole::Embedding { self.dtype } else { DType::F32 };
+            // Vectors, the embedding table and Ω stay f32; matrices take the chosen dtype.
+            let keeps_f32 = matches!(spec.role, TensorRole::Embedding | TensorRole::FeatureOmega);
+            let dtype = if spec.rank == 2 && !keeps_f32 { self.dtype } else { DType::F32 };
             if dtype == DType::I8 && spec.dims[1] > super::reader::MAX_INT8_COLS {
                 return Err(Error::BadTensor { index: index as u32, reason: "int8 matrix wider than 131072 columns" });
             }
@@ -131,7 +132,7 @@ impl LrtWriter {
         let header = Header {
             magic: MAGIC,
             major: VERSION_MAJOR,
-            minor: VERSION_MINOR,
+            minor: if cfg.feature_map == FeatureMap::EluPlusOne { VERSION_MINOR } else { VERSION_MINOR_FEATURE_MAPS },
             header_size: HEADER_SIZE as u32,
             flags: if cfg.positional == Positional::None { 0 } else { FLAG_POSITIONAL },
             file_size,

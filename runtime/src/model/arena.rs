@@ -38,6 +38,13 @@ pub(crate) struct ArenaLayout {
     /// int8 models: quantized activations, `T × widest matrix input` bytes plus a
     /// scale per row.
     pub quant: usize,
+    /// Random-feature maps: φ(q) and φ(k), `T × H·F` each, the projections
+    /// `u = x'·Ω`, `T·H × M`, and M zeros (the projection's bias). Empty otherwise:
+    /// elu+1 and relu apply in place.
+    pub q_features: usize,
+    pub k_features: usize,
+    pub projected: usize,
+    pub zeros: usize,
 }
 
 impl ArenaLayout {
@@ -51,6 +58,10 @@ impl ArenaLayout {
             n.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow)
         };
         let d = cfg.d_model as usize;
+        let random = cfg.feature_map.has_omega();
+        let omega_cols = cfg.omega_cols();
+        let heads = cfg.n_heads as usize;
+        let if_random = |n: Result<usize, Error>| if random { n } else { Ok(0) };
         Ok(ArenaLayout {
             state: cfg.state_floats()?.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow)?,
             hidden: rows(d)?,
@@ -61,14 +72,31 @@ impl ArenaLayout {
             attended: rows(cfg.v_width())?,
             ffn: rows(cfg.d_ff as usize)?,
             quant: if int8 { rows(max_matrix_cols(cfg).div_ceil(4) + 1)? } else { 0 },
+            q_features: if_random(rows(cfg.feature_width()))?,
+            k_features: if_random(rows(cfg.feature_width()))?,
+            projected: if_random(rows(heads.checked_mul(omega_cols).ok_or(Error::SizeOverflow)?))?,
+            zeros: if_random(omega_cols.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow))?,
         })
     }
 
     pub fn total_floats(&self) -> Result<usize, Error> {
-        [self.hidden, self.normed, self.query, self.key, self.value, self.attended, self.ffn, self.quant]
-            .iter()
-            .try_fold(self.state, |acc, &n| acc.checked_add(n))
-            .ok_or(Error::SizeOverflow)
+        [
+            self.hidden,
+            self.normed,
+            self.query,
+            self.key,
+            self.value,
+            self.attended,
+            self.ffn,
+            self.quant,
+            self.q_features,
+            self.k_features,
+            self.projected,
+            self.zeros,
+        ]
+        .iter()
+        .try_fold(self.state, |acc, &n| acc.checked_add(n))
+        .ok_or(Error::SizeOverflow)
     }
 }
 
@@ -82,7 +110,8 @@ impl Model<'_> {
     /// Exact arena size in bytes for a session with `opts`:
     /// `4 · (state + T·(2·d_model + 2·H·Dk + 2·H·Dv + d_ff) + T·(⌈max_cols/4⌉ + 1))` with
     /// T = `max_chunk`, the last term only for int8 models (max_cols = the widest
-    /// matrix input), and every term rounded up to a multiple of 16 floats.
+    /// matrix input), and every term rounded up to a multiple of 16 floats; a
+    /// random-feature map adds `4 · (2·T·H·F + T·H·M + M)`.
     pub fn arena_bytes(&self, opts: SessionOptions) -> Result<usize, Error> {
         ArenaLayout::new(self.config(), self.has_int8(), opts)?
             .total_floats()?

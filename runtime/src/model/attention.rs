@@ -33,7 +33,8 @@ pub(crate) fn rescale_if_grown(state: &mut [f32], layer_floats: usize, z_offset:
     if exponent + GROWTH_EXPONENT > MAX_STATE_EXPONENT {
         return exponent;
     }
-    let grown = state.chunks_exact(layer_floats).any(|layer| layer[z_offset..].iter().any(|z| *z > GROWTH_LIMIT));
+    // |z|: random Fourier features may be negative.
+    let grown = state.chunks_exact(layer_floats).any(|layer| layer[z_offset..].iter().any(|z| z.abs() > GROWTH_LIMIT));
     if !grown {
         return exponent;
     }

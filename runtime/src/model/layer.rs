@@ -4,6 +4,7 @@
 //! pre-norm:                      `x = x + out(attn(norm1(x)))`, `x = x + linear2(act(linear1(norm2(x))))`
 
 use super::attention::Heads;
+pub(crate) use super::features::FeatureScratch;
 use crate::config::{Activation, ModelConfig, NormPlacement};
 use crate::format::LayerWeights;
 use crate::kernels::scalar::{add_assign, relu};
@@ -20,6 +21,8 @@ pub(crate) struct Scratch<'s> {
     pub ffn: &'s mut [f32],
     /// Quantized activations for int8 matrices (empty for other models).
     pub quant: &'s mut [f32],
+    /// The random-feature maps' buffers (empty for other models).
+    pub features: FeatureScratch<'s>,
 }
 
 /// LayerNorm applied to each of the `rows.len() / width` rows.
@@ -29,7 +32,8 @@ pub(crate) fn layer_norm_rows(kern: &Kernels, rows: &mut [f32], width: usize, ga
     }
 }
 
-/// The attention of one row: `(row, φ(q), φ(k), v, out)`. It owns the state the
+/// The attention of one row: `(row, φ(q), φ(k), v, out)`, φ(q) and φ(k) of
+/// `H·F` values (F = features per head). It owns the state the
 /// row belongs to (one stream's, or each row its own stream's in a batch).
 pub(crate) type Attend<'f> = dyn FnMut(usize, &[f32], &mut [f32], &[f32], &mut [f32]) + 'f;
 
@@ -51,7 +55,7 @@ pub(crate) fn attend_row(
     }
     let heads = Heads {
         n: cfg.n_heads as usize,
-        dk: cfg.d_query as usize,
+        dk: cfg.features_per_head() as usize,
         dv: cfg.d_value as usize,
         eps: cfg.attention_eps * state_factor,
     };
@@ -93,11 +97,14 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.q_w, w.q_b, &a, q);
     kern.matmul(&w.k_w, w.k_b, &a, k);
     kern.matmul(&w.v_w, w.v_b, &a, v);
-    kern.elu_plus_one(q);
-    kern.elu_plus_one(k);
+    let fs = &mut s.features;
+    let omega = w.omega.as_ref();
+    let q = super::features::apply(kern, cfg, omega, q, t, fs.projected, fs.zeros, fs.q);
+    let k = super::features::apply(kern, cfg, omega, k, t, fs.projected, fs.zeros, fs.k);
+    let f_w = cfg.feature_width();
     for (row, (((qp, kp), vp), op)) in q
-        .chunks_exact(qk_w)
-        .zip(k.chunks_exact_mut(qk_w))
+        .chunks_exact(f_w)
+        .zip(k.chunks_exact_mut(f_w))
         .zip(v.chunks_exact(v_w))
         .zip(attended.chunks_exact_mut(v_w))
         .enumerate()

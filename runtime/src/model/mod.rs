@@ -1,8 +1,10 @@
 //! Running a model: the arena layout, the session that owns a stream's state, the
-//! encoder layer, and the linear attention itself (recurrent and causal forms).
+//! encoder layer, its feature maps, and the linear attention itself (recurrent and
+//! causal forms).
 
 mod arena;
 mod attention;
+mod features;
 mod layer;
 mod positional;
 mod session;

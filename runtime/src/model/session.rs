@@ -3,7 +3,7 @@
 
 use super::arena::{ArenaLayout, SessionOptions};
 use super::attention::{rescale_if_grown, state_factor, MAX_STATE_EXPONENT};
-use super::layer::{attend_row, encoder_layer, layer_norm_rows, Scratch};
+use super::layer::{attend_row, encoder_layer, layer_norm_rows, FeatureScratch, Scratch};
 use super::positional::add_sinusoidal;
 use crate::config::{InputKind, ModelConfig, OutputKind, Positional};
 use crate::error::Error;
@@ -60,7 +60,7 @@ impl<'a> Session<'a> {
         let floats: &'a mut [f32] = bytemuck::try_cast_slice_mut(&mut arena[..needed])
             .map_err(|_| Error::Misaligned { what: "arena", align: 4 })?;
         let (state, rest) = floats.split_at_mut(layout.state);
-        // The region is padded to 64 bytes; the state itself is exactly L·(H·Dk·Dv + H·Dk).
+        // The region is padded to 64 bytes; the state itself is exactly L·(H·F·Dv + H·F).
         let state_floats = model.config().state_floats()?;
         let state = &mut state[..state_floats];
         let (hidden, rest) = rest.split_at_mut(layout.hidden);
@@ -69,11 +69,17 @@ impl<'a> Session<'a> {
         let (key, rest) = rest.split_at_mut(layout.key);
         let (value, rest) = rest.split_at_mut(layout.value);
         let (attended, rest) = rest.split_at_mut(layout.attended);
-        let (ffn, quant) = rest.split_at_mut(layout.ffn);
+        let (ffn, rest) = rest.split_at_mut(layout.ffn);
+        let (quant, rest) = rest.split_at_mut(layout.quant);
+        let (q_features, rest) = rest.split_at_mut(layout.q_features);
+        let (k_features, rest) = rest.split_at_mut(layout.k_features);
+        let (projected, zeros) = rest.split_at_mut(layout.projected);
+        zeros.fill(0.0); // the Ω projection's bias: nothing writes it again
+        let features = FeatureScratch { q: q_features, k: k_features, projected, zeros };
         let mut session = Session {
             model: *model,
             state,
-            scratch: Scratch { hidden, normed, query, key, value, attended, ffn, quant },
+            scratch: Scratch { hidden, normed, query, key, value, attended, ffn, quant, features },
             kernels: match opts.kernels {
                 Some(path) => Kernels::with_path(path)?,
                 None => Kernels::detect(),
@@ -208,7 +214,7 @@ impl<'a> Session<'a> {
             };
             encoder_layer(&kern, &cfg, &weights, &mut first.scratch, b, &mut attend);
         }
-        let z_offset = cfg.n_heads as usize * cfg.d_query as usize * cfg.d_value as usize;
+        let z_offset = cfg.feature_width() * cfg.d_value as usize;
         for session in core::iter::once(&mut *first).chain(rest.iter_mut()) {
             session.state_exponent = rescale_if_grown(session.state, lsf, z_offset, session.state_exponent);
         }
@@ -227,7 +233,7 @@ impl<'a> Session<'a> {
             add_sinusoidal(&mut self.scratch.hidden[..t * d], d, self.position);
         }
         self.position = self.position.saturating_add(t as u64);
-        // Each layer's state is `[S: H×Dk×Dv][z: H×Dk]`, layers back to back; the
+        // Each layer's state is `[S: H×F×Dv][z: H×F]`, layers back to back; the
         // chunk's rows go through it in order.
         let (kern, factor) = (self.kernels, state_factor(self.state_exponent));
         for (layer, state) in (0..cfg.n_layers).zip(self.state.chunks_exact_mut(self.layer_state_floats)) {
@@ -237,7 +243,7 @@ impl<'a> Session<'a> {
             };
             encoder_layer(&kern, &cfg, &weights, &mut self.scratch, t, &mut attend);
         }
-        let z_offset = cfg.n_heads as usize * cfg.d_query as usize * cfg.d_value as usize;
+        let z_offset = cfg.feature_width() * cfg.d_value as usize;
         self.state_exponent = rescale_if_grown(self.state, self.layer_state_floats, z_offset, self.state_exponent);
         self.head(t, output)
     }

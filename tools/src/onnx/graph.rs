@@ -129,6 +129,16 @@ impl OnnxGraph {
         tensor_to_f32(&tensor).ok()?.first().copied()
     }
 
+    /// All values of a float constant (initializer or Constant node output).
+    pub fn constant_floats(&self, name: &str) -> Option<Vec<f32>> {
+        let proto = self.constant_proto(name)?;
+        let tensor = guard("decoding a constant", || {
+            tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::MmapDataResolver, proto, None)
+        })
+        .ok()?;
+        tensor_to_f32(&tensor).ok()
+    }
+
     fn constant_proto(&self, name: &str) -> Option<&pb::TensorProto> {
         if let Some(&i) = self.initializers.get(name) {
             return Some(&self.graph().initializer[i]);
@@ -146,8 +156,8 @@ impl OnnxGraph {
     }
 
     /// Nodes reading `value`.
-    pub fn consumers<'g>(&'g self, value: &'g str) -> impl Iterator<Item = &'g pb::NodeProto> + 'g {
-        self.nodes().iter().filter(move |n| n.input.iter().any(|i| i == value))
+    pub fn consumers(&self, value: &str) -> Vec<&pb::NodeProto> {
+        self.nodes().iter().filter(|n| n.input.iter().any(|i| i == value)).collect()
     }
 
     /// Graph inputs that are not initializers.

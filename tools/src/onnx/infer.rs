@@ -9,7 +9,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
-use linrt::{Activation, FeatureMap, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
+use linrt::{Activation, FeatureMap, FeatureParams, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
 
 use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_INT32, ONNX_INT64};
 
@@ -89,6 +89,13 @@ impl<'k, T: PartialEq + Display + Copy> Field<'k, T> {
     /// The agreed value, or an error naming the key.
     fn resolve(self) -> Result<T> {
         let Some(&(first_src, first)) = self.values.first() else {
+            if self.flag.is_empty() {
+                bail!(
+                    "cannot determine {}: the graph does not show it; write ONNX metadata key linrt.{}",
+                    self.key,
+                    self.key
+                );
+            }
             bail!("cannot determine {}: pass {} or write ONNX metadata key linrt.{}", self.key, self.flag, self.key);
         };
         if let Some((src, v)) = self.values.iter().find(|(_, v)| *v != first) {
@@ -247,15 +254,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         .resolve()?
         .0;
 
-    let feature_map_from_graph = ops("Elu").then_some("elu+1");
-    let feature_map = Field::new("feature_map", "(no flag: elu+1 is the only map)")
-        .add("metadata", md.get("linrt.feature_map").map(String::as_str))
-        .add("the graph", feature_map_from_graph)
-        .resolve()?;
-    let feature_map = match feature_map {
-        "elu+1" => FeatureMap::EluPlusOne,
-        other => bail!("unsupported feature map {other:?} (linrt runs elu+1)"),
-    };
+    let (feature_map, feature_dim, feature_params) = feature_map(g, md, &prefix)?;
 
     let layernorm_eps = Field::new("layernorm_eps", "--layernorm-eps")
         .add("metadata", meta::<f32>(md, "layernorm_eps")?)
@@ -356,6 +355,8 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         norm_placement,
         final_norm: final_norm_in_graph,
         feature_map,
+        feature_dim,
+        feature_params,
         attention_eps,
         layernorm_eps,
         input_kind,
@@ -474,8 +475,10 @@ fn normaliser_eps(g: &OnnxGraph) -> Vec<f32> {
         let Some(out) = add.output.first() else {
             continue;
         };
-        let divides =
-            g.consumers(out).any(|c| (c.op_type == "Div" && c.input.get(1) == Some(out)) || c.op_type == "Reciprocal");
+        let divides = g
+            .consumers(out)
+            .iter()
+            .any(|c| (c.op_type == "Div" && c.input.get(1) == Some(out)) || c.op_type == "Reciprocal");
         if !divides {
             continue;
         }
@@ -486,13 +489,61 @@ fn normaliser_eps(g: &OnnxGraph) -> Vec<f32> {
     found
 }
 
-/// Pre-norm feeds the query projection of layer 0 from `norm1`; post-norm feeds it the
-/// layer input itself. None when the projection cannot be traced.
-fn norm_from_graph(g: &OnnxGraph, prefix: &str) -> Option<NormPlacement> {
+/// The feature map, its width per head (0 for elu+1 and relu) and its constants:
+/// from the graph (see `feature_map.rs`) and the `linrt.feature_*` metadata, which
+/// must agree.
+fn feature_map(g: &OnnxGraph, md: &BTreeMap<String, String>, prefix: &str) -> Result<(FeatureMap, u32, FeatureParams)> {
+    let query = query_projection(g, prefix).and_then(|(n, _)| n.output.first().cloned());
+    let graph = super::feature_map::from_graph(g, prefix, query.as_deref())?;
+    let meta_map = match md.get("linrt.feature_map") {
+        Some(s) => Some(FeatureMap::from_name(s).ok_or_else(|| {
+            anyhow!(
+                "unsupported feature map {s:?} (metadata linrt.feature_map): linrt runs elu+1, relu, favor, \
+                 random-fourier, smoothed-random-fourier and generalized-random"
+            )
+        })?),
+        None => None,
+    };
+    let named = |m: FeatureMap| Named(m, m.name());
+    let map = Field::new("feature_map", "")
+        .add("metadata", meta_map.map(named))
+        .add("the graph", graph.map.map(named))
+        .resolve()?
+        .0;
+    if !map.has_omega() {
+        return Ok((map, 0, FeatureParams::default()));
+    }
+    let from_cols = graph.omega_cols.map(|m| match map {
+        FeatureMap::SmoothedRandomFourier => 2 * m + 1,
+        FeatureMap::GeneralizedRandom => m,
+        _ => 2 * m,
+    });
+    let feature_dim = Field::new("feature_dim", "")
+        .add("metadata", meta::<u32>(md, "feature_dim")?)
+        .add("the omega tensor", from_cols)
+        .resolve()?;
+    let constant = |key: &'static str, from_graph: Option<f32>, used: bool| -> Result<f32> {
+        if !used {
+            return Ok(0.0);
+        }
+        Field::new(key, "").add("metadata", meta::<f32>(md, key)?).add("the graph", from_graph).resolve()
+    };
+    let rff = matches!(map, FeatureMap::RandomFourier | FeatureMap::SmoothedRandomFourier);
+    let params = FeatureParams {
+        input_scale: constant("feature_input_scale", graph.input_scale, true)?,
+        output_scale: constant("feature_output_scale", graph.output_scale, rff)?,
+        log_offset: constant("feature_log_offset", graph.log_offset, map == FeatureMap::Favor)?,
+        smoothing: constant("feature_smoothing", graph.smoothing, map == FeatureMap::SmoothedRandomFourier)?,
+    };
+    Ok((map, feature_dim, params))
+}
+
+/// Layer 0's query projection node (MatMul or Gemm), found from its weight, which
+/// reaches it directly, through Identity, or through a Transpose; with the names
+/// the weight goes by on the way.
+fn query_projection<'g>(g: &'g OnnxGraph, prefix: &str) -> Option<(&'g tract_onnx::pb::NodeProto, Vec<String>)> {
     let weight = format!("{prefix}layers.0.attention.query_projection.weight");
-    let norm1 = format!("{prefix}layers.0.norm1.weight");
-    let mut names = vec![weight.clone()];
-    // The weight reaches its MatMul directly, through Identity, or through a Transpose.
+    let mut names = vec![weight];
     for _ in 0..3 {
         let next: Vec<String> = names
             .iter()
@@ -502,9 +553,16 @@ fn norm_from_graph(g: &OnnxGraph, prefix: &str) -> Option<NormPlacement> {
             .collect();
         names.extend(next);
     }
-    let projection =
-        names.iter().flat_map(|n| g.consumers(n)).find(|c| matches!(c.op_type.as_str(), "MatMul" | "Gemm"))?;
-    let data = projection.input.iter().find(|i| !names.contains(i))?;
+    let node = names.iter().flat_map(|n| g.consumers(n)).find(|c| matches!(c.op_type.as_str(), "MatMul" | "Gemm"))?;
+    Some((node, names))
+}
+
+/// Pre-norm feeds the query projection of layer 0 from `norm1`; post-norm feeds it the
+/// layer input itself. None when the projection cannot be traced.
+fn norm_from_graph(g: &OnnxGraph, prefix: &str) -> Option<NormPlacement> {
+    let norm1 = format!("{prefix}layers.0.norm1.weight");
+    let (projection, weight_values) = query_projection(g, prefix)?;
+    let data = projection.input.iter().find(|i| !weight_values.contains(i))?;
     let source = g.producer(data);
     let from_norm1 = source
         .filter(|p| p.op_type == "LayerNormalization")

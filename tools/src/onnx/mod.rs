@@ -3,6 +3,7 @@
 //! tract running the same ONNX.
 
 pub mod convert;
+pub mod feature_map;
 pub mod graph;
 pub mod infer;
 pub mod verify;

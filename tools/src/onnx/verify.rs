@@ -204,7 +204,7 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
     ];
     if form == Form::Step {
         let per_layer = cfg.state_floats().map_err(|e| anyhow!("{e}"))? / cfg.n_layers as usize;
-        let s_len = cfg.n_heads as usize * cfg.d_query as usize * cfg.d_value as usize;
+        let s_len = cfg.feature_width() * cfg.d_value as usize;
         for (layer, chunk) in state.chunks_exact(per_layer).enumerate() {
             let (s, z) = chunk.split_at(s_len);
             let (rs, rz) = (&reference_states[2 * layer], &reference_states[2 * layer + 1]);
@@ -344,7 +344,8 @@ fn run_tract_steps(
     t: usize,
     mut times: Option<&mut Vec<f64>>,
 ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
-    let (h, dk, dv) = (cfg.n_heads as usize, cfg.d_query as usize, cfg.d_value as usize);
+    // S: [N, H, F, Dv], z: [N, H, F], F = features per head (d_query for elu+1).
+    let (h, dk, dv) = (cfg.n_heads as usize, cfg.features_per_head() as usize, cfg.d_value as usize);
     let layers = cfg.n_layers as usize;
     if inputs.len() != 1 + 2 * layers {
         bail!(
