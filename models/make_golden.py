@@ -20,7 +20,8 @@ Weights are PyTorch's default init snapped to a grid of 1/8 of the init bound, s
 gzip'd weights stay small (tests decompress them); LayerNorm gains and biases are
 randomised so that a mix-up between them cannot pass. CI never runs this script.
 
-  python models/make_golden.py            # about a minute on 2 cores
+  python models/make_golden.py                  # about a minute on 2 cores
+  python models/make_golden.py --feature-maps   # only the tests/golden/fm_* models
 """
 import gzip
 import io
@@ -246,36 +247,115 @@ def make_cases():
         f.write(raw[: len(raw) // 2] + rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
 
 
+# The paper's other feature maps (fast_transformers.feature_maps): one small model each,
+# d_model 32, 2 layers, 2 heads of 16, vectors straight in, hidden state out.
+FEATURE_MAP_MODELS = {
+    "fm_relu": lambda fm: fm.ActivationFunctionFeatureMap.factory(torch.nn.functional.relu),
+    "fm_favor": lambda fm: fm.Favor.factory(n_dims=32, deterministic_eval=True),
+    "fm_random_fourier": lambda fm: fm.RandomFourierFeatures.factory(n_dims=24, deterministic_eval=True),
+    "fm_smoothed_random_fourier": lambda fm: fm.SmoothedRandomFourierFeatures.factory(
+        n_dims=21, smoothing=0.5, deterministic_eval=True),
+    "fm_generalized_random": lambda fm: fm.GeneralizedRandomFeatures.factory(n_dims=20, deterministic_eval=True),
+}
+
+
+def build_feature_map_model(name, seed):
+    """A fast-transformers encoder with the named feature map; Ω drawn once (as
+    fast-transformers' own new_feature_map draws it) and snapped to a 1/8 grid, then
+    frozen: deterministic_eval keeps eval-mode forwards from redrawing it."""
+    import fast_transformers.feature_maps as fm
+
+    # fast-transformers' orthogonal draw calls torch.qr, which PyTorch 2 removed.
+    torch.qr = lambda a: torch.linalg.qr(a, mode="reduced")
+    torch.manual_seed(seed)
+    spec = dict(n_layers=2, n_heads=2, d_query=16, d_value=16, d_ff=64, activation="relu", final_norm=True,
+                input="vectors", input_dim=32, input_projection=False, output_dim=0, prefix="")
+    kw = dict(n_layers=2, n_heads=2, query_dimensions=16, value_dimensions=16, feed_forward_dimensions=64,
+              activation="relu", final_normalization=True, dropout=0.0, attention_dropout=0.0,
+              feature_map=FEATURE_MAP_MODELS[name](fm))
+    encoder = TransformerEncoderBuilder.from_kwargs(attention_type="causal-linear", **kw).get()
+    recurrent = RecurrentEncoderBuilder.from_kwargs(attention_type="linear", **kw).get()
+    with torch.no_grad():
+        for module in encoder.modules():
+            if isinstance(module, fm.RandomFourierFeatures):
+                module.new_feature_map("cpu")  # fast-transformers' own draw (orthogonal where it defaults so)
+                module.omega.copy_(snap(module.omega, 1.0))
+        for pname, p in encoder.named_parameters():
+            if "norm" in pname:
+                p.copy_(snap((1.0 if pname.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p), 1.0))
+            else:
+                fan_in = p.shape[-1] if p.dim() == 2 else p.shape[0]
+                p.copy_(snap(p, 1.0 / (fan_in ** 0.5)))
+    encoder.eval()
+    recurrent.eval()
+    recurrent.load_state_dict(encoder.state_dict(), strict=True)
+    feature = encoder.layers[0].attention.inner_attention.feature_map
+    kind, feature_dim, params = export_onnx.describe_feature_map(feature)
+    cfg = dict(spec, d_model=32, norm_placement="post", feature_map=kind, feature_dim=feature_dim,
+               feature_params=params, attention_eps=1e-6, layernorm_eps=1e-5)
+    state_dict = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+    inputs = torch.randn(STEPS, 32)
+    with torch.no_grad():
+        state, rec = None, []
+        for t in range(STEPS):
+            y, state = recurrent(inputs[t : t + 1], state=state)
+            rec.append(y[0])
+        rec = torch.stack(rec)
+        causal = encoder(inputs[None], attn_mask=TriangularCausalMask(STEPS))[0]
+    return cfg, state_dict, inputs, rec, causal
+
+
+def write_golden(name, cfg, sd, inputs, rec, causal):
+    folder = os.path.join(ROOT, name)
+    os.makedirs(folder, exist_ok=True)
+    weights = None
+    for form in ("step", "sequence"):
+        path = os.path.join(folder, f"{form}.onnx")
+        export_onnx.export(sd, cfg, path, form)
+        # Both forms keep their weights in one shared external file (ONNX external
+        # data), committed gzip'd: the small model would otherwise weigh 25 MB.
+        proto = onnx.load(path)
+        if os.path.exists(os.path.join(folder, "weights.bin")):
+            os.remove(os.path.join(folder, "weights.bin"))  # onnx appends to it otherwise
+        inits = sorted(proto.graph.initializer, key=lambda t: t.name)
+        del proto.graph.initializer[:]
+        proto.graph.initializer.extend(inits)
+        onnx.save_model(proto, path, save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+        with open(os.path.join(folder, "weights.bin"), "rb") as f:
+            data = f.read()
+        assert weights is None or weights == data, "step and sequence forms must share weights.bin"
+        weights = data
+    gzip_file(os.path.join(folder, "weights.bin"))
+    np.save(os.path.join(folder, "input.npy"), inputs.numpy())
+    np.save(os.path.join(folder, "recurrent.npy"), rec.numpy().astype(np.float32))
+    np.save(os.path.join(folder, "causal.npy"), causal.numpy().astype(np.float32))
+    gap = (rec - causal).abs().max().item() / causal.abs().max().item()
+    print(f"{name}: d_model {cfg['d_model']}, recurrent vs causal max rel gap {gap:.2e}")
+
+
+def make_feature_maps():
+    for seed, name in enumerate(FEATURE_MAP_MODELS, start=20):
+        write_golden(name, *build_feature_map_model(name, seed))
+    # A feature map linrt does not run: micro's elu(x)+1 with softplus in place of elu.
+    folder = os.path.join(ROOT, "cases")
+    m = onnx.load(os.path.join(folder, "micro.step.onnx"))
+    for node in m.graph.node:
+        if node.op_type == "Elu":
+            node.op_type, node.name = "Softplus", node.name.replace("Elu", "Softplus")
+            del node.attribute[:]
+    onnx.save(m, os.path.join(folder, "unsupported_feature_map.onnx"))
+
+
 def main():
+    if sys.argv[1:] == ["--feature-maps"]:
+        make_feature_maps()
+        return
     make_cases()
+    make_feature_maps()
     for seed, (name, spec) in enumerate(MODELS.items()):
         cfg, sd, inputs, rec, causal = build(name, spec, seed)
-        folder = os.path.join(ROOT, name)
-        os.makedirs(folder, exist_ok=True)
-        weights = None
-        for form in ("step", "sequence"):
-            path = os.path.join(folder, f"{form}.onnx")
-            export_onnx.export(sd, cfg, path, form)
-            # Both forms keep their weights in one shared external file (ONNX external
-            # data), committed gzip'd: the small model would otherwise weigh 25 MB.
-            proto = onnx.load(path)
-            if os.path.exists(os.path.join(folder, "weights.bin")):
-                os.remove(os.path.join(folder, "weights.bin"))  # onnx appends to it otherwise
-            inits = sorted(proto.graph.initializer, key=lambda t: t.name)
-            del proto.graph.initializer[:]
-            proto.graph.initializer.extend(inits)
-            onnx.save_model(proto, path, save_as_external_data=True,
-                            all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
-            with open(os.path.join(folder, "weights.bin"), "rb") as f:
-                data = f.read()
-            assert weights is None or weights == data, "step and sequence forms must share weights.bin"
-            weights = data
-        gzip_file(os.path.join(folder, "weights.bin"))
-        np.save(os.path.join(folder, "input.npy"), inputs.numpy())
-        np.save(os.path.join(folder, "recurrent.npy"), rec.numpy().astype(np.float32))
-        np.save(os.path.join(folder, "causal.npy"), causal.numpy().astype(np.float32))
-        gap = (rec - causal).abs().max().item() / causal.abs().max().item()
-        print(f"{name}: d_model {cfg['d_model']}, recurrent vs causal max rel gap {gap:.2e}")
+        write_golden(name, cfg, sd, inputs, rec, causal)
         if name == "tiny":
             make_example(cfg, sd, inputs, rec)
             folder = os.path.join(ROOT, "softmax")
