@@ -21,7 +21,7 @@ gzip'd weights stay small (tests decompress them); LayerNorm gains and biases ar
 randomised so that a mix-up between them cannot pass. CI never runs this script.
 
   python models/make_golden.py                  # about a minute on 2 cores
-  python models/make_golden.py --feature-maps   # only the tests/golden/fm_* models
+  python models/make_golden.py --feature-maps   # only the fm_* models and the error cases
 """
 import gzip
 import io
@@ -334,6 +334,27 @@ def write_golden(name, cfg, sd, inputs, rec, causal):
     print(f"{name}: d_model {cfg['d_model']}, recurrent vs causal max rel gap {gap:.2e}")
 
 
+def make_error_cases():
+    """tests/golden/cases/: graphs tract cannot run, for the converter's error lines: an
+    op nobody implements (micro's Relu renamed), and a Reshape whose constant target
+    does not fit the input (x [1, 16] to [1, 15])."""
+    folder = os.path.join(ROOT, "cases")
+    m = onnx.load(os.path.join(folder, "micro.step.onnx"))
+    relu = next(n for n in m.graph.node if n.op_type == "Relu")
+    relu.op_type, relu.name = "FancyActivation", relu.name.replace("Relu", "FancyActivation")
+    onnx.save(m, os.path.join(folder, "unknown_op.onnx"))
+    m = onnx.load(os.path.join(folder, "micro.step.onnx"))
+    for node in m.graph.node:
+        node.input[:] = ["x_reshaped" if i == "x" else i for i in node.input]
+    target = onnx.helper.make_node("Constant", [], ["bad_shape"], name="bad_shape",
+                                   value=onnx.numpy_helper.from_array(np.array([1, 15], np.int64)))
+    reshape = onnx.helper.make_node("Reshape", ["x", "bad_shape"], ["x_reshaped"], name="/input/Reshape")
+    nodes = [target, reshape] + list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.save(m, os.path.join(folder, "untypable.onnx"))
+
+
 def make_feature_maps():
     for seed, name in enumerate(FEATURE_MAP_MODELS, start=20):
         write_golden(name, *build_feature_map_model(name, seed))
@@ -350,9 +371,11 @@ def make_feature_maps():
 def main():
     if sys.argv[1:] == ["--feature-maps"]:
         make_feature_maps()
+        make_error_cases()
         return
     make_cases()
     make_feature_maps()
+    make_error_cases()
     for seed, (name, spec) in enumerate(MODELS.items()):
         cfg, sd, inputs, rec, causal = build(name, spec, seed)
         write_golden(name, cfg, sd, inputs, rec, causal)

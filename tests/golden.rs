@@ -266,6 +266,16 @@ fn malformed_onnx_inputs_get_clear_errors() {
         ("corrupted.onnx", "is not a valid ONNX model"),
         ("micro_batch2.sequence.onnx", "the ONNX input x fixes the batch at 2 (shape [2, 40, 16])"),
         ("does_not_exist.onnx", "cannot read"),
+        // Graphs tract cannot run: the node, in the user's terms, and what to try.
+        (
+            "unknown_op.onnx",
+            "tract cannot run node \"/layers.0/FancyActivation\": it does not implement the op FancyActivation",
+        ),
+        ("untypable.onnx", "tract cannot type node \"/input/Reshape\" (Reshape): the shapes it is given do not fit it"),
+        (
+            "unsupported_feature_map.onnx",
+            "unsupported feature map: the query projection of layer 0 feeds node \"/layers.0/Softplus\"",
+        ),
     ];
     for (file, expected) in cases {
         let out = dir.path("out.lrt");

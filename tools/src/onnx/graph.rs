@@ -12,6 +12,8 @@ use super::guard;
 
 /// ONNX element type codes (TensorProto.DataType) the converter cares about.
 pub const ONNX_FLOAT: i32 = 1;
+/// float16: what `model.half()` before export gives.
+pub const ONNX_FLOAT16: i32 = 10;
 pub const ONNX_INT32: i32 = 6;
 pub const ONNX_INT64: i32 = 7;
 
@@ -81,19 +83,35 @@ impl OnnxGraph {
         matches!((self.initializer_index(a), self.initializer_index(b)), (Some(x), Some(y)) if x == y)
     }
 
+    /// The parameter PyTorch calls `name`: the initializer of that name (or behind
+    /// Identity nodes), else where exporters that fold or deduplicate constants put
+    /// it (see `params.rs`). The flag says it is stored transposed.
+    fn param(&self, name: &str) -> Option<(usize, bool)> {
+        if let Some(i) = self.initializer_index(name) {
+            return Some((i, false));
+        }
+        super::params::locate(self, name)
+    }
+
     pub fn has_initializer(&self, name: &str) -> bool {
-        self.initializer_index(name).is_some()
+        self.param(name).is_some()
     }
 
-    /// Dims of an initializer without loading its data.
+    /// Dims of a parameter without loading its data (as PyTorch has it).
     pub fn initializer_dims(&self, name: &str) -> Option<Vec<usize>> {
-        let t = &self.graph().initializer[self.initializer_index(name)?];
-        t.dims.iter().map(|&d| usize::try_from(d).ok()).collect()
+        let (index, transposed) = self.param(name)?;
+        let t = &self.graph().initializer[index];
+        let mut dims: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).ok()).collect::<Option<_>>()?;
+        if transposed {
+            dims.reverse();
+        }
+        Some(dims)
     }
 
-    /// Loads an initializer (inline or external data) as f32 values with its shape.
+    /// Loads a parameter (inline or external data) as f32 values with its shape, as
+    /// PyTorch has it.
     pub fn f32_initializer(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let index = self.initializer_index(name).ok_or_else(|| anyhow!("missing tensor {name}"))?;
+        let (index, transposed) = self.param(name).ok_or_else(|| anyhow!("missing tensor {name}"))?;
         let proto = &self.graph().initializer[index];
         let dir = self.path.parent().and_then(|p| p.to_str()).map(|s| if s.is_empty() { "." } else { s });
         let tensor = guard("decoding a tensor", || {
@@ -101,7 +119,26 @@ impl OnnxGraph {
         })
         .with_context(|| format!("cannot decode tensor {name}"))?;
         let values = tensor_to_f32(&tensor).with_context(|| format!("tensor {name} is not numeric"))?;
-        Ok((tensor.shape().to_vec(), values))
+        let shape = tensor.shape().to_vec();
+        match (transposed, shape.as_slice()) {
+            (true, &[rows, cols]) => {
+                let t = (0..rows * cols).map(|i| values[(i % rows) * cols + i / rows]).collect();
+                Ok((vec![cols, rows], t))
+            }
+            (true, _) => bail!("tensor {name} is not a matrix"),
+            (false, _) => Ok((shape, values)),
+        }
+    }
+
+    /// The graph name of the initializer that holds parameter `name` (itself, or an
+    /// anonymous one an exporter folded it into).
+    pub fn stored_name(&self, name: &str) -> Option<&str> {
+        self.param(name).map(|(i, _)| self.graph().initializer[i].name.as_str())
+    }
+
+    /// The initializer a graph value comes from, directly or through Identity.
+    pub(crate) fn initializer_behind(&self, value: &str) -> Option<usize> {
+        self.initializer_index(value)
     }
 
     /// Integer values of a constant (initializer or Constant node output).
@@ -169,6 +206,46 @@ impl OnnxGraph {
         self.graph().output.iter().map(value_info).collect()
     }
 
+    /// True when any initializer or graph input is float16 (`model.half()` before export).
+    pub fn has_float16(&self) -> bool {
+        let g = self.graph();
+        g.initializer.iter().any(|t| t.data_type == ONNX_FLOAT16)
+            || self.inputs().iter().any(|v| v.elem_type == ONNX_FLOAT16)
+    }
+
+    /// The model with every float16 tensor, type and cast made float32: the same
+    /// computation with weights that f16 rounded, in f32 arithmetic. Verification runs
+    /// this, so it compares the mapping of weights, not f16 rounding of activations
+    /// (and tract's f16 support, which misreads some f16 Gemm nodes, stays out of it).
+    pub fn widened_to_f32(&self) -> Result<pb::ModelProto> {
+        let mut graph = self.graph().clone();
+        let dir = self.path.parent().and_then(|p| p.to_str()).map(|s| if s.is_empty() { "." } else { s });
+        for t in graph.initializer.iter_mut().filter(|t| t.data_type == ONNX_FLOAT16) {
+            *t = widened_tensor(t, dir)?;
+        }
+        let types = graph.input.iter_mut().chain(graph.output.iter_mut()).chain(graph.value_info.iter_mut());
+        for v in types {
+            if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+                if t.elem_type == ONNX_FLOAT16 {
+                    t.elem_type = ONNX_FLOAT;
+                }
+            }
+        }
+        for node in graph.node.iter_mut() {
+            for a in node.attribute.iter_mut() {
+                if node.op_type == "Cast" && a.name == "to" && a.i == ONNX_FLOAT16 as i64 {
+                    a.i = ONNX_FLOAT as i64;
+                }
+                if let Some(t) = a.t.as_mut().filter(|t| t.data_type == ONNX_FLOAT16) {
+                    *t = widened_tensor(t, dir)?;
+                }
+            }
+        }
+        let mut proto = self.proto.clone();
+        proto.graph = Some(graph);
+        Ok(proto)
+    }
+
     /// Producer name and version written by the exporter.
     pub fn producer_tag(&self) -> String {
         format!("{} {}", self.proto.producer_name, self.proto.producer_version).trim().to_string()
@@ -196,6 +273,22 @@ fn value_info(v: &pb::ValueInfoProto) -> ValueInfo {
         _ => (0, vec![]),
     };
     ValueInfo { name: v.name.clone(), elem_type, dims }
+}
+
+/// A float16 tensor as the same values in float32, stored inline.
+fn widened_tensor(t: &pb::TensorProto, dir: Option<&str>) -> Result<pb::TensorProto> {
+    let tensor = guard("decoding a float16 tensor", || {
+        tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::MmapDataResolver, t, dir)
+    })
+    .with_context(|| format!("cannot decode tensor {}", t.name))?;
+    let values = tensor_to_f32(&tensor)?;
+    Ok(pb::TensorProto {
+        dims: t.dims.clone(),
+        data_type: ONNX_FLOAT,
+        name: t.name.clone(),
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    })
 }
 
 /// Any numeric tract tensor as a flat f32 vector.

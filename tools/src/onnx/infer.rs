@@ -11,7 +11,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 use linrt::{Activation, FeatureMap, FeatureParams, InputKind, ModelConfig, NormPlacement, OutputKind, Positional};
 
-use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_INT32, ONNX_INT64};
+use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_FLOAT16, ONNX_INT32, ONNX_INT64};
 
 /// Values given on the command line; each overrides nothing, it must agree.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +65,7 @@ pub struct Inferred {
 }
 
 const QUERY_SUFFIX: &str = "layers.0.attention.query_projection.weight";
+const QUERY_BIAS_SUFFIX: &str = "layers.0.attention.query_projection.bias";
 const EMBEDDING_NAMES: &[&str] = &["embedding", "embed", "token_embedding", "tok_embeddings"];
 const INPUT_PROJECTION_NAMES: &[&str] = &["input_projection", "input_proj"];
 const OUTPUT_HEAD_NAMES: &[&str] = &["output_projection", "head", "lm_head", "output"];
@@ -168,11 +169,14 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     let empty = BTreeMap::new();
     let md = if o.ignore_metadata { &empty } else { &g.metadata };
     // Where the encoder's parameters live.
-    let found: Vec<String> = g
+    // By the query weight's name, or its bias's where constant folding renamed the weight.
+    let mut found: Vec<String> = g
         .initializer_names()
-        .filter_map(|n| n.strip_suffix(QUERY_SUFFIX).map(str::to_string))
+        .filter_map(|n| n.strip_suffix(QUERY_SUFFIX).or_else(|| n.strip_suffix(QUERY_BIAS_SUFFIX)).map(str::to_string))
         .filter(|p| p.is_empty() || p.ends_with('.'))
         .collect();
+    found.sort();
+    found.dedup();
     let meta_prefix: Option<String> = md.get("linrt.prefix").cloned();
     let prefix = match (o.prefix.clone().or(meta_prefix), found.as_slice()) {
         (Some(p), _) if found.contains(&p) => p,
@@ -216,7 +220,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     let n_heads = Field::new("n_heads", "--n-heads")
         .add("metadata", meta::<u32>(md, "n_heads")?)
         .add("--n-heads", o.n_heads)
-        .add("the graph", heads_from_graph(g, form, &inputs)?)
+        .add("the graph", heads_from_graph(g, form, &inputs, &prefix, q[0])?)
         .resolve()?;
     if n_heads == 0 || q[0] % n_heads as usize != 0 || vw[0] % n_heads as usize != 0 {
         bail!("n_heads {n_heads} does not divide the query width {} and value width {}", q[0], vw[0]);
@@ -282,9 +286,9 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         candidates.into_iter().find(|c| g.has_initializer(&format!("{c}weight")))
     };
     let tokens_in = matches!(data_input.elem_type, ONNX_INT64 | ONNX_INT32);
-    if !tokens_in && data_input.elem_type != ONNX_FLOAT {
+    if !tokens_in && !matches!(data_input.elem_type, ONNX_FLOAT | ONNX_FLOAT16) {
         bail!(
-            "input {} has ONNX element type {}; expected float32 vectors or int64 token ids",
+            "input {} has ONNX element type {}; expected float32 or float16 vectors, or int64 token ids",
             data_input.name,
             data_input.elem_type
         );
@@ -395,8 +399,16 @@ fn single(what: &str, values: Vec<f32>) -> Result<Option<f32>> {
 }
 
 /// Head count from the state inputs (`S: [N, H, Dk, Dv]`, `z: [N, H, Dk]`) in step
-/// form, or from the `[N, T, H, -1]` reshapes of the sequence form.
-fn heads_from_graph(g: &OnnxGraph, form: Form, inputs: &[ValueInfo]) -> Result<Option<u32>> {
+/// form, or in sequence form from the reshape of layer 0's query projection to
+/// `[N, T, H, Dk]` (`Dk` written -1 by TorchScript, `T` -1 by dynamo), else from every
+/// `[N, T, H, -1]` reshape.
+fn heads_from_graph(
+    g: &OnnxGraph,
+    form: Form,
+    inputs: &[ValueInfo],
+    prefix: &str,
+    query_width: usize,
+) -> Result<Option<u32>> {
     let mut found: Vec<u32> = Vec::new();
     match form {
         Form::Step => {
@@ -407,13 +419,40 @@ fn heads_from_graph(g: &OnnxGraph, form: Form, inputs: &[ValueInfo]) -> Result<O
             }
         }
         Form::Sequence => {
-            for n in g.nodes().iter().filter(|n| n.op_type == "Reshape") {
-                let Some(shape) = n.input.get(1).and_then(|s| shape_constant(g, s)) else {
-                    continue;
-                };
-                if let [_, _, Some(h), Some(-1)] = shape.as_slice() {
-                    if *h > 0 {
-                        found.push(*h as u32);
+            let heads_of = |n: &tract_onnx::pb::NodeProto| -> Option<u32> {
+                let shape = shape_constant(g, n.input.get(1)?)?;
+                match shape.as_slice() {
+                    [_, _, Some(h), Some(d)] if *h > 0 && (*d == -1 || (*h * *d) as usize == query_width) => {
+                        Some(*h as u32)
+                    }
+                    _ => None,
+                }
+            };
+            let query = query_projection(g, prefix).and_then(|(n, _)| n.output.first().cloned());
+            // The projection's output, past its bias Add, goes into the head reshape.
+            let reshape = query.and_then(|q| {
+                let mut value = q;
+                for _ in 0..4 {
+                    let next = g.consumers(&value);
+                    if let Some(r) = next.iter().find(|n| n.op_type == "Reshape") {
+                        return Some((*r).clone());
+                    }
+                    let add =
+                        next.iter().find(|n| n.op_type == "Add" && n.input.iter().any(|i| g.has_initializer(i)))?;
+                    value = add.output.first()?.clone();
+                }
+                None
+            });
+            if let Some(h) = reshape.as_ref().and_then(heads_of) {
+                found.push(h);
+            } else {
+                for n in g.nodes().iter().filter(|n| n.op_type == "Reshape") {
+                    if let Some([_, _, Some(h), Some(-1)]) =
+                        n.input.get(1).and_then(|s| shape_constant(g, s)).as_deref()
+                    {
+                        if *h > 0 {
+                            found.push(*h as u32);
+                        }
                     }
                 }
             }
@@ -458,13 +497,30 @@ fn constant_through_unsqueeze(g: &OnnxGraph, value: &str) -> Option<Vec<i64>> {
     None
 }
 
-/// Epsilon attributes of all LayerNormalization nodes (ONNX default 1e-5).
+/// Epsilon attributes of all LayerNormalization nodes (ONNX default 1e-5). Before
+/// opset 17 exporters write LayerNorm out, `(x − mean) / sqrt(mean((x − mean)²) + eps)`:
+/// then the constant added before each `Sqrt` of a `ReduceMean`.
 fn layer_norm_eps(g: &OnnxGraph) -> Vec<f32> {
-    g.nodes()
+    let fused: Vec<f32> = g
+        .nodes()
         .iter()
         .filter(|n| n.op_type == "LayerNormalization")
         .map(|n| n.attribute.iter().find(|a| a.name == "epsilon").map(|a| a.f).unwrap_or(1e-5))
-        .collect()
+        .collect();
+    if !fused.is_empty() {
+        return fused;
+    }
+    let mut written_out = Vec::new();
+    for sqrt in g.nodes().iter().filter(|n| n.op_type == "Sqrt") {
+        let Some(add) = sqrt.input.first().and_then(|i| g.producer(i)).filter(|n| n.op_type == "Add") else {
+            continue;
+        };
+        let of_mean = add.input.iter().any(|i| g.producer(i).is_some_and(|p| p.op_type == "ReduceMean"));
+        if let Some(eps) = add.input.iter().find_map(|i| g.constant_scalar(i)).filter(|_| of_mean) {
+            written_out.push(eps);
+        }
+    }
+    written_out
 }
 
 /// The constant c in `1 / (φ(q)·z + c)`: an Add of a scalar constant whose result is
@@ -543,7 +599,8 @@ fn feature_map(g: &OnnxGraph, md: &BTreeMap<String, String>, prefix: &str) -> Re
 /// the weight goes by on the way.
 fn query_projection<'g>(g: &'g OnnxGraph, prefix: &str) -> Option<(&'g tract_onnx::pb::NodeProto, Vec<String>)> {
     let weight = format!("{prefix}layers.0.attention.query_projection.weight");
-    let mut names = vec![weight];
+    let mut names = vec![weight.clone()];
+    names.extend(g.stored_name(&weight).map(str::to_string));
     for _ in 0..3 {
         let next: Vec<String> = names
             .iter()
@@ -563,11 +620,13 @@ fn norm_from_graph(g: &OnnxGraph, prefix: &str) -> Option<NormPlacement> {
     let norm1 = format!("{prefix}layers.0.norm1.weight");
     let (projection, weight_values) = query_projection(g, prefix)?;
     let data = projection.input.iter().find(|i| !weight_values.contains(i))?;
-    let source = g.producer(data);
-    let from_norm1 = source
-        .filter(|p| p.op_type == "LayerNormalization")
-        .and_then(|p| p.input.get(1))
-        .map(|scale| g.same_initializer(scale, &norm1))
-        .unwrap_or(false);
+    // A LayerNormalization with norm1's gain, or (written out before opset 17) the
+    // Add of norm1's bias.
+    let norm1_bias = format!("{prefix}layers.0.norm1.bias");
+    let from_norm1 = match g.producer(data) {
+        Some(p) if p.op_type == "LayerNormalization" => p.input.get(1).is_some_and(|s| g.same_initializer(s, &norm1)),
+        Some(p) if p.op_type == "Add" => p.input.iter().any(|b| g.same_initializer(b, &norm1_bias)),
+        _ => false,
+    };
     Some(if from_norm1 { NormPlacement::Pre } else { NormPlacement::Post })
 }

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod feature_map;
 pub mod graph;
 pub mod infer;
+mod params;
 pub mod verify;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use linrt::{InputKind, Inputs, Model, Session, SessionOptions, STATE_HEADER_BYTES};
 use tract_onnx::prelude::*;
 
-use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_INT32, ONNX_INT64};
+use super::graph::{OnnxGraph, ValueInfo, ONNX_FLOAT, ONNX_FLOAT16, ONNX_INT32, ONNX_INT64};
 use super::guard;
 use super::infer::Form;
 
@@ -273,7 +273,10 @@ fn data_tensor(
         (TestInputs::Tokens(ids), ONNX_INT32) => {
             Tensor::from_shape(shape, &ids[range].iter().map(|&i| i as i32).collect::<Vec<_>>())?
         }
-        (TestInputs::Vectors(v), ONNX_FLOAT) => Tensor::from_shape(shape, &v[range.start * width..range.end * width])?,
+        // float16 graphs run in f32 (see `plan`), so they take f32 too.
+        (TestInputs::Vectors(v), ONNX_FLOAT | ONNX_FLOAT16) => {
+            Tensor::from_shape(shape, &v[range.start * width..range.end * width])?
+        }
         _ => bail!(
             "the ONNX input {} has element type {}, which does not match the model's input kind",
             info.name,
@@ -298,13 +301,74 @@ fn data_shape(info: &ValueInfo, cfg: &linrt::ModelConfig, t: usize, form: Form) 
 }
 
 fn plan(onnx_path: &Path, facts: Vec<(DatumType, Vec<usize>)>) -> Result<std::sync::Arc<TypedRunnableModel>> {
-    guard("tract could not load the ONNX", || {
-        let mut model = tract_onnx::onnx().model_for_path(onnx_path)?;
+    // A float16 export runs widened to f32 (see `OnnxGraph::widened_to_f32`).
+    let widened = {
+        let graph = OnnxGraph::load(onnx_path)?;
+        if graph.has_float16() {
+            Some(graph.widened_to_f32()?)
+        } else {
+            None
+        }
+    };
+    // The inputs get concrete shapes below; shapes the exporter wrote for other values
+    // in terms of its own symbols (dynamo's `T`) would only conflict with them.
+    let onnx = tract_onnx::onnx().with_ignore_value_info(true).with_ignore_output_shapes(true);
+    let planned = guard("tract could not load the ONNX", || {
+        let mut model = match &widened {
+            Some(proto) => {
+                let dir = onnx_path.parent().and_then(|p| p.to_str());
+                let parsed = onnx.parse(proto, dir)?;
+                if !parsed.unresolved_inputs.is_empty() {
+                    anyhow::bail!("unresolved inputs {:?}", parsed.unresolved_inputs);
+                }
+                parsed.model
+            }
+            None => onnx.model_for_path(onnx_path)?,
+        };
         for (i, (dt, shape)) in facts.into_iter().enumerate() {
             model.set_input_fact(i, InferenceFact::dt_shape(dt, shape))?;
         }
         model.into_optimized()?.into_runnable()
-    })
+    });
+    planned.map_err(|e| anyhow!("{}", explain_tract_failure(&format!("{e:#}"))))
+}
+
+/// One run of a planned graph, a failure explained as `explain_tract_failure` does.
+fn run_plan(runnable: &std::sync::Arc<TypedRunnableModel>, args: TVec<TValue>) -> Result<TVec<TValue>> {
+    guard("tract failed running the ONNX", || runnable.run(args))
+        .map_err(|e| anyhow!("{}", explain_tract_failure(&format!("{e:#}"))))
+}
+
+/// tract's failure as one line in terms of the user's model: the node, what is wrong
+/// with it (an op tract does not implement, shapes that do not fit), what to try,
+/// then tract's own words.
+pub fn explain_tract_failure(message: &str) -> String {
+    let message = message.replace('\n', " ");
+    // tract names nodes as `node #74 "/layers.0/Relu" Relu`.
+    let node = message.split_once("node #").and_then(|(_, rest)| {
+        let (_, after) = rest.split_once('"')?;
+        let (name, after) = after.split_once('"')?;
+        let op = after.split_whitespace().next().unwrap_or("").trim_end_matches(':');
+        Some((name.to_string(), op.to_string()))
+    });
+    let Some((name, op)) = node else {
+        return format!("{message}; if the export fixed a length or a batch, export with dynamic axes");
+    };
+    if let Some(unknown) = op.strip_prefix("Unimplemented(").and_then(|o| o.strip_suffix(')')) {
+        return format!(
+            "tract cannot run node \"{name}\": it does not implement the op {unknown}; export with standard ONNX ops \
+             (another opset, or without custom ops) ({message})"
+        );
+    }
+    let shapes = ["volume mismatch", "unify", "Unifying", "shape", "Shape"].iter().any(|s| message.contains(s));
+    if shapes {
+        return format!(
+            "tract cannot type node \"{name}\" ({op}): the shapes it is given do not fit it, often because the \
+             export fixed a length or a batch: export with dynamic axes (dynamic_axes={{\"x\": {{1: \"T\"}}}}), \
+             or verify at the declared length ({message})"
+        );
+    }
+    format!("tract cannot run node \"{name}\" ({op}) ({message})")
 }
 
 fn datum(elem_type: i32) -> DatumType {
@@ -329,7 +393,7 @@ fn run_tract_sequence(
     let shape = data_shape(data, cfg, t, Form::Sequence);
     let runnable = plan(path, vec![(datum(data.elem_type), shape.clone())])?;
     let x = data_tensor(data, &shape, test, 0..t, cfg.input_width())?;
-    let out = guard("tract failed running the ONNX", || runnable.run(tvec![x.into_tvalue()]))?;
+    let out = run_plan(&runnable, tvec![x.into_tvalue()])?;
     flat(out.first().ok_or_else(|| anyhow!("the ONNX graph has no outputs"))?)
 }
 
@@ -369,7 +433,7 @@ fn run_tract_steps(
                     &dims[1..]
                 );
             }
-            facts.push((DatumType::F32, dims.clone()));
+            facts.push((datum(info.elem_type), dims.clone()));
             states.push(Tensor::zero::<f32>(&dims)?);
         }
     }
@@ -379,7 +443,7 @@ fn run_tract_steps(
         let mut args: TVec<TValue> = tvec![data_tensor(data, &shape, test, p..p + 1, cfg.input_width())?.into_tvalue()];
         args.extend(states.iter().map(|s| s.clone().into_tvalue()));
         let start = std::time::Instant::now();
-        let out = guard("tract failed running the ONNX", || runnable.run(args))?;
+        let out = run_plan(&runnable, args)?;
         if let Some(times) = times.as_mut() {
             times.push(start.elapsed().as_secs_f64());
         }
