@@ -7,7 +7,7 @@ is one) and calls torch.onnx.export on it directly, with the exporter's defaults
 constant folding on, no linrt metadata. Each cell of the matrix is one such export:
 
   exporter   TorchScript (dynamo=False), opsets 14, 17, 20, 23 (its newest);
-             dynamo (dynamo=True), opsets 18 (its oldest), 21, 25 (its newest here)
+             dynamo (dynamo=True), opsets 18 (its oldest), 23, 28 (its newest)
   form       step (state in and out) and sequence (cumsum form)
   length     dynamic, or fixed (no dynamic axes: x is [1, 128, 64] or [1, 64])
   weights    f32, or f16 (`model.half()` before export)
@@ -68,9 +68,9 @@ CELLS = [
     ("dynamo18-step", "wrapped", "dynamo", 18, "step", None, "f32", False),
     ("dynamo18-sequence", "wrapped", "dynamo", 18, "sequence", None, "f32", False),
     ("dynamo18-sequence-fixed64", "wrapped", "dynamo", 18, "sequence", 64, "f32", False),
-    ("dynamo21-sequence", "wrapped", "dynamo", 21, "sequence", None, "f32", False),
-    ("dynamo25-step", "wrapped", "dynamo", 25, "step", None, "f32", False),
-    ("dynamo25-sequence", "wrapped", "dynamo", 25, "sequence", None, "f32", False),
+    ("dynamo23-sequence", "wrapped", "dynamo", 23, "sequence", None, "f32", False),
+    ("dynamo28-step", "wrapped", "dynamo", 28, "step", None, "f32", False),
+    ("dynamo28-sequence", "wrapped", "dynamo", 28, "sequence", None, "f32", False),
     ("dynamo18-step-f16", "wrapped", "dynamo", 18, "step", None, "f16", False),
     ("dynamo18-sequence-f16", "wrapped", "dynamo", 18, "sequence", None, "f16", False),
     ("dynamo18-step-external", "wrapped", "dynamo", 18, "step", None, "f32", True),
@@ -223,7 +223,15 @@ def main():
     with open(os.path.join(OUT, "cells.json"), "w") as f:
         json.dump(rows, f, indent=1)
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
-    print(f"{len(rows)} cells, {total / 1e6:.2f} MB in {OUT}")
+    print(f"{len(rows)} cells, {total / 1e6:.2f} MB in {OUT}\n\nthe README's table:\n")
+    print("| exporter | opset | form | length | weights | storage | model | converts to |")
+    print("|---|---:|---|---|---|---|---|---|")
+    for r in rows:
+        length = "dynamic" if r["length"] == "dynamic" else f"fixed {r['length']}"
+        exporter = "TorchScript" if r["exporter"] == "torchscript" else "dynamo"
+        storage = "external data" if r["external_data"] else "inline"
+        print(f"| {exporter} | {r['opset']} | {r['form']} | {length} | {r['weights']} | {storage} | {r['model']} | "
+              "f32, f16, int8 |")
 
 
 if __name__ == "__main__":

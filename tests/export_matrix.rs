@@ -1,6 +1,6 @@
 //! The export matrix (models/export_matrix.py): the same two models exported the ways
 //! PyTorch users export them, with torch.onnx.export's defaults and no linrt
-//! metadata: TorchScript opsets 14 to 23 and dynamo 18 to 25, step and sequence form,
+//! metadata: TorchScript opsets 14 to 23 and dynamo 18 to 28, step and sequence form,
 //! fixed and dynamic lengths, f16 weights, external data. Every cell converts to f32,
 //! f16 and int8, and matches fast-transformers over 512 steps: f32 within 1e-5 of the
 //! output scale at every step, f16 within 2e-3, int8 with a cosine of 0.999 or more
