@@ -418,7 +418,13 @@ def export(state_dict, cfg, path, form, steps=8, extra_metadata=None, fixed_leng
     model = ExportModel(cfg)
     if model.positional != "none":  # the table is derived, not learned: fill it in
         state_dict = dict(state_dict, positional_encoding=model.positional_encoding)
-    model.load_state_dict(state_dict, strict=True)
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        # PyTorch's own message is a multi-line list; say what it means here.
+        detail = " ".join(str(e).split())
+        raise ExportError(f"the weights do not fit the configuration ({detail[:300]}): widths are heads x per-head "
+                          "dims (d_model is usually heads x value dims); check --n-heads and the block names") from None
     model.eval()
     H, Dk, Dv, L = cfg["n_heads"], features_per_head(cfg), cfg["d_value"], cfg["n_layers"]
     tokens = cfg["input"] == "tokens"

@@ -95,6 +95,15 @@ def test_heads_that_do_not_divide_the_widths(tmp):
     raises(lambda: export_onnx.infer_config(sd, 5), "n_heads 5 does not divide", "heads x value dims")
 
 
+def test_weights_that_do_not_fit_say_why(tmp):
+    sd = encoder(heads=4, head_dim=16).state_dict()
+    cfg = export_onnx.infer_config(sd, 4)
+    cfg["d_ff"] = 100  # as a wrong hand-written config would say
+    raises(lambda: export_onnx.export(sd, cfg, os.path.join(tmp, "x.onnx"), "step"),
+           "the weights do not fit the configuration", "size mismatch")
+    assert not os.path.exists(os.path.join(tmp, "x.onnx"))
+
+
 def test_other_block_names_say_how_to_map_them(tmp):
     model = Wrapped()
     sd = model.state_dict()
