@@ -313,7 +313,8 @@ pub fn execute(command: Command) -> Result<()> {
             }
         }
         Command::Info { json, kernels } => {
-            let (major, minor) = (linrt::format::VERSION_MAJOR, linrt::format::VERSION_MINOR);
+            // The newest format this build reads and writes (1.2: the feature maps).
+            let (major, minor) = (linrt::format::VERSION_MAJOR, linrt::format::VERSION_MINOR_FEATURE_MAPS);
             let onnx = cfg!(feature = "onnx");
             let chosen = cpu::chosen(cpu::requested(kernels.as_deref())?)?.path().name();
             let available: Vec<&str> =

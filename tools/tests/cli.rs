@@ -111,7 +111,7 @@ fn convert_inspect_run_verify() {
 
     let out = linrt(&["info"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("format       .lrt 1.1"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("format       .lrt 1.2"));
 }
 
 #[test]
