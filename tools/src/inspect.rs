@@ -23,16 +23,24 @@ pub fn text(model: &Model) -> String {
         if c.final_norm { "on" } else { "off" }
     ));
     if c.feature_map.has_omega() {
+        // Only the constants this map reads (see linrt::FeatureMap).
         let p = c.feature_params;
+        let mut constants = vec![format!("input scale {}", p.input_scale)];
+        match c.feature_map {
+            linrt::FeatureMap::Favor => constants.push(format!("log offset {}", p.log_offset)),
+            linrt::FeatureMap::RandomFourier => constants.push(format!("output scale {}", p.output_scale)),
+            linrt::FeatureMap::SmoothedRandomFourier => {
+                constants.push(format!("output scale {}", p.output_scale));
+                constants.push(format!("smoothing {}", p.smoothing));
+            }
+            _ => {}
+        }
         line(format!(
-            "features     {} per head from Ω [{} x {}]; input scale {}, output scale {}, log offset {}, smoothing {}",
+            "features     {} per head from Ω [{} x {}]; {}",
             c.features_per_head(),
             c.d_query,
             c.omega_cols(),
-            p.input_scale,
-            p.output_scale,
-            p.log_offset,
-            p.smoothing
+            constants.join(", ")
         ));
     }
     line(match c.input_kind {
