@@ -105,10 +105,17 @@ class FeatureMap(nn.Module):
 
 def describe_feature_map(fm):
     """(name, feature_dim, feature_params) of a fast-transformers feature map instance,
-    or ValueError naming a map linrt does not run. Activation maps are recognised by
-    what they compute (they hold a Python function, often a lambda)."""
-    import math
+    or ExportError naming a map linrt does not run."""
+    described = _describe_map(fm)
+    if described[0] in RANDOM_FEATURE_MAPS and not torch.any(fm.omega != 0):
+        raise ExportError(f"the {type(fm).__name__} feature map's omega is all zeros: fast-transformers draws it "
+                          "on the first forward in training mode (or new_feature_map); draw it before exporting")
+    return described
 
+
+def _describe_map(fm):
+    """What describe_feature_map returns, before the check of Ω. Activation maps are
+    recognised by what they compute (they hold a Python function, often a lambda)."""
     cls = type(fm).__name__
     probe = torch.linspace(-4, 4, 97)
 
@@ -557,7 +564,10 @@ def read_module_config(module):
             fm.omega.shape[1] if hasattr(fm, "omega") else 0)
         if kind == "smoothed-random-fourier":
             feature_dim = 2 * fm.omega.shape[1] + 1
-        params = {k: v for k, v in params.items() if v} if kind in RANDOM_FEATURE_MAPS else {}
+        used = {"favor": ["input_scale", "log_offset"], "random-fourier": ["input_scale", "output_scale"],
+                "smoothed-random-fourier": ["input_scale", "output_scale", "smoothing"],
+                "generalized-random": ["input_scale"]}.get(kind, [])
+        params = {k: v for k, v in params.items() if k in used}
     else:
         kind, feature_dim, params = describe_feature_map(fm)
     act = getattr(layer, "activation", None) or getattr(layer, "act", None)
@@ -610,8 +620,8 @@ def check_against_module(module, cfg, sd, steps=24):
     twin = ExportModel(cfg)
     twin.load_state_dict(sd, strict=True)
     twin.eval()
-    torch.manual_seed(1234)
-    h = torch.randn(1, steps, cfg["d_model"])
+    # Its own generator: the caller's random stream stays where it was.
+    h = torch.randn(1, steps, cfg["d_model"], generator=torch.Generator().manual_seed(1234))
     was_training = module.training
     module.eval()
     # fast-transformers redraws a random map's Ω on every forward unless told not to;
@@ -676,8 +686,6 @@ def export_module(module, path, form="step", n_heads=None, **overrides):
     merged.update({k: v for k, v in overrides.items() if v is not None})
     cfg = infer_config(sd, read["n_heads"], **merged)
     if check_against_module(module, cfg, sd) is None:
-        import sys
-
         print(f"warning: {type(module).__name__} is not a fast-transformers encoder, so the export was not "
               "run against it; check the ONNX against your model's outputs", file=sys.stderr)
     export(sd, cfg, path, form)

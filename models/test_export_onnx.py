@@ -134,6 +134,8 @@ def test_every_feature_map_is_read_from_the_module(tmp):
         assert cfg["feature_map"] == name, (name, cfg["feature_map"])
     raises(lambda: export_onnx.export_module(encoder(feature_map=fm.Favor.factory(stabilize=True)),
                                              os.path.join(tmp, "s.onnx")), "stabilize")
+    undrawn = encoder(feature_map=fm.Favor.factory(n_dims=32))  # never run in training mode
+    raises(lambda: export_onnx.export_module(undrawn, os.path.join(tmp, "z.onnx")), "omega is all zeros")
     softplus = fm.ActivationFunctionFeatureMap.factory(torch.nn.functional.softplus)
     raises(lambda: export_onnx.export_module(encoder(feature_map=softplus), os.path.join(tmp, "p.onnx")),
            "unsupported feature map")

@@ -299,7 +299,7 @@ impl ModelConfig {
         }
     }
     /// f32 values in the recurrent state of one stream: per layer `H·F·Dv + H·F`
-    /// (F = `feature_dim`, which is Dk for elu+1 and relu).
+    /// (F = [`ModelConfig::features_per_head`]: Dk for elu+1 and relu).
     pub fn state_floats(&self) -> Result<usize, Error> {
         (self.n_heads as usize)
             .checked_mul(self.features_per_head() as usize)
@@ -425,7 +425,7 @@ impl core::fmt::Display for ModelConfig {
             self.activation.name()
         )?;
         if self.feature_map != FeatureMap::EluPlusOne {
-            write!(f, ", feature map {} ({} per head)", self.feature_map.name(), self.feature_dim)?;
+            write!(f, ", feature map {} ({} per head)", self.feature_map.name(), self.features_per_head())?;
         }
         Ok(())
     }

@@ -1154,3 +1154,60 @@ fn int8_matrices_wider_than_the_accumulator_bound_are_refused() {
     w.weight_dtype(linrt::DType::I8, 0);
     assert!(w.to_bytes().is_ok());
 }
+
+// ---------------------------------------------------------------------------
+// Random-feature maps (format 1.2)
+// ---------------------------------------------------------------------------
+
+/// A Favor model of the base shape: 16 features per head (Ω [8, 4] per layer).
+fn favor_cfg() -> ModelConfig {
+    ModelConfig {
+        feature_map: linrt::FeatureMap::Favor,
+        feature_dim: 8,
+        feature_params: linrt::FeatureParams { input_scale: 0.5, log_offset: 1.0, ..Default::default() },
+        ..base_cfg()
+    }
+}
+
+#[test]
+fn random_feature_maps_load_and_need_consistent_widths() {
+    let bytes = build_with(&favor_cfg(), &[]);
+    load_no_panic(&bytes, "a valid Favor model").expect("loads");
+    use linrt::FeatureMap::*;
+    // Favor and random Fourier: an even width; smoothed: odd; generalized: any but 0.
+    for (map, width) in [(Favor, 7), (RandomFourier, 5), (SmoothedRandomFourier, 8), (GeneralizedRandom, 0)] {
+        let mut cfg = favor_cfg();
+        cfg.feature_map = map;
+        cfg.feature_dim = width;
+        cfg.feature_params = linrt::FeatureParams {
+            input_scale: 0.5,
+            output_scale: if matches!(map, RandomFourier | SmoothedRandomFourier) { 0.5 } else { 0.0 },
+            log_offset: if map == Favor { 1.0 } else { 0.0 },
+            smoothing: 0.0,
+        };
+        let err = cfg.validate().unwrap_err();
+        assert!(
+            matches!(err, Error::BadConfig { field: "feature_dim (for this feature map)", .. }),
+            "{map:?}: {err:?}"
+        );
+    }
+    // The same in a file: the width patched to an odd one.
+    let mut bytes = build_with(&favor_cfg(), &[]);
+    let at = header(&bytes).config_offset as usize + CFG_FEATURE_DIM;
+    bytes[at..at + 4].copy_from_slice(&7u32.to_le_bytes());
+    seal(&mut bytes);
+    assert!(matches!(load_err(&bytes), Error::BadConfig { value: 7, .. }));
+}
+
+#[test]
+fn omega_must_be_stored_as_f32() {
+    let mut bytes = build_with(&favor_cfg(), &[]);
+    let omega = 16; // layer 0's 17th tensor (no input block)
+    let mut e = entry(&bytes, omega);
+    assert_eq!(e.role, TensorRole::FeatureOmega as u16);
+    e.dtype = linrt::DType::F16 as u8;
+    set_entry(&mut bytes, omega, &e);
+    seal(&mut bytes);
+    let err = load_err(&bytes);
+    assert!(matches!(err, Error::UnsupportedDType { role: TensorRole::FeatureOmega, .. }), "{err:?}");
+}

@@ -180,8 +180,9 @@ impl<'a> Model<'a> {
             let found = if e.rank == spec.rank { e.dims } else { [e.rank as u32, 0] };
             return Err(Error::ShapeMismatch { role: spec.role, layer: spec.layer, expected: spec.dims, found });
         }
-        // Vectors (biases, norms) and the embedding table stay f32 in every model.
-        if (spec.rank == 1 || spec.role == TensorRole::Embedding) && dtype != DType::F32 {
+        // Vectors (biases, norms), the embedding table and Ω stay f32 in every model.
+        let f32_only = spec.rank == 1 || matches!(spec.role, TensorRole::Embedding | TensorRole::FeatureOmega);
+        if f32_only && dtype != DType::F32 {
             return Err(Error::UnsupportedDType { role: spec.role, dtype: e.dtype });
         }
         let elements = spec.dims[0] as u64 * spec.dims[1] as u64;

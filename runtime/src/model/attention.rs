@@ -7,7 +7,8 @@
 //! the quadratic form on a CPU, see `layer.rs`). φ has already been applied to q
 //! and k by the caller.
 //!
-//! A layer's state is `[S: H×Dk×Dv][z: H×Dk]`, whatever the stream length, stored
+//! A layer's state is `[S: H×F×Dv][z: H×F]` (F features per head: Dk for elu+1),
+//! whatever the stream length, stored
 //! multiplied by the stream's 2^-e (see `rescale_if_grown`).
 
 use crate::kernels::Kernels;
@@ -26,8 +27,8 @@ pub(crate) fn state_factor(exponent: u32) -> f32 {
 }
 
 /// Keeps long streams in range: the state is stored multiplied by 2^-e, with e
-/// growing by 20 whenever a z (a sum of positive feature maps, the fastest-growing
-/// part) passes 2^20. New terms get the same factor and eps is scaled with it, so
+/// growing by 20 whenever a |z| (a sum of feature maps, positive ones for most maps:
+/// the fastest-growing part) passes 2^20. New terms get the same factor and eps is scaled with it, so
 /// the outputs are unchanged: powers of two scale exactly. Returns the new exponent.
 pub(crate) fn rescale_if_grown(state: &mut [f32], layer_floats: usize, z_offset: usize, exponent: u32) -> u32 {
     if exponent + GROWTH_EXPONENT > MAX_STATE_EXPONENT {
@@ -144,5 +145,24 @@ mod tests {
             assert!((out[0] - 1.0).abs() < 1e-5 && (out[1] + 2.0).abs() < 1e-5, "step {step}: {out:?}");
         }
         assert_eq!(exponent, MAX_STATE_EXPONENT);
+    }
+
+    /// Random Fourier features can be negative, and so can z: a huge negative z
+    /// rescales too, and the outputs stay what they are.
+    #[test]
+    fn negative_normalisers_rescale_as_well() {
+        let heads = Heads { n: 1, dk: 2, dv: 2, eps: 1e-6 };
+        let kern = Kernels::with_path(crate::KernelPath::Scalar).unwrap();
+        let mut state = [0f32; 6];
+        let mut exponent = 0;
+        for step in 0..100 {
+            let factor = state_factor(exponent);
+            let k = [-1e30 * factor, -2e30 * factor];
+            let mut out = [0f32; 2];
+            Heads { eps: heads.eps * factor, ..heads }.step(&kern, &mut state, &[1.0, 1.0], &k, &[3.0, -1.0], &mut out);
+            exponent = rescale_if_grown(&mut state, 6, 4, exponent);
+            assert!((out[0] - 3.0).abs() < 1e-5 && (out[1] + 1.0).abs() < 1e-5, "step {step}: {out:?}");
+        }
+        assert!(exponent > 0, "a z of -3e30 per step must have rescaled the state");
     }
 }

@@ -47,8 +47,12 @@ pub(crate) fn apply<'s>(
             return x;
         }
         (_, Some(omega)) => omega,
-        // The reader gives every random map its Ω; nothing else reaches here.
-        (_, None) => return x,
+        // The reader gives every random map its Ω (`Model::layer`), so this is never
+        // reached; the width would be wrong, not the memory.
+        (_, None) => {
+            debug_assert!(false, "a random-feature map without Ω");
+            return x;
+        }
     };
     let p = cfg.feature_params;
     let (dk, f, m) = (cfg.d_query as usize, cfg.feature_dim as usize, cfg.omega_cols());

@@ -150,7 +150,8 @@ fn build_writer(graph: &OnnxGraph, inf: &Inferred) -> Result<LrtWriter> {
         let (mut shape, mut values) = graph.f32_initializer(&name)?;
         if spec.role == TensorRole::FeatureOmega {
             // PyTorch's Ω is [d_query, M]; the file keeps Ωᵀ, rows of the features.
-            (shape, values) = transposed(&shape, &values).ok_or_else(|| anyhow!("tensor {name} is not a matrix"))?;
+            (shape, values) =
+                super::graph::transpose(&shape, &values).ok_or_else(|| anyhow!("tensor {name} is not a matrix"))?;
         }
         let want: Vec<usize> =
             if spec.rank == 1 { vec![spec.dims[0] as usize] } else { spec.dims.iter().map(|&d| d as usize).collect() };
@@ -163,15 +164,6 @@ fn build_writer(graph: &OnnxGraph, inf: &Inferred) -> Result<LrtWriter> {
         writer.tensor(spec.role, spec.layer, values);
     }
     Ok(writer)
-}
-
-/// A `[rows, cols]` matrix as `[cols, rows]`.
-fn transposed(shape: &[usize], values: &[f32]) -> Option<(Vec<usize>, Vec<f32>)> {
-    let [rows, cols] = *shape else {
-        return None;
-    };
-    let t = (0..cols * rows).map(|i| values[(i % rows) * cols + i / rows]).collect();
-    Some((vec![cols, rows], t))
 }
 
 fn sha256_file(path: &Path) -> Result<String> {

@@ -53,6 +53,9 @@ const ELEMENTWISE: &[&str] = &[
     "ThresholdedRelu",
 ];
 
+/// Ops that read a value's shape, not its values.
+const SHAPE_OPS: &[&str] = &["Shape", "Size"];
+
 /// Ops that only move or relabel values between a projection and its feature map.
 const PASS_THROUGH: &[&str] = &["Reshape", "Transpose", "Identity", "Unsqueeze", "Squeeze", "Cast", "Flatten"];
 
@@ -121,8 +124,10 @@ pub fn from_graph(g: &OnnxGraph, prefix: &str, query_output: Option<&str>) -> Re
     let Some(query) = query_output else {
         return Ok(FromGraph::default());
     };
+    // The first op that computes on the projection (not Shape and its kin, which
+    // exporters hang off any value).
     let ops = next_ops(g, query, true);
-    let Some(first) = ops.first() else {
+    let Some(first) = ops.iter().find(|n| !SHAPE_OPS.contains(&n.op_type.as_str())) else {
         return Ok(FromGraph::default());
     };
     let map = match first.op_type.as_str() {
@@ -145,7 +150,12 @@ fn random_map(g: &OnnxGraph, omega: &str) -> Result<FromGraph> {
     let [_, cols] = dims.as_slice() else {
         bail!("tensor {omega} has shape {dims:?}, expected [d_query, M]");
     };
-    let mut out = FromGraph { omega_cols: u32::try_from(*cols).ok(), ..FromGraph::default() };
+    // Bounded like every dimension (the widths computed from it cannot overflow).
+    let omega_cols = u32::try_from(*cols).ok().filter(|&m| (1..=linrt::config::MAX_DIM).contains(&m));
+    let Some(omega_cols) = omega_cols else {
+        bail!("tensor {omega} has shape {dims:?}: its {cols} columns are out of range");
+    };
+    let mut out = FromGraph { omega_cols: Some(omega_cols), ..FromGraph::default() };
     // The omega matmul (Ω may reach it through an Identity or Cast).
     let mut names = vec![omega.to_string()];
     names.extend(
@@ -163,24 +173,36 @@ fn random_map(g: &OnnxGraph, omega: &str) -> Result<FromGraph> {
     let u = matmul.output.first().cloned().unwrap_or_default();
     let after = next_ops(g, &u, false);
     let has = |op: &str| after.iter().any(|n| n.op_type == op);
+    // The first node of `op` reading `value` (through pass-through ops) and its output.
+    let output_of = |value: &str, op: &str| {
+        next_ops(g, value, false)
+            .into_iter()
+            .find(|n| n.op_type == op)
+            .and_then(|n| Some((n, n.output.first()?.clone())))
+    };
+    // Favor's `u − offset` feeds an Exp: a Sub with the projection first.
+    let favor_sub = after.iter().find(|n| {
+        n.op_type == "Sub"
+            && n.input.first() == Some(&u_through(g, &u, n))
+            && n.output.first().is_some_and(|o| next_ops(g, o, false).iter().any(|e| e.op_type == "Exp"))
+    });
     if has("Cos") || has("Sin") {
         // φ = output_scale · [cos u, sin u] (then, smoothed, a constant column).
-        let trig = after.iter().find(|n| n.op_type == "Cos" || n.op_type == "Sin").expect("found above");
-        let concat = next_ops(g, &trig.output[0], false).into_iter().find(|n| n.op_type == "Concat");
-        let scale = concat.and_then(|c| next_ops(g, &c.output[0], false).into_iter().find(|n| n.op_type == "Mul"));
-        out.output_scale = scale.and_then(|m| scalar_input(g, m));
-        let smoothed = scale.and_then(|m| next_ops(g, &m.output[0], false).into_iter().find(|n| n.op_type == "Concat"));
-        match smoothed {
-            Some(c) => {
+        let trig = after.iter().find(|n| n.op_type == "Cos" || n.op_type == "Sin").and_then(|n| n.output.first());
+        let concat = trig.and_then(|t| output_of(t, "Concat"));
+        let scale = concat.and_then(|(_, c)| output_of(&c, "Mul"));
+        out.output_scale = scale.as_ref().and_then(|(m, _)| scalar_input(g, m));
+        match scale.as_ref().and_then(|(_, scaled)| output_of(scaled, "Concat").map(|c| (c.0, scaled.clone()))) {
+            Some((c, scaled)) => {
                 out.map = Some(FeatureMap::SmoothedRandomFourier);
-                let scaled = &scale.expect("smoothed implies scaled").output[0];
-                out.smoothing = c.input.iter().filter(|i| *i != scaled).find_map(|i| constant_fill(g, i));
+                out.smoothing = c.input.iter().filter(|i| **i != scaled).find_map(|i| constant_fill(g, i));
             }
             None => out.map = Some(FeatureMap::RandomFourier),
         }
-    } else if has("Exp") || has("Sub") || has("Neg") {
+    } else if let Some(sub) = favor_sub {
         // exp(±u − offset), offset = |x'|²/2 + log_offset: an Add of a constant.
-        if let Some(n) = g.nodes().iter().find(|n| n.op_type.starts_with("ReduceMax")) {
+        let offset = sub.input.get(1).and_then(|o| producer_through(g, o));
+        if let Some(n) = offset.and_then(|o| reduce_max_behind(g, o)) {
             bail!(
                 "unsupported feature map Favor with stabilize=True ({}): its offset is a maximum over the sequence, \
                  which a causal stream cannot know",
@@ -188,8 +210,6 @@ fn random_map(g: &OnnxGraph, omega: &str) -> Result<FromGraph> {
             );
         }
         out.map = Some(FeatureMap::Favor);
-        let sub = after.iter().find(|n| n.op_type == "Sub");
-        let offset = sub.and_then(|s| s.input.get(1)).and_then(|o| producer_through(g, o));
         out.log_offset = offset.filter(|n| n.op_type == "Add").and_then(|n| scalar_input(g, n));
     } else if has("Relu") {
         out.map = Some(FeatureMap::GeneralizedRandom);
@@ -201,6 +221,45 @@ fn random_map(g: &OnnxGraph, omega: &str) -> Result<FromGraph> {
         );
     }
     Ok(out)
+}
+
+/// The input of `node` that comes from `u` (itself or through pass-through ops), or
+/// an empty name.
+fn u_through(g: &OnnxGraph, u: &str, node: &NodeProto) -> String {
+    node.input
+        .iter()
+        .find(|i| {
+            let mut v = i.to_string();
+            for _ in 0..8 {
+                if v == u {
+                    return true;
+                }
+                match g.producer(&v).filter(|p| is_pass_through(p)).and_then(|p| p.input.first()) {
+                    Some(next) => v = next.clone(),
+                    None => return false,
+                }
+            }
+            false
+        })
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A ReduceMax among the few nodes that compute `node`'s inputs (Favor's stabilize
+/// adds a maximum of |x'|² to the offset).
+fn reduce_max_behind<'g>(g: &'g OnnxGraph, node: &'g NodeProto) -> Option<&'g NodeProto> {
+    let mut frontier = vec![node];
+    for _ in 0..6 {
+        let mut next = Vec::new();
+        for n in frontier {
+            if n.op_type.starts_with("ReduceMax") {
+                return Some(n);
+            }
+            next.extend(n.input.iter().filter_map(|i| g.producer(i)));
+        }
+        frontier = next;
+    }
+    None
 }
 
 /// The value a constant-filled tensor holds: a Constant or initializer whose values

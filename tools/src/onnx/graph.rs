@@ -120,14 +120,10 @@ impl OnnxGraph {
         .with_context(|| format!("cannot decode tensor {name}"))?;
         let values = tensor_to_f32(&tensor).with_context(|| format!("tensor {name} is not numeric"))?;
         let shape = tensor.shape().to_vec();
-        match (transposed, shape.as_slice()) {
-            (true, &[rows, cols]) => {
-                let t = (0..rows * cols).map(|i| values[(i % rows) * cols + i / rows]).collect();
-                Ok((vec![cols, rows], t))
-            }
-            (true, _) => bail!("tensor {name} is not a matrix"),
-            (false, _) => Ok((shape, values)),
+        if transposed {
+            return transpose(&shape, &values).ok_or_else(|| anyhow!("tensor {name} is not a matrix"));
         }
+        Ok((shape, values))
     }
 
     /// The graph name of the initializer that holds parameter `name` (itself, or an
@@ -273,6 +269,18 @@ fn value_info(v: &pb::ValueInfoProto) -> ValueInfo {
         _ => (0, vec![]),
     };
     ValueInfo { name: v.name.clone(), elem_type, dims }
+}
+
+/// A `[rows, cols]` matrix as `[cols, rows]`; None for anything else.
+pub fn transpose(shape: &[usize], values: &[f32]) -> Option<(Vec<usize>, Vec<f32>)> {
+    let [rows, cols] = *shape else {
+        return None;
+    };
+    if rows.checked_mul(cols) != Some(values.len()) {
+        return None;
+    }
+    let t = (0..values.len()).map(|i| values[(i % rows) * cols + i / rows]).collect();
+    Some((vec![cols, rows], t))
 }
 
 /// A float16 tensor as the same values in float32, stored inline.

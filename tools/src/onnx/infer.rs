@@ -422,7 +422,9 @@ fn heads_from_graph(
             let heads_of = |n: &tract_onnx::pb::NodeProto| -> Option<u32> {
                 let shape = shape_constant(g, n.input.get(1)?)?;
                 match shape.as_slice() {
-                    [_, _, Some(h), Some(d)] if *h > 0 && (*d == -1 || (*h * *d) as usize == query_width) => {
+                    [_, _, Some(h), Some(d)]
+                        if *h > 0 && (*d == -1 || h.checked_mul(*d).is_some_and(|w| w as usize == query_width)) =>
+                    {
                         Some(*h as u32)
                     }
                     _ => None,

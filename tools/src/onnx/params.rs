@@ -25,8 +25,11 @@ pub(super) fn locate(g: &OnnxGraph, name: &str) -> Option<(usize, bool)> {
     layer_norm_param(g, name).map(|i| (i, false))
 }
 
+/// Only when exactly one matmul's output gets that bias: an exporter that merged
+/// equal biases (zeros, say) leaves no way to tell which weight is whose.
 fn folded_linear_weight(g: &OnnxGraph, stem: &str) -> Option<usize> {
     let bias = g.initializer_behind(&format!("{stem}.bias"))?;
+    let mut weights = Vec::new();
     for add in g.nodes().iter().filter(|n| n.op_type == "Add") {
         if !add.input.iter().any(|i| g.initializer_behind(i) == Some(bias)) {
             continue;
@@ -36,11 +39,26 @@ fn folded_linear_weight(g: &OnnxGraph, stem: &str) -> Option<usize> {
                 continue;
             };
             if let Some(weight) = matmul.input.get(1).and_then(|w| g.initializer_behind(w)) {
-                return Some(weight);
+                weights.push(weight);
             }
         }
     }
-    None
+    weights.dedup();
+    match weights.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// Layers of the encoder under `prefix`, by the parameter names that survive
+/// exporting (biases and norms keep theirs).
+fn layer_count(g: &OnnxGraph, prefix: &str) -> usize {
+    let layers = format!("{prefix}layers.");
+    g.initializer_names()
+        .filter_map(|n| n.strip_prefix(&layers)?.split_once('.')?.0.parse::<usize>().ok())
+        .map(|i| i + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 fn layer_norm_param(g: &OnnxGraph, name: &str) -> Option<usize> {
@@ -50,15 +68,23 @@ fn layer_norm_param(g: &OnnxGraph, name: &str) -> Option<usize> {
         _ => return None,
     };
     let norms: Vec<_> = g.nodes().iter().filter(|n| n.op_type == "LayerNormalization").collect();
-    let index = if let Some((_, layer_norm)) = stem.rsplit_once("layers.") {
+    // The order tells only when the graph has exactly the encoder's norms: two per
+    // layer, and the final one or not (another LayerNorm, in an input block say,
+    // would shift them all).
+    let (prefix, index) = if let Some((prefix, layer_norm)) = stem.rsplit_once("layers.") {
         let (layer, which) = layer_norm.split_once(".norm")?;
         let layer: usize = layer.parse().ok()?;
         let which: usize = which.parse().ok().filter(|w| (1..=2).contains(w))?;
-        2 * layer + which - 1
-    } else if stem == "norm" || stem.ends_with(".norm") {
-        (norms.len() % 2 == 1).then(|| norms.len() - 1)?
+        (prefix, 2 * layer + which - 1)
+    } else if let Some(prefix) = stem.strip_suffix("norm").filter(|p| p.is_empty() || p.ends_with('.')) {
+        (prefix, 2 * layer_count(g, prefix))
     } else {
         return None;
     };
+    let layers = layer_count(g, prefix);
+    let with_final = stem.ends_with("norm") || norms.len() == 2 * layers + 1;
+    if layers == 0 || norms.len() != 2 * layers + usize::from(with_final) {
+        return None;
+    }
     g.initializer_behind(norms.get(index)?.input.get(slot)?)
 }
