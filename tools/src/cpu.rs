@@ -14,7 +14,8 @@ pub fn features() -> Vec<&'static str> {
         macro_rules! probe {
             ($($f:tt),+) => { $( if std::is_x86_feature_detected!($f) { found.push($f); } )+ };
         }
-        probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni");
+        // Every feature a path in linrt::kernels::dispatch requires (`KernelPath::is_supported`).
+        probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni");
     }
     #[cfg(target_arch = "aarch64")]
     {
