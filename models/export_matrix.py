@@ -41,6 +41,7 @@ from fast_transformers.builders import RecurrentEncoderBuilder
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import export_onnx  # noqa: E402
+import make_golden  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "tests", "golden", "matrix")
 STEPS = 512
@@ -101,12 +102,7 @@ def build(name, spec, seed):
         query_dimensions=spec["d_query"], value_dimensions=spec["d_value"], feed_forward_dimensions=spec["d_ff"],
         activation="relu", final_normalization=True, dropout=0.0, attention_dropout=0.0).get().eval()
     with torch.no_grad():
-        for pname, p in encoder.named_parameters():
-            if "norm" in pname:
-                p.copy_(snap((1.0 if pname.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p), 1.0))
-            else:
-                fan_in = p.shape[-1] if p.dim() == 2 else p.shape[0]
-                p.copy_(snap(p, 1.0 / fan_in ** 0.5))
+        make_golden.snap_parameters(encoder, snap)
     sd = {spec["prefix"] + k: v.detach().clone() for k, v in encoder.state_dict().items()}
     d = spec["d_model"]
     embedding = head = None

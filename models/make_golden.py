@@ -63,6 +63,17 @@ def snap(t, bound):
     return torch.round(t / step) * step
 
 
+def snap_parameters(module, snap=snap):
+    """PyTorch's init snapped to a coarse grid (`snap(values, bound)`), LayerNorm gains
+    and biases randomised around 1 and 0 so that a mix-up between them cannot pass."""
+    for pname, p in module.named_parameters():
+        if "norm" in pname:
+            p.copy_(snap((1.0 if pname.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p), 1.0))
+        else:
+            fan_in = p.shape[-1] if p.dim() == 2 else p.shape[0]
+            p.copy_(snap(p, 1.0 / (fan_in ** 0.5)))
+
+
 def build(name, spec, seed):
     torch.manual_seed(seed)
     cfg = dict(spec, d_model=spec["n_heads"] * spec["d_value"], norm_placement="post",
@@ -74,12 +85,7 @@ def build(name, spec, seed):
     encoder = TransformerEncoderBuilder.from_kwargs(attention_type="causal-linear", **kw).get().eval()
     recurrent = RecurrentEncoderBuilder.from_kwargs(attention_type="linear", **kw).get().eval()
     with torch.no_grad():
-        for pname, p in encoder.named_parameters():
-            if "norm" in pname:
-                p.copy_(snap((1.0 if pname.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p), 1.0))
-            else:
-                fan_in = p.shape[-1] if p.dim() == 2 else p.shape[0]
-                p.copy_(snap(p, 1.0 / (fan_in ** 0.5)))
+        snap_parameters(encoder)
     recurrent.load_state_dict(encoder.state_dict(), strict=True)
     d = cfg["d_model"]
     embedding = projection = head = None
@@ -280,12 +286,7 @@ def build_feature_map_model(name, seed):
             if isinstance(module, fm.RandomFourierFeatures):
                 module.new_feature_map("cpu")  # fast-transformers' own draw (orthogonal where it defaults so)
                 module.omega.copy_(snap(module.omega, 1.0))
-        for pname, p in encoder.named_parameters():
-            if "norm" in pname:
-                p.copy_(snap((1.0 if pname.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p), 1.0))
-            else:
-                fan_in = p.shape[-1] if p.dim() == 2 else p.shape[0]
-                p.copy_(snap(p, 1.0 / (fan_in ** 0.5)))
+        snap_parameters(encoder)
     encoder.eval()
     recurrent.eval()
     recurrent.load_state_dict(encoder.state_dict(), strict=True)

@@ -120,7 +120,7 @@ pub fn tract_step_times(onnx_path: &Path, cfg: &linrt::ModelConfig, steps: usize
     }
     let test = test_inputs(cfg, warmup + steps, 1);
     let mut times = Vec::with_capacity(warmup + steps);
-    run_tract_steps(onnx_path, &inputs[0], &inputs, cfg, &test, warmup + steps, Some(&mut times))?;
+    run_tract_steps(&graph, &inputs[0], &inputs, cfg, &test, warmup + steps, Some(&mut times))?;
     Ok(times.split_off(warmup))
 }
 
@@ -187,8 +187,8 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
 
     let d_out = cfg.output_dim();
     let (reference_y, reference_states) = match form {
-        Form::Step => run_tract_steps(onnx_path, data, &inputs, &cfg, &test, t, None)?,
-        Form::Sequence => (run_tract_sequence(onnx_path, data, &cfg, &test, t)?, Vec::new()),
+        Form::Step => run_tract_steps(&graph, data, &inputs, &cfg, &test, t, None)?,
+        Form::Sequence => (run_tract_sequence(&graph, data, &cfg, &test, t)?, Vec::new()),
     };
     if reference_y.len() != t * d_out {
         bail!(
@@ -300,16 +300,10 @@ fn data_shape(info: &ValueInfo, cfg: &linrt::ModelConfig, t: usize, form: Form) 
     }
 }
 
-fn plan(onnx_path: &Path, facts: Vec<(DatumType, Vec<usize>)>) -> Result<std::sync::Arc<TypedRunnableModel>> {
+fn plan(graph: &OnnxGraph, facts: Vec<(DatumType, Vec<usize>)>) -> Result<std::sync::Arc<TypedRunnableModel>> {
     // A float16 export runs widened to f32 (see `OnnxGraph::widened_to_f32`).
-    let widened = {
-        let graph = OnnxGraph::load(onnx_path)?;
-        if graph.has_float16() {
-            Some(graph.widened_to_f32()?)
-        } else {
-            None
-        }
-    };
+    let widened = if graph.has_float16() { Some(graph.widened_to_f32()?) } else { None };
+    let onnx_path = graph.path.as_path();
     // The inputs get concrete shapes below; shapes the exporter wrote for other values
     // in terms of its own symbols (dynamo's `T`) would only conflict with them.
     let onnx = tract_onnx::onnx().with_ignore_value_info(true).with_ignore_output_shapes(true);
@@ -384,14 +378,14 @@ fn flat(v: &TValue) -> Result<Vec<f32>> {
 }
 
 fn run_tract_sequence(
-    path: &Path,
+    graph: &OnnxGraph,
     data: &ValueInfo,
     cfg: &linrt::ModelConfig,
     test: &TestInputs,
     t: usize,
 ) -> Result<Vec<f32>> {
     let shape = data_shape(data, cfg, t, Form::Sequence);
-    let runnable = plan(path, vec![(datum(data.elem_type), shape.clone())])?;
+    let runnable = plan(graph, vec![(datum(data.elem_type), shape.clone())])?;
     let x = data_tensor(data, &shape, test, 0..t, cfg.input_width())?;
     let out = run_plan(&runnable, tvec![x.into_tvalue()])?;
     flat(out.first().ok_or_else(|| anyhow!("the ONNX graph has no outputs"))?)
@@ -400,7 +394,7 @@ fn run_tract_sequence(
 /// Steps tract `t` times, feeding each step's state outputs back as inputs.
 /// Returns all `y` and the final states.
 fn run_tract_steps(
-    path: &Path,
+    graph: &OnnxGraph,
     data: &ValueInfo,
     inputs: &[ValueInfo],
     cfg: &linrt::ModelConfig,
@@ -437,7 +431,7 @@ fn run_tract_steps(
             states.push(Tensor::zero::<f32>(&dims)?);
         }
     }
-    let runnable = plan(path, facts)?;
+    let runnable = plan(graph, facts)?;
     let mut ys = Vec::new();
     for p in 0..t {
         let mut args: TVec<TValue> = tvec![data_tensor(data, &shape, test, p..p + 1, cfg.input_width())?.into_tvalue()];
