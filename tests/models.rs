@@ -121,8 +121,8 @@ fn asr_commands_transcribes_its_golden_utterances() {
     let golden = dir.join("golden");
     let file = ModelFile::open(model_file("asr-commands", "f32")).unwrap();
     let info = AsrInfo::from_model(&file.model().unwrap()).unwrap();
-    assert_eq!(info.vocabulary.len(), 29);
-    assert!(info.words.as_ref().is_some_and(|w| w.len() == 66), "the model lists its 66 words");
+    assert_eq!(info.symbols(), 29);
+    assert!(info.has_words() && info.word_count() == 66, "the model lists its 66 words");
     assert_eq!((info.sample_rate, info.num_bins), (16000, 80));
     assert!(info.step_seconds() <= 0.040, "at most 40 ms per encoder step");
     let sample = read_wav(&dir.join("sample.wav"));
@@ -147,7 +147,7 @@ fn asr_commands_transcribes_its_golden_utterances() {
         assert!(rel < PYTORCH_TOLERANCE, "utt{i}: f32 logits differ from PyTorch by {rel:.2e} of their scale");
         assert_eq!(f32_text, greedy, "utt{i} f32 greedy");
         let (int8_out, int8_text) = recognize_alone("int8", DecoderKind::Greedy, utterance);
-        let cos = min_cosine(&int8_out, &want, info.vocabulary.len());
+        let cos = min_cosine(&int8_out, &want, info.symbols());
         assert!(cos > 0.98, "utt{i}: int8 logits cosine {cos}");
         assert_eq!(int8_text, greedy, "utt{i} int8 greedy");
         for dtype in ["f32", "int8"] {

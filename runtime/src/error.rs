@@ -85,6 +85,22 @@ pub enum Error {
     BadDecoder { reason: &'static str },
     /// A kernel path was requested that this CPU cannot run.
     KernelUnavailable { path: &'static str },
+    /// The model lacks a metadata entry (or an `app.frontend` field) it needs.
+    MissingMetadata { key: &'static str },
+    /// The model's `app.task` is not `asr-ctc`.
+    NotAsrModel,
+    /// An `app.*` metadata value that is not JSON of the expected shape: where
+    /// (byte offset in the value) and why.
+    BadJson { key: &'static str, offset: u32, reason: &'static str },
+    /// An `app.*` metadata value that reads but cannot be used.
+    BadAsrMetadata { key: &'static str, reason: &'static str },
+    /// A length in the speech metadata disagrees with the model or the front-end.
+    AsrShapeMismatch { what: &'static str, expected: u64, found: u64 },
+    /// A field of a metadata object that linrt does not know: its position
+    /// (from 1) and the names it does know.
+    UnknownAsrField { key: &'static str, field: u32, known: &'static str },
+    /// Speech metadata larger than the fixed storage [`crate::asr::AsrInfo`] has.
+    AsrCapacityExceeded { key: &'static str, what: &'static str, capacity: u32 },
     /// The model file could not be opened or mapped (std only).
     #[cfg(feature = "std")]
     Io(std::io::ErrorKind),
@@ -176,6 +192,17 @@ impl fmt::Display for Error {
             }
             BadDecoder { reason } => write!(f, "decoder: {reason}"),
             KernelUnavailable { path } => write!(f, "kernel path {path} is not supported by this CPU"),
+            MissingMetadata { key } => write!(f, "the model has no {key} metadata"),
+            NotAsrModel => write!(f, "the model's app.task is not asr-ctc: it is not a CTC speech recognizer"),
+            BadJson { key, offset, reason } => write!(f, "the model's {key} metadata, byte {offset}: {reason}"),
+            BadAsrMetadata { key, reason } => write!(f, "the model's {key} metadata: {reason}"),
+            AsrShapeMismatch { what, expected, found } => write!(f, "{what}: expected {expected}, found {found}"),
+            UnknownAsrField { key, field, known } => {
+                write!(f, "the model's {key} metadata: field {field} (counting from 1) is not one linrt knows ({known})")
+            }
+            AsrCapacityExceeded { key, what, capacity } => {
+                write!(f, "the model's {key} metadata exceeds linrt's {capacity} {what}")
+            }
             #[cfg(feature = "std")]
             Io(kind) => write!(f, "cannot read model file: {kind}"),
         }

@@ -25,6 +25,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod aligned;
+pub mod asr;
 pub mod audio;
 pub mod config;
 pub mod decode;

@@ -171,3 +171,73 @@ fn no_allocation_in_the_beam_decoder() {
     assert_eq!(after - before, 0, "the beam decoder allocated");
     assert!(finals > 300 && said > finals, "{finals} finals, {said} words");
 }
+
+#[test]
+fn no_allocation_in_the_recognizer() {
+    use linrt::asr::{AsrInfo, Decoder, Event, Recognizer, RecognizerMemory, RecognizerSizes, WordSpan};
+    use linrt::decode::{
+        BeamConfig, BeamMemory, Candidate, DecodedWord, EndpointConfig, Hypothesis, Lexicon, TrieNode,
+    };
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/asr-commands");
+    let file = linrt::ModelFile::open(root.join("asr-commands.int8.lrt")).unwrap();
+    let model = file.model().unwrap();
+    let info = AsrInfo::from_model(&model).unwrap();
+    let wav = std::fs::read(root.join("sample.wav")).unwrap();
+    let samples: Vec<f32> =
+        wav[44..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect();
+
+    let mut nodes = vec![TrieNode::default(); info.word_chars() + 1];
+    let (mut word_nodes, mut ranks) = (vec![0u32; info.word_count()], vec![0u32; info.word_count()]);
+    let mut lexicon = Lexicon::new(&mut nodes, &mut word_nodes, &mut ranks).unwrap();
+    assert_eq!(info.insert_words(&mut lexicon).unwrap(), info.word_count());
+    lexicon.finish();
+    let config = BeamConfig { beam: 16, ..BeamConfig::default() };
+    let s = config.sizes(info.symbols()).unwrap();
+    let (mut hypotheses, mut decoded) =
+        (vec![Hypothesis::default(); s.hypotheses], vec![DecodedWord::default(); s.words]);
+    let (mut candidates, mut log_probs) = (vec![Candidate::default(); s.candidates], vec![0f32; s.log_probs]);
+    let memory = BeamMemory {
+        hypotheses: &mut hypotheses,
+        words: &mut decoded,
+        candidates: &mut candidates,
+        log_probs: &mut log_probs,
+    };
+    let decoder = Decoder::beam(&info, config, &lexicon, None, None, memory).unwrap();
+    let sizes = RecognizerSizes::new(&model, &info, None, Some(&config)).unwrap();
+    let (mut arena, mut floats) = (vec![0u8; sizes.arena_bytes], vec![0f32; sizes.floats]);
+    let (mut words, mut finals) = (vec![WordSpan::default(); sizes.words], vec![DecodedWord::default(); sizes.finals]);
+    let mut text = vec![0u8; sizes.text_bytes];
+    let memory = RecognizerMemory {
+        arena: &mut arena,
+        floats: &mut floats,
+        words: &mut words,
+        finals: &mut finals,
+        text: &mut text,
+    };
+    let mut recognizer =
+        Box::new(Recognizer::new(&model, info, EndpointConfig::default(), None, decoder, memory).unwrap());
+
+    // Ten streams of the sample in 10 ms chunks, partials and finals included:
+    // the finals are compared in place, so the callback allocates nothing either.
+    let expected = ["one", "close", "it is"];
+    let (mut heard, mut partials, mut wrong) = (0usize, 0usize, 0usize);
+    let before = allocations();
+    for _ in 0..10 {
+        let mut on_event = |e: Event| match e {
+            Event::Final(u) => {
+                wrong += usize::from(expected.get(heard % 3) != Some(&u.text) || u.words().len() == 0);
+                heard += 1;
+            }
+            Event::Partial(_) => partials += 1,
+            Event::Logits(_) => {}
+        };
+        for piece in samples.chunks(160) {
+            recognizer.accept(piece, &mut on_event).unwrap();
+        }
+        recognizer.finish(&mut on_event).unwrap();
+    }
+    assert_eq!(allocations() - before, 0, "heap allocations while recognizing");
+    assert_eq!((heard, wrong), (30, 0), "three commands per stream, each as said");
+    assert!(partials >= 30);
+}

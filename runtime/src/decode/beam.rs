@@ -569,6 +569,16 @@ impl<'m> BeamDecoder<'m> {
         self.steps
     }
 
+    /// The words the search spells (a word's id → its symbols: [`Lexicon::spelling`]).
+    pub fn lexicon(&self) -> &'m Lexicon<'m> {
+        self.lexicon
+    }
+
+    /// Hypotheses kept, words per utterance and the other settings.
+    pub fn config(&self) -> &BeamConfig {
+        &self.config
+    }
+
     /// Stream step at which this utterance began.
     pub fn utterance_start(&self) -> u64 {
         self.utterance_start

@@ -112,8 +112,19 @@ impl<'m> Lexicon<'m> {
 
     /// Spells `word` with `vocabulary` and adds it (see [`text::spell`]).
     pub fn insert_text(&mut self, word: Token, vocabulary: &[&str], skip: &[u32]) -> Result<WordId, Error> {
+        self.insert_text_by(word, vocabulary.len(), |i| vocabulary[i], skip)
+    }
+
+    /// [`Lexicon::insert_text`] with the `count` symbols given by `symbol(i)`.
+    pub fn insert_text_by<'v>(
+        &mut self,
+        word: Token,
+        count: usize,
+        symbol: impl Fn(usize) -> &'v str,
+        skip: &[u32],
+    ) -> Result<WordId, Error> {
         let mut symbols = [0u32; MAX_WORD_SYMBOLS];
-        let n = text::spell(word, vocabulary, skip, &mut symbols)?;
+        let n = text::spell_by(word, count, symbol, skip, &mut symbols)?;
         self.insert(&symbols[..n]).map_err(|e| match e {
             Error::BadText { reason, .. } => word.error(0, reason),
             other => word.locate(other),

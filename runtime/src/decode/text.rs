@@ -65,22 +65,36 @@ pub fn tokens_from(line_no: u32, first_column: u32, part: &str) -> impl Iterator
 /// stands for its small letter. Returns the symbol count written to `out`.
 /// `skip` symbols (the blank, the word separator) are never used.
 pub fn spell(word: Token, vocabulary: &[&str], skip: &[u32], out: &mut [u32]) -> Result<usize, Error> {
+    spell_by(word, vocabulary.len(), |i| vocabulary[i], skip, out)
+}
+
+/// [`spell`] with the `count` symbols given by `symbol(i)`, for a caller that has
+/// no slice of them (the model's metadata, [`crate::asr::AsrInfo`]).
+pub fn spell_by<'v>(
+    word: Token,
+    count: usize,
+    symbol: impl Fn(usize) -> &'v str,
+    skip: &[u32],
+    out: &mut [u32],
+) -> Result<usize, Error> {
+    let has = |byte: u8| (0..count).any(|i| symbol(i).as_bytes() == [byte]);
     let mut len = 0;
     let mut at = 0;
     let text = word.text;
     while at < text.len() {
         let mut best: Option<(usize, u32)> = None;
-        for (id, symbol) in vocabulary.iter().enumerate() {
+        for id in 0..count {
+            let symbol = symbol(id);
             let id = id as u32;
             if symbol.is_empty() || skip.contains(&id) || best.is_some_and(|(l, _)| l >= symbol.len()) {
                 continue;
             }
             let rest = &text.as_bytes()[at..];
             let matches = rest.len() >= symbol.len()
-                && rest[..symbol.len()].iter().zip(symbol.as_bytes()).all(|(a, b)| {
-                    a == b
-                        || (a.is_ascii_uppercase() && a.to_ascii_lowercase() == *b && !vocabulary_has(vocabulary, *a))
-                });
+                && rest[..symbol.len()]
+                    .iter()
+                    .zip(symbol.as_bytes())
+                    .all(|(a, b)| a == b || (a.is_ascii_uppercase() && a.to_ascii_lowercase() == *b && !has(*a)));
             if matches {
                 best = Some((symbol.len(), id));
             }
@@ -96,10 +110,6 @@ pub fn spell(word: Token, vocabulary: &[&str], skip: &[u32], out: &mut [u32]) ->
         at += n;
     }
     Ok(len)
-}
-
-fn vocabulary_has(vocabulary: &[&str], byte: u8) -> bool {
-    vocabulary.iter().any(|s| s.len() == 1 && s.as_bytes()[0] == byte)
 }
 
 #[cfg(test)]

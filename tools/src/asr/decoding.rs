@@ -9,10 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use linrt::asr::{self, Decoder, RecognizerMemory, RecognizerSizes, WordSpan};
 use linrt::decode::EndpointConfig;
 use linrt::decode::{
-    BeamConfig, BeamDecoder, BeamMemory, Candidate, CtcDecoder, DecodedWord, Grammar, GrammarArc, Hotword, Hotwords,
-    Hypothesis, Lexicon, SlotDef, TrieNode, WordId, GRAMMAR_STATES, MAX_WORD_SYMBOLS,
+    BeamConfig, BeamMemory, Candidate, DecodedWord, Grammar, GrammarArc, Hotword, Hotwords, Hypothesis, Lexicon,
+    SlotDef, TrieNode, WordId, GRAMMAR_STATES,
 };
 use linrt::{KernelPath, Model};
 
@@ -56,7 +57,7 @@ const GRAMMAR_SLOTS: usize = 1024;
 impl DecodeOptions {
     /// The decoder these options ask for with this model.
     pub fn resolve(&self, info: &AsrInfo) -> Result<DecoderKind> {
-        let has_words = self.words.is_some() || self.grammar.is_some() || info.words.is_some();
+        let has_words = self.words.is_some() || self.grammar.is_some() || info.has_words();
         let kind = self.kind.unwrap_or(if has_words { DecoderKind::Beam } else { DecoderKind::Greedy });
         match kind {
             DecoderKind::Beam if !has_words => bail!(
@@ -125,13 +126,11 @@ pub struct Tables {
     hot_phrases: Vec<Hotword>,
 }
 
-/// What the beam decoder may say, and how each word is written.
+/// What the beam decoder may say.
 pub struct Vocabulary<'t> {
     pub lexicon: Lexicon<'t>,
     pub grammar: Option<Grammar<'t>>,
     pub hotwords: Option<Hotwords<'t>>,
-    /// `texts[w]`: word w spelled out.
-    pub texts: Vec<String>,
 }
 
 /// A file's text, with its name for messages.
@@ -177,8 +176,7 @@ impl Tables {
         let (mut words, mut chars) =
             texts.iter().filter_map(|t| t.as_ref()).map(|(_, t)| count(t)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         if sources.words.is_none() {
-            let model = info.words.iter().flatten().map(|w| (1, w.chars().count()));
-            (words, chars) = model.fold((words, chars), |a, b| (a.0 + b.0, a.1 + b.1));
+            (words, chars) = (words + info.word_count(), chars + info.word_chars());
         }
         let arcs = sources.grammar.as_ref().map_or(0, |(_, g)| {
             let (definitions, phrases): (Vec<&str>, Vec<&str>) = g.lines().partition(|l| l.contains('='));
@@ -200,26 +198,27 @@ impl Tables {
 
     /// The lexicon (`--words`, else the model's `app.words`), grammar and hotwords.
     pub fn build(&mut self, info: &AsrInfo, sources: &Sources, hotword_weight: f32) -> Result<Vocabulary<'_>> {
-        let vocabulary: Vec<&str> = info.vocabulary.iter().map(String::as_str).collect();
+        let vocabulary: Vec<&str> = info.symbol_texts().collect();
         let separator = info.separator().ok_or_else(|| {
             anyhow!("the beam decoder needs a word separator (a \" \" symbol) in the model's app.vocabulary")
         })?;
         let skip = [0, separator];
         let Tables { nodes, word_nodes, ranks, arcs, first_arc, hot_words, hot_phrases } = self;
         let mut lexicon = Lexicon::new(nodes, word_nodes, ranks).map_err(|e| anyhow!("{e}"))?;
-        match (&sources.words, &info.words) {
-            (Some((name, text)), _) => {
+        match &sources.words {
+            Some((name, text)) => {
                 lexicon.insert_list(text, &vocabulary, &skip).map_err(|e| located(name, text, e))?;
             }
-            (None, Some(words)) => {
-                for (i, w) in words.iter().enumerate() {
+            None => {
+                let mut failed = None;
+                info.for_each_word(|i, w| {
                     let token = linrt::decode::text::Token { text: w, line: i as u32 + 1, column: 1 };
-                    lexicon
-                        .insert_text(token, &vocabulary, &skip)
-                        .map_err(|e| anyhow!("the model's app.words entry {i} ({w:?}): {e}"))?;
-                }
+                    lexicon.insert_text(token, &vocabulary, &skip).map(|_| ()).inspect_err(|e| {
+                        failed = Some(anyhow!("the model's app.words entry {i} ({w:?}): {e}"));
+                    })
+                })
+                .map_err(|e| failed.take().unwrap_or_else(|| anyhow!("the model's app.words: {e}")))?;
             }
-            (None, None) => {}
         }
         let grammar = match &sources.grammar {
             Some((name, text)) => {
@@ -242,14 +241,7 @@ impl Tables {
             bail!("the beam decoder has no words to spell");
         }
         lexicon.finish();
-        let mut symbols = [0u32; MAX_WORD_SYMBOLS];
-        let texts = (0..lexicon.words() as WordId)
-            .map(|w| {
-                let n = lexicon.spelling(lexicon.word_node(w), &mut symbols);
-                symbols[..n].iter().map(|&s| info.vocabulary[s as usize].as_str()).collect()
-            })
-            .collect();
-        Ok(Vocabulary { lexicon, grammar, hotwords, texts })
+        Ok(Vocabulary { lexicon, grammar, hotwords })
     }
 }
 
@@ -282,46 +274,6 @@ impl BeamBuffers {
     }
 }
 
-/// The recognizer's decoder.
-pub enum Decoder<'m> {
-    /// Boxed: its symbol buffer is 16 KB.
-    Greedy(Box<CtcDecoder>),
-    Beam {
-        decoder: BeamDecoder<'m>,
-        /// Each word's text, by id.
-        texts: &'m [String],
-        /// The final's words, filled at each endpoint.
-        finals: Vec<DecodedWord>,
-    },
-}
-
-impl<'m> Decoder<'m> {
-    pub fn greedy(info: &AsrInfo) -> Decoder<'static> {
-        Decoder::Greedy(Box::new(CtcDecoder::new(0, info.separator())))
-    }
-
-    pub fn beam(
-        info: &AsrInfo,
-        vocabulary: &'m Vocabulary<'m>,
-        config: BeamConfig,
-        buffers: &'m mut BeamBuffers,
-    ) -> Result<Decoder<'m>> {
-        let separator = info.separator().ok_or_else(|| anyhow!("the beam decoder needs a word separator symbol"))?;
-        let decoder = BeamDecoder::new(
-            config,
-            0,
-            separator,
-            &vocabulary.lexicon,
-            vocabulary.grammar.as_ref(),
-            vocabulary.hotwords.as_ref(),
-            buffers.memory(),
-        )
-        .map_err(|e| anyhow!("{e}"))?;
-        let finals = vec![DecodedWord::default(); config.max_words];
-        Ok(Decoder::Beam { decoder, texts: &vocabulary.texts, finals })
-    }
-}
-
 /// Builds the decoder `options` ask for and a recognizer for `model` around it,
 /// and runs `f` with it. Word lists and grammars are read and checked first, so a
 /// bad one is reported before any audio is read.
@@ -341,143 +293,26 @@ pub fn with_recognizer<R>(
         DecoderKind::Beam => Some(tables.build(&info, &sources, options.hotword_weight)?),
         DecoderKind::Greedy => None,
     };
-    let mut buffers = BeamBuffers::new(&config, info.vocabulary.len())?;
+    let mut buffers = BeamBuffers::new(&config, info.symbols())?;
     let decoder = match &vocabulary {
-        Some(v) => Decoder::beam(&info, v, config, &mut buffers)?,
+        Some(v) => Decoder::beam(&info, config, &v.lexicon, v.grammar.as_ref(), v.hotwords.as_ref(), buffers.memory())
+            .map_err(|e| anyhow!("{e}"))?,
         None => Decoder::greedy(&info),
     };
-    let mut arena = vec![0u8; Recognizer::arena_bytes(model, &info, kernels)?];
-    let mut recognizer = Recognizer::new(model, &mut arena, info, endpoint, kernels, decoder)?;
-    f(&mut recognizer)
-}
-
-/// A word as the recognizer reports it, in steps of the utterance.
-pub struct StepWord {
-    pub text: String,
-    pub start: u64,
-    pub end: u64,
-    pub confidence: Option<f32>,
-}
-
-impl Decoder<'_> {
-    /// Decodes one step; true when the transcript so far changed.
-    pub fn push(&mut self, logits: &[f32]) -> Result<bool, linrt::Error> {
-        match self {
-            Decoder::Greedy(d) => Ok(d.push(logits)),
-            Decoder::Beam { decoder, .. } => decoder.push(logits),
-        }
-    }
-
-    pub fn steps(&self) -> u64 {
-        match self {
-            Decoder::Greedy(d) => d.steps(),
-            Decoder::Beam { decoder, .. } => decoder.steps(),
-        }
-    }
-
-    pub fn utterance_start(&self) -> u64 {
-        match self {
-            Decoder::Greedy(d) => d.utterance_start(),
-            Decoder::Beam { decoder, .. } => decoder.utterance_start(),
-        }
-    }
-
-    pub fn trailing_silence(&self) -> u64 {
-        match self {
-            Decoder::Greedy(d) => d.trailing_silence(),
-            Decoder::Beam { decoder, .. } => decoder.trailing_silence(),
-        }
-    }
-
-    /// No room for another symbol or word: the utterance must end.
-    pub fn is_full(&self) -> bool {
-        match self {
-            Decoder::Greedy(d) => d.is_full(),
-            Decoder::Beam { decoder, .. } => decoder.is_full(),
-        }
-    }
-
-    /// Nothing decoded in this utterance yet.
-    pub fn is_empty(&self) -> bool {
-        match self {
-            Decoder::Greedy(d) => d.tokens().is_empty(),
-            Decoder::Beam { decoder, .. } => decoder.is_empty(),
-        }
-    }
-
-    pub fn rewind(&mut self, steps: u64) -> bool {
-        match self {
-            Decoder::Greedy(d) => d.rewind(steps),
-            Decoder::Beam { decoder, .. } => decoder.rewind(steps),
-        }
-    }
-
-    /// Ends the utterance.
-    pub fn reset(&mut self) {
-        match self {
-            Decoder::Greedy(d) => d.reset(),
-            Decoder::Beam { decoder, .. } => decoder.reset(),
-        }
-    }
-
-    /// Back to the start of a stream (step 0).
-    pub fn clear(&mut self) {
-        match self {
-            Decoder::Greedy(d) => d.clear(),
-            Decoder::Beam { decoder, .. } => decoder.clear(),
-        }
-    }
-
-    /// The transcript so far (`last` false: the best hypothesis, with the word
-    /// being spelled) or the utterance's result (`last` true).
-    pub fn words(&mut self, vocabulary: &[String], last: bool) -> Result<Vec<StepWord>, linrt::Error> {
-        match self {
-            Decoder::Greedy(d) => Ok(greedy_words(d, vocabulary)),
-            Decoder::Beam { decoder, texts, finals } => {
-                let word = |w: &DecodedWord| StepWord {
-                    text: texts[w.word as usize].clone(),
-                    start: w.start,
-                    end: w.end,
-                    confidence: Some(w.confidence),
-                };
-                if last {
-                    let n = decoder.final_words(finals)?;
-                    return Ok(finals[..n].iter().map(word).collect());
-                }
-                let mut out: Vec<StepWord> = decoder.partial_words().iter().map(word).collect();
-                let mut symbols = [0u32; MAX_WORD_SYMBOLS];
-                let (n, start) = decoder.partial_spelling(&mut symbols);
-                if n > 0 {
-                    let text = symbols[..n].iter().map(|&s| vocabulary[s as usize].as_str()).collect();
-                    out.push(StepWord { text, start, end: decoder.steps(), confidence: None });
-                }
-                Ok(out)
-            }
-        }
-    }
-}
-
-/// Greedy CTC's symbols grouped into words at the separator.
-fn greedy_words(d: &CtcDecoder, vocabulary: &[String]) -> Vec<StepWord> {
-    let separator = vocabulary.iter().position(|s| s == " ").map(|i| i as u32);
-    let mut words: Vec<StepWord> = Vec::new();
-    let mut in_word = false;
-    for token in d.tokens() {
-        if Some(token.id) == separator {
-            in_word = false;
-            continue;
-        }
-        let symbol = &vocabulary[token.id as usize];
-        match words.last_mut() {
-            Some(w) if in_word => {
-                w.text.push_str(symbol);
-                w.end = token.step + 1;
-            }
-            _ => {
-                words.push(StepWord { text: symbol.clone(), start: token.step, end: token.step + 1, confidence: None })
-            }
-        }
-        in_word = true;
-    }
-    words
+    let sizes = RecognizerSizes::new(model, &info, kernels, decoder.beam_config()).map_err(|e| anyhow!("{e}"))?;
+    let mut arena = vec![0u8; sizes.arena_bytes];
+    let mut floats = vec![0f32; sizes.floats];
+    let mut words = vec![WordSpan::default(); sizes.words];
+    let mut finals = vec![DecodedWord::default(); sizes.finals];
+    let mut text = vec![0u8; sizes.text_bytes];
+    let memory = RecognizerMemory {
+        arena: &mut arena,
+        floats: &mut floats,
+        words: &mut words,
+        finals: &mut finals,
+        text: &mut text,
+    };
+    let inner = asr::Recognizer::new(model, info, endpoint, kernels, decoder, memory)
+        .map_err(|e| anyhow!("cannot start the recognizer: {e}"))?;
+    f(&mut Recognizer::new(inner))
 }
