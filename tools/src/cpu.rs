@@ -5,26 +5,11 @@ use anyhow::{bail, Result};
 use linrt::kernels::ALL_PATHS;
 use linrt::{KernelPath, Kernels};
 
-/// The SIMD features this CPU reports that the kernels use.
+/// The SIMD features this CPU reports that the kernels use: the runtime's own
+/// detection ([`linrt::kernels::cpu_features`]), so `linrt info` cannot drift from
+/// the dispatcher.
 pub fn features() -> Vec<&'static str> {
-    #[allow(unused_mut)]
-    let mut found = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        macro_rules! probe {
-            ($($f:tt),+) => { $( if std::is_x86_feature_detected!($f) { found.push($f); } )+ };
-        }
-        // Every feature a path in linrt::kernels::dispatch requires (`KernelPath::is_supported`).
-        probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni");
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        macro_rules! probe {
-            ($($f:tt),+) => { $( if std::arch::is_aarch64_feature_detected!($f) { found.push($f); } )+ };
-        }
-        probe!("neon", "fp16", "dotprod", "i8mm");
-    }
-    found
+    linrt::kernels::cpu_features().iter().filter(|(_, found)| *found).map(|(name, _)| *name).collect()
 }
 
 /// The path asked for with `--kernels` (or `LINRT_KERNELS`), None for automatic.

@@ -2,7 +2,8 @@
 //! CPU features found at run time (std) or enabled at compile time (no_std).
 
 use super::matrix::{Matrix, Weights};
-use super::{quant, scalar};
+use super::scalar;
+use super::table::KernelTable;
 use crate::error::Error;
 
 /// An implementation of the kernel set.
@@ -37,17 +38,48 @@ pub const ALL_PATHS: &[KernelPath] = &[
     KernelPath::NeonDotprod,
 ];
 
+/// `[(feature, found)]` for the listed features: probed at run time with std, the
+/// compile-time target features without.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
-macro_rules! cpu_has {
-    ($($f:tt),+) => { $(std::is_x86_feature_detected!($f))&&+ };
+macro_rules! probe {
+    ($($f:tt),+) => { [$(($f, std::is_x86_feature_detected!($f))),+] };
 }
 #[cfg(all(target_arch = "aarch64", feature = "std"))]
-macro_rules! cpu_has {
-    ($($f:tt),+) => { $(std::arch::is_aarch64_feature_detected!($f))&&+ };
+macro_rules! probe {
+    ($($f:tt),+) => { [$(($f, std::arch::is_aarch64_feature_detected!($f))),+] };
 }
 #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(feature = "std")))]
-macro_rules! cpu_has {
-    ($($f:tt),+) => { $(cfg!(target_feature = $f))&&+ };
+macro_rules! probe {
+    ($($f:tt),+) => { [$(($f, cfg!(target_feature = $f))),+] };
+}
+
+/// Every CPU feature some kernel path needs ([`KernelPath::features`]), and whether
+/// this CPU has it: the one place features are detected (`linrt info` lists these).
+pub fn cpu_features() -> &'static [(&'static str, bool)] {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        static FOUND: std::sync::OnceLock<[(&str, bool); 7]> = std::sync::OnceLock::new();
+        FOUND.get_or_init(|| probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni"))
+    }
+    #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+    {
+        const FOUND: [(&str, bool); 7] = probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni");
+        &FOUND
+    }
+    #[cfg(all(target_arch = "aarch64", feature = "std"))]
+    {
+        static FOUND: std::sync::OnceLock<[(&str, bool); 2]> = std::sync::OnceLock::new();
+        FOUND.get_or_init(|| probe!("neon", "dotprod"))
+    }
+    #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+    {
+        const FOUND: [(&str, bool); 2] = probe!("neon", "dotprod");
+        &FOUND
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        &[]
+    }
 }
 
 impl KernelPath {
@@ -70,20 +102,10 @@ impl KernelPath {
         ALL_PATHS.iter().copied().find(|p| p.name() == name)
     }
 
-    /// True when this CPU can run the path.
+    /// True when this CPU has every feature the path needs.
     pub fn is_supported(self) -> bool {
-        match self {
-            KernelPath::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => cpu_has!("avx2", "fma", "f16c"),
-            #[cfg(target_arch = "x86_64")]
-            // AVX2 too: the AVX-512 path also runs the AVX2 layer norm and gelu.
-            KernelPath::Avx512 => cpu_has!("avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx2", "fma", "f16c"),
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon => cpu_has!("neon"),
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::NeonDotprod => cpu_has!("neon", "dotprod"),
-        }
+        let has = |f: &str| cpu_features().iter().any(|&(name, found)| name == f && found);
+        self.features().iter().all(|f| has(f))
     }
 }
 
@@ -103,23 +125,38 @@ enum FloatWeights<'a> {
     F16(&'a [u16]),
 }
 
-/// The kernel set a session uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kernel set a session uses: a path and its table ([`super::table`]).
+#[derive(Clone, Copy)]
 pub struct Kernels {
     path: KernelPath,
+    table: &'static KernelTable,
+}
+
+impl PartialEq for Kernels {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for Kernels {}
+
+impl core::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Kernels").field("path", &self.path).finish()
+    }
 }
 
 impl Kernels {
     /// The fastest path this CPU supports.
     pub fn detect() -> Self {
         let path = ALL_PATHS.iter().rev().copied().find(|p| p.is_supported()).unwrap_or(KernelPath::Scalar);
-        Kernels { path }
+        Kernels { path, table: path.table() }
     }
 
     /// A specific path (to force a lower one); an error if this CPU cannot run it.
     pub fn with_path(path: KernelPath) -> Result<Self, Error> {
         if path.is_supported() {
-            Ok(Kernels { path })
+            Ok(Kernels { path, table: path.table() })
         } else {
             Err(Error::KernelUnavailable { path: path.name() })
         }
@@ -156,24 +193,28 @@ impl Kernels {
     /// `Y = X·Wᵀ + b` for every row of `a` into `y` (`[t, m.rows]`).
     pub fn matmul(&self, m: &Matrix, b: &[f32], a: &Activations, y: &mut [f32]) {
         let (rows, cols) = (m.rows, a.cols);
+        let k = self.table;
         // Several positions and packed int8: the path's matrix-matrix kernel, where it
         // has one, reads each block of weight rows once for several positions.
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        if let (Weights::I8Packed { q, scales }, Some((xq, xs))) = (m.weights, a.quantized) {
+        if let (Weights::I8Packed { q, scales }, Some((xq, xs)), Some((fewest, kernel))) =
+            (m.weights, a.quantized, k.matmul_i8_packed)
+        {
             let t = xs.len();
-            if t > 1
+            if t >= fewest.max(2)
                 && y.len() >= t * rows
                 && b.len() == rows
                 && scales.len() >= rows
                 && q.len() >= super::matrix::packed_len(rows, cols)
-                && self.matmul_i8_packed(q, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows])
             {
+                // SAFETY: the table is this path's, which the CPU supports (`with_path`);
+                // the kernel indexes y, b and scales within the lengths just checked, x by `cols`.
+                unsafe { kernel(q, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows]) };
                 return;
             }
         }
         // Several positions with f32 or f16 weights: four positions per pass over the
-        // weights on every SIMD path; the positions left over (and the scalar path) go
-        // one at a time below.
+        // weights (the scalar table goes one at a time inside); the positions left
+        // over go one at a time below.
         let t = a.x.len() / cols.max(1);
         let float = match m.weights {
             Weights::F32(w) if w.len() >= rows * cols => Some(FloatWeights::F32(w)),
@@ -181,96 +222,93 @@ impl Kernels {
             _ => None,
         };
         let mut done = 0;
-        if let Some(weights) =
-            float.filter(|_| self.path != KernelPath::Scalar && b.len() == rows && y.len() >= t * rows)
-        {
+        if let Some(weights) = float.filter(|_| b.len() == rows && y.len() >= t * rows) {
             while done + 4 <= t {
-                let x4 = &a.x[done * cols..(done + 4) * cols];
-                self.matmul4(weights, b, x4, cols, &mut y[done * rows..(done + 4) * rows]);
+                let (x4, y4) = (&a.x[done * cols..(done + 4) * cols], &mut y[done * rows..(done + 4) * rows]);
+                // SAFETY: this path's table (see above); the kernels check their slice lengths.
+                unsafe {
+                    match weights {
+                        FloatWeights::F32(w) => (k.matmul4_f32)(w, b, x4, cols, y4),
+                        FloatWeights::F16(w) => (k.matmul4_f16)(w, b, x4, cols, y4),
+                    }
+                }
                 done += 4;
             }
         }
         for (p, (xt, yt)) in a.x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)).enumerate().skip(done) {
-            match (m.weights, a.quantized) {
-                (Weights::F32(w), _) => self.matvec_f32(w, b, xt, yt),
-                (Weights::F16(w), _) => self.matvec_f16(w, b, xt, yt),
-                (Weights::I8 { q, scales, block }, Some((xq, xs))) => {
-                    self.matvec_i8(q, scales, block, b, &xq[p * cols..(p + 1) * cols], xs[p], yt)
+            let at = p * cols..(p + 1) * cols;
+            // SAFETY: this path's table (see above); the matrix kernels check their
+            // slice lengths.
+            unsafe {
+                match (m.weights, a.quantized) {
+                    (Weights::F32(w), _) => (k.matvec_f32)(w, b, xt, yt),
+                    (Weights::F16(w), _) => (k.matvec_f16)(w, b, xt, yt),
+                    // The SIMD kernels take one scale per row; per-block files run the scalar twin.
+                    (Weights::I8 { q, scales, block }, Some((xq, xs))) if block != 0 => {
+                        scalar::matvec_i8(q, scales, block, b, &xq[at.clone()], xs[p], yt)
+                    }
+                    (Weights::I8 { q, scales, .. }, Some((xq, xs))) => {
+                        (k.matvec_i8)(q, scales, b, &xq[at.clone()], xs[p], yt)
+                    }
+                    (Weights::I8Packed { q, scales }, Some((xq, xs))) => {
+                        (k.matvec_i8_packed)(q, scales, b, &xq[at.clone()], xs[p], yt)
+                    }
+                    // Inputs prepared without quantization: int8 weights times f32 inputs.
+                    (Weights::I8 { q, scales, block }, None) => {
+                        scalar::matvec_i8_f32_input(q, scales, block, b, xt, yt)
+                    }
+                    (Weights::I8Packed { q, scales }, None) => scalar::matvec_i8_packed_f32_input(q, scales, b, xt, yt),
                 }
-                (Weights::I8Packed { q, scales }, Some((xq, xs))) => {
-                    self.matvec_i8_packed(q, scales, b, &xq[p * cols..(p + 1) * cols], xs[p], yt)
-                }
-                // Inputs prepared without quantization: int8 weights times f32 inputs.
-                (Weights::I8 { q, scales, block }, None) => scalar::matvec_i8_f32_input(q, scales, block, b, xt, yt),
-                (Weights::I8Packed { q, scales }, None) => scalar::matvec_i8_packed_f32_input(q, scales, b, xt, yt),
             }
         }
     }
 
     /// Quantizes one vector exactly as [`quant::quantize`] does, on this path.
     pub fn quantize(&self, x: &[f32], q: &mut [i8]) -> f32 {
-        match self.path {
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::quantize(x, q) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => unsafe { super::x86_64::avx2::quantize(x, q) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::quantize(x, q),
-            _ => quant::quantize(x, q),
-        }
+        // SAFETY: this path's table, which the CPU supports (`with_path`).
+        unsafe { (self.table.quantize)(x, q) }
     }
 
     /// φ(x) = elu(x) + 1 in place (see [`scalar::elu_plus_one`]); the same bits on
     /// every path.
     pub fn elu_plus_one(&self, x: &mut [f32]) {
-        match self.path {
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::elu_plus_one(x) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => unsafe { super::x86_64::avx2::elu_plus_one(x) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::elu_plus_one(x),
-            _ => scalar::elu_plus_one(x),
-        }
+        // SAFETY: as in `quantize`.
+        unsafe { (self.table.elu_plus_one)(x) }
+    }
+
+    /// max(x, 0) in place.
+    pub fn relu(&self, x: &mut [f32]) {
+        // SAFETY: as in `quantize`.
+        unsafe { (self.table.relu)(x) }
+    }
+
+    /// `x += y` element-wise (over the shorter of the two).
+    pub fn add_assign(&self, x: &mut [f32], y: &[f32]) {
+        // SAFETY: as in `quantize`.
+        unsafe { (self.table.add_assign)(x, y) }
+    }
+
+    /// `x *= a` element-wise.
+    pub fn scale(&self, x: &mut [f32], a: f32) {
+        // SAFETY: as in `quantize`.
+        unsafe { (self.table.scale)(x, a) }
     }
 
     /// LayerNorm in place (see [`scalar::layer_norm`]); the same bits on every path.
     pub fn layer_norm(&self, x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
         // The SIMD versions read γ and β alongside x.
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        let consistent = gamma.len() >= x.len() && beta.len() >= x.len();
-        match self.path {
-            // The AVX2 version on AVX-512 too: a 16-lane version has one chain of adds
-            // where AVX2 has two, and measured slower (55 against 37 ns for 64 values).
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`),
-            // the AVX-512 path requires AVX2 too, and the slice lengths were just checked.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 | KernelPath::Avx2 if consistent => unsafe {
-                super::x86_64::avx2::layer_norm(x, gamma, beta, eps)
-            },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon | KernelPath::NeonDotprod if consistent => {
-                super::aarch64::neon::layer_norm(x, gamma, beta, eps)
-            }
-            _ => scalar::layer_norm(x, gamma, beta, eps),
+        if gamma.len() >= x.len() && beta.len() >= x.len() {
+            // SAFETY: as in `quantize`, and the lengths the entry needs were just checked.
+            unsafe { (self.table.layer_norm)(x, gamma, beta, eps) }
+        } else {
+            scalar::layer_norm(x, gamma, beta, eps)
         }
     }
 
     /// gelu in place (see [`scalar::gelu`]); the same bits on every path.
     pub fn gelu(&self, x: &mut [f32]) {
-        match self.path {
-            // The AVX2 version on AVX-512 too (the path requires AVX2).
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 | KernelPath::Avx2 => unsafe { super::x86_64::avx2::gelu(x) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::gelu(x),
-            _ => scalar::gelu(x),
-        }
+        // SAFETY: as in `quantize`.
+        unsafe { (self.table.gelu)(x) }
     }
 
     /// One head's recurrent attention step (see [`scalar::attention_head_step`]);
@@ -286,179 +324,12 @@ impl Kernels {
         out: &mut [f32],
         eps: f32,
     ) {
-        // The SIMD version indexes by k and v: it needs the shapes to agree.
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        let consistent =
-            q.len() == k.len() && z.len() == k.len() && out.len() == v.len() && s.len() == k.len() * v.len();
-        match self.path {
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`),
-            // and the slice lengths were just checked.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 if consistent => unsafe {
-                super::x86_64::avx512::attention_head_step(s, z, q, k, v, out, eps)
-            },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 if consistent => unsafe {
-                super::x86_64::avx2::attention_head_step(s, z, q, k, v, out, eps)
-            },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon | KernelPath::NeonDotprod if consistent => {
-                super::aarch64::neon::attention_head_step(s, z, q, k, v, out, eps)
-            }
-            _ => scalar::attention_head_step(s, z, q, k, v, out, eps),
-        }
-    }
-
-    fn matvec_i8_packed(&self, w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: f32, y: &mut [f32]) {
-        match self.path {
-            KernelPath::Scalar => scalar::matvec_i8_packed(w, scales, b, xq, xs, y),
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_i8_packed(w, scales, b, xq, xs, y) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_i8_packed(w, scales, b, xq, xs, y) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon => super::aarch64::neon::matvec_i8_packed(w, scales, b, xq, xs, y),
-            // SAFETY: as above.
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::NeonDotprod => unsafe {
-                super::aarch64::neon::matvec_i8_packed_dotprod(w, scales, b, xq, xs, y)
-            },
-        }
-    }
-
-    fn matvec_f32(&self, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-        match self.path {
-            KernelPath::Scalar => scalar::matvec(w, b, x, y),
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_f32(w, b, x, y) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_f32(w, b, x, y) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::matvec_f32(w, b, x, y),
-        }
-    }
-
-    /// `t` quantized positions (`xq`: `[t, cols]`, `xs`: `[t]`) through the path's
-    /// packed int8 matrix-matrix kernel into `y` (`[t, b.len()]`); false, touching
-    /// nothing, on a path without one (the caller then goes one position at a time).
-    /// The caller has checked that `w`, `y` and `scales` are long enough.
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    #[allow(clippy::too_many_arguments)]
-    fn matmul_i8_packed(
-        &self,
-        w: &[i8],
-        scales: &[f32],
-        b: &[f32],
-        xq: &[i8],
-        xs: &[f32],
-        cols: usize,
-        y: &mut [f32],
-    ) -> bool {
-        match self.path {
-            // Below four positions the AVX-512 kernel's panel rearrangement costs more
-            // than it saves: those go one position at a time.
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`);
-            // the kernels index y, b and scales within the checked lengths, x by `cols`.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 if xs.len() >= 4 => unsafe {
-                super::x86_64::avx512::matmul_i8_packed(w, scales, b, xq, xs, cols, y)
-            },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matmul_i8_packed(w, scales, b, xq, xs, cols, y) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon => super::aarch64::neon::matmul_i8_packed(w, scales, b, xq, xs, cols, y),
-            // SAFETY: as above.
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::NeonDotprod => unsafe {
-                super::aarch64::neon::matmul_i8_packed_dotprod(w, scales, b, xq, xs, cols, y)
-            },
-            _ => return false,
-        };
-        true
-    }
-
-    /// Four positions (`x`: 4 rows of `cols`, `y`: 4 rows of `b.len()`) through the
-    /// path's matrix-matrix kernel; `w` holds `b.len()` rows of `cols`.
-    fn matmul4(&self, weights: FloatWeights, b: &[f32], x: &[f32], cols: usize, y: &mut [f32]) {
-        match (self.path, weights) {
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`);
-            // the kernels check their slice lengths.
-            #[cfg(target_arch = "x86_64")]
-            (KernelPath::Avx512, FloatWeights::F32(w)) => unsafe {
-                super::x86_64::avx512::matmul4_f32(w, b, x, cols, y)
-            },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            (KernelPath::Avx512, FloatWeights::F16(w)) => unsafe {
-                super::x86_64::avx512::matmul4_f16(w, b, x, cols, y)
-            },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            (KernelPath::Avx2, FloatWeights::F32(w)) => unsafe { super::x86_64::avx2::matmul4_f32(w, b, x, cols, y) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            (KernelPath::Avx2, FloatWeights::F16(w)) => unsafe { super::x86_64::avx2::matmul4_f16(w, b, x, cols, y) },
-            #[cfg(target_arch = "aarch64")]
-            (KernelPath::Neon | KernelPath::NeonDotprod, FloatWeights::F32(w)) => {
-                super::aarch64::neon::matmul4_f32(w, b, x, cols, y)
-            }
-            #[cfg(target_arch = "aarch64")]
-            (KernelPath::Neon | KernelPath::NeonDotprod, FloatWeights::F16(w)) => {
-                super::aarch64::neon::matmul4_f16(w, b, x, cols, y)
-            }
-            // The scalar path (and any other): the twin, one position at a time.
-            (_, FloatWeights::F32(w)) => {
-                for (xt, yt) in x.chunks_exact(cols).zip(y.chunks_exact_mut(b.len())) {
-                    scalar::matvec(w, b, xt, yt)
-                }
-            }
-            (_, FloatWeights::F16(w)) => {
-                for (xt, yt) in x.chunks_exact(cols).zip(y.chunks_exact_mut(b.len())) {
-                    scalar::matvec_f16(w, b, xt, yt)
-                }
-            }
-        }
-    }
-
-    fn matvec_f16(&self, w: &[u16], b: &[f32], x: &[f32], y: &mut [f32]) {
-        match self.path {
-            KernelPath::Scalar => scalar::matvec_f16(w, b, x, y),
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_f16(w, b, x, y) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_f16(w, b, x, y) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon | KernelPath::NeonDotprod => super::aarch64::neon::matvec_f16(w, b, x, y),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn matvec_i8(&self, w: &[i8], scales: &[f32], block: usize, b: &[f32], xq: &[i8], xs: f32, y: &mut [f32]) {
-        // The SIMD kernels take one scale per row; per-block files run the scalar twin.
-        if block != 0 {
-            return scalar::matvec_i8(w, scales, block, b, xq, xs, y);
-        }
-        match self.path {
-            KernelPath::Scalar => scalar::matvec_i8(w, scales, 0, b, xq, xs, y),
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => unsafe { super::x86_64::avx2::matvec_i8(w, scales, b, xq, xs, y) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => unsafe { super::x86_64::avx512::matvec_i8(w, scales, b, xq, xs, y) },
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::Neon => super::aarch64::neon::matvec_i8(w, scales, b, xq, xs, y),
-            // SAFETY: `Kernels` only holds a path the CPU supports (see `with_path`).
-            #[cfg(target_arch = "aarch64")]
-            KernelPath::NeonDotprod => unsafe { super::aarch64::neon::matvec_i8_dotprod(w, scales, b, xq, xs, y) },
+        // The SIMD versions index by k and v: they need the shapes to agree.
+        if q.len() == k.len() && z.len() == k.len() && out.len() == v.len() && s.len() == k.len() * v.len() {
+            // SAFETY: as in `quantize`, and the shapes the entry needs were just checked.
+            unsafe { (self.table.attention_head_step)(s, z, q, k, v, out, eps) }
+        } else {
+            scalar::attention_head_step(s, z, q, k, v, out, eps)
         }
     }
 }

@@ -8,8 +8,10 @@ mod dispatch;
 mod matrix;
 pub mod quant;
 pub mod scalar;
+pub mod table;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-pub use dispatch::{Activations, KernelPath, Kernels, ALL_PATHS};
+pub use dispatch::{cpu_features, Activations, KernelPath, Kernels, ALL_PATHS};
 pub use matrix::{pack_rows, packed_len, Matrix, Weights, PACK_COLS, PACK_ROWS};
+pub use table::KernelTable;

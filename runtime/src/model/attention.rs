@@ -30,7 +30,13 @@ pub(crate) fn state_factor(exponent: u32) -> f32 {
 /// growing by 20 whenever a |z| (a sum of feature maps, positive ones for most maps:
 /// the fastest-growing part) passes 2^20. New terms get the same factor and eps is scaled with it, so
 /// the outputs are unchanged: powers of two scale exactly. Returns the new exponent.
-pub(crate) fn rescale_if_grown(state: &mut [f32], layer_floats: usize, z_offset: usize, exponent: u32) -> u32 {
+pub(crate) fn rescale_if_grown(
+    kern: &Kernels,
+    state: &mut [f32],
+    layer_floats: usize,
+    z_offset: usize,
+    exponent: u32,
+) -> u32 {
     if exponent + GROWTH_EXPONENT > MAX_STATE_EXPONENT {
         return exponent;
     }
@@ -39,8 +45,7 @@ pub(crate) fn rescale_if_grown(state: &mut [f32], layer_floats: usize, z_offset:
     if !grown {
         return exponent;
     }
-    let scale = state_factor(GROWTH_EXPONENT);
-    state.iter_mut().for_each(|x| *x *= scale);
+    kern.scale(state, state_factor(GROWTH_EXPONENT));
     exponent + GROWTH_EXPONENT
 }
 
@@ -104,7 +109,7 @@ mod tests {
             let scaled_k = k.map(|x| x * factor);
             let mut out = [0f32; 4];
             Heads { eps: heads.eps * factor, ..heads }.step(&kern, &mut state, &q, &scaled_k, &v, &mut out);
-            exponent = rescale_if_grown(&mut state, 20, 16, exponent);
+            exponent = rescale_if_grown(&kern, &mut state, 20, 16, exponent);
             for i in 0..4 {
                 z64[i] += k[i] as f64;
                 for j in 0..4 {
@@ -140,7 +145,7 @@ mod tests {
             let k = [1e37 * factor, 1e36 * factor];
             let mut out = [0f32; 2];
             Heads { eps: heads.eps * factor, ..heads }.step(&kern, &mut state, &[1.0, 1.0], &k, &[1.0, -2.0], &mut out);
-            exponent = rescale_if_grown(&mut state, 6, 4, exponent);
+            exponent = rescale_if_grown(&kern, &mut state, 6, 4, exponent);
             assert!(out.iter().all(|x| x.is_finite()), "step {step}: {out:?}");
             assert!((out[0] - 1.0).abs() < 1e-5 && (out[1] + 2.0).abs() < 1e-5, "step {step}: {out:?}");
         }
@@ -160,7 +165,7 @@ mod tests {
             let k = [-1e30 * factor, -2e30 * factor];
             let mut out = [0f32; 2];
             Heads { eps: heads.eps * factor, ..heads }.step(&kern, &mut state, &[1.0, 1.0], &k, &[3.0, -1.0], &mut out);
-            exponent = rescale_if_grown(&mut state, 6, 4, exponent);
+            exponent = rescale_if_grown(&kern, &mut state, 6, 4, exponent);
             assert!((out[0] - 3.0).abs() < 1e-5 && (out[1] + 1.0).abs() < 1e-5, "step {step}: {out:?}");
         }
         assert!(exponent > 0, "a z of -3e30 per step must have rescaled the state");

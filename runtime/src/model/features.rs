@@ -7,7 +7,6 @@
 //! path run it), then apply their element-wise functions into a wider buffer.
 
 use crate::config::{FeatureMap, ModelConfig};
-use crate::kernels::scalar::relu;
 use crate::kernels::{Kernels, Matrix};
 
 /// Working buffers of the random-feature maps (all empty for elu+1 and relu).
@@ -43,7 +42,7 @@ pub(crate) fn apply<'s>(
             return x;
         }
         (FeatureMap::Relu, _) => {
-            relu(x);
+            kern.relu(x);
             return x;
         }
         (_, Some(omega)) => omega,
@@ -59,7 +58,7 @@ pub(crate) fn apply<'s>(
     let rows = t * cfg.n_heads as usize;
     let x = &mut x[..rows * dk];
     // x' = input_scale · x first, as PyTorch rounds it (Favor also needs |x'|²).
-    x.iter_mut().for_each(|v| *v *= p.input_scale);
+    kern.scale(x, p.input_scale);
     let u = &mut projected[..rows * m];
     kern.matmul(omega, &zeros[..m], &kern.activations(x, rows, dk, false, &mut []), u);
     let out = &mut out[..rows * f];
@@ -88,7 +87,7 @@ pub(crate) fn apply<'s>(
         }
     }
     if map == FeatureMap::GeneralizedRandom {
-        relu(out);
+        kern.relu(out);
     }
     out
 }

@@ -7,7 +7,6 @@ use super::attention::Heads;
 pub(crate) use super::features::FeatureScratch;
 use crate::config::{Activation, ModelConfig, NormPlacement};
 use crate::format::LayerWeights;
-use crate::kernels::scalar::{add_assign, relu};
 use crate::kernels::Kernels;
 
 /// Working buffers carved from the arena, each at least `T × width`.
@@ -51,7 +50,7 @@ pub(crate) fn attend_row(
     out: &mut [f32],
 ) {
     if state_factor != 1.0 {
-        k.iter_mut().for_each(|x| *x *= state_factor);
+        kern.scale(k, state_factor);
     }
     let heads = Heads {
         n: cfg.n_heads as usize,
@@ -112,7 +111,7 @@ pub(crate) fn encoder_layer(
         attend(row, qp, kp, vp, op);
     }
     kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), normed);
-    add_assign(x, normed);
+    kern.add_assign(x, normed);
     if !pre {
         layer_norm_rows(kern, x, d, w.n1_w, w.n1_b, eps);
     }
@@ -125,11 +124,11 @@ pub(crate) fn encoder_layer(
     let ffn_in: &[f32] = if pre { &*normed } else { &*x };
     kern.matmul(&w.l1_w, w.l1_b, &kern.activations(ffn_in, t, d, int8, s.quant), hidden_ff);
     match cfg.activation {
-        Activation::Relu => relu(hidden_ff),
+        Activation::Relu => kern.relu(hidden_ff),
         Activation::Gelu => kern.gelu(hidden_ff),
     }
     kern.matmul(&w.l2_w, w.l2_b, &kern.activations(hidden_ff, t, ff, int8, s.quant), normed);
-    add_assign(x, normed);
+    kern.add_assign(x, normed);
     if !pre {
         layer_norm_rows(kern, x, d, w.n2_w, w.n2_b, eps);
     }

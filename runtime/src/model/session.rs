@@ -216,7 +216,8 @@ impl<'a> Session<'a> {
         }
         let z_offset = cfg.feature_width() * cfg.d_value as usize;
         for session in core::iter::once(&mut *first).chain(rest.iter_mut()) {
-            session.state_exponent = rescale_if_grown(session.state, lsf, z_offset, session.state_exponent);
+            session.state_exponent =
+                rescale_if_grown(&session.kernels, session.state, lsf, z_offset, session.state_exponent);
         }
         first.head(b, outputs)
     }
@@ -244,7 +245,8 @@ impl<'a> Session<'a> {
             encoder_layer(&kern, &cfg, &weights, &mut self.scratch, t, &mut attend);
         }
         let z_offset = cfg.feature_width() * cfg.d_value as usize;
-        self.state_exponent = rescale_if_grown(self.state, self.layer_state_floats, z_offset, self.state_exponent);
+        self.state_exponent =
+            rescale_if_grown(&self.kernels, self.state, self.layer_state_floats, z_offset, self.state_exponent);
         self.head(t, output)
     }
 
