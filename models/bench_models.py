@@ -89,7 +89,7 @@ def ort(paths, steps, warmup=20):
 
 def table(folder, linrt, steps):
     """Converts each model to f32/f16/int8, runs `linrt bench` (linrt, tract, roofline)
-    and onnxruntime, and prints the README's markdown table. One run, one machine."""
+    and onnxruntime, and prints the markdown table of docs/performance.md. One run, one machine."""
     import subprocess
 
     if not all(os.path.exists(os.path.join(folder, f"{n}.onnx")) for n in CONFIGS):

@@ -219,7 +219,7 @@ def main():
     with open(os.path.join(OUT, "cells.json"), "w") as f:
         json.dump(rows, f, indent=1)
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
-    print(f"{len(rows)} cells, {total / 1e6:.2f} MB in {OUT}\n\nthe README's table:\n")
+    print(f"{len(rows)} cells, {total / 1e6:.2f} MB in {OUT}\n\nthe table of docs/converter.md:\n")
     print("| exporter | opset | form | length | weights | storage | model | converts to |")
     print("|---|---:|---|---|---|---|---|---|")
     for r in rows:
