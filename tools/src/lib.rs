@@ -1,4 +1,5 @@
-//! The `linrt` command line: convert ONNX to `.lrt`, verify, inspect, run.
+//! The `linrt` command line: one module per subcommand in `commands/`, the engines
+//! beside them (`onnx/`, `asr/`, `audio/`, `run.rs`, `bench.rs`, `paper/`).
 //! Everything that knows about files, ONNX and the terminal lives here; the
 //! runtime crate knows none of it.
 
@@ -6,9 +7,9 @@ pub mod asr;
 pub mod audio;
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod cpu;
-pub mod generate;
 pub mod inspect;
 pub mod npy;
 #[cfg(feature = "onnx")]

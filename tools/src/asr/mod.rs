@@ -1,9 +1,9 @@
 //! `linrt asr`: streaming speech recognition with a CTC model, around the
 //! runtime's recognizer ([`linrt::asr`]: the `app.*` metadata, the front-end, state
 //! rebuilds, endpoints and decoding). This module adds what needs `std`: word
-//! lists, grammars and hotwords read from files, owned events, and the command.
+//! lists, grammars and hotwords read from files, and owned events. The command is
+//! `commands/asr.rs`.
 
-pub mod command;
 pub mod decoding;
 pub mod recognizer;
 

@@ -18,8 +18,8 @@ use linrt::decode::EndpointConfig;
 use linrt::{AlignedBytes, ModelFile};
 use serde_json::json;
 
-use super::decoding::{with_recognizer, DecodeOptions, DecoderKind, DEFAULT_HOTWORD_WEIGHT};
-use super::{AsrInfo, Event, Recognizer, Utterance};
+use crate::asr::decoding::{with_recognizer, DecodeOptions, DecoderKind, DEFAULT_HOTWORD_WEIGHT};
+use crate::asr::{AsrInfo, Event, Recognizer, Utterance};
 use crate::audio::pcm::{PcmEncoding, PcmReader};
 use crate::audio::resample::Resampler;
 use crate::audio::wav::WavReader;
@@ -143,7 +143,7 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
     let (model, model_name) = match &args.model {
         Some(path) => {
             file = ModelFile::open(path).map_err(|e| anyhow!("cannot open {}: {e}", path.display()))?;
-            (file.model().map_err(|e| crate::cli::model_error(path, e))?, path.display().to_string())
+            (file.model().map_err(|e| super::model_error(path, e))?, path.display().to_string())
         }
         None => {
             bundled = AlignedBytes::from_slice(BUNDLED_MODEL);

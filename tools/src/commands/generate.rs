@@ -160,7 +160,7 @@ fn parse_tokens(list: &str, input_dim: u32) -> Result<Vec<u32>> {
 
 pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
     let file = ModelFile::open(&args.model).map_err(|e| anyhow!("cannot open {}: {e}", args.model.display()))?;
-    let model = file.model().map_err(|e| crate::cli::model_error(&args.model, e))?;
+    let model = file.model().map_err(|e| super::model_error(&args.model, e))?;
     let cfg = *model.config();
     if cfg.input_kind != InputKind::Tokens {
         bail!("{} takes vectors, not tokens: generation feeds its own outputs back", args.model.display());
