@@ -43,4 +43,6 @@ pub use error::Error;
 pub use format::{writer::LrtWriter, AlignedBytes, ModelFile};
 pub use format::{DType, Model, TensorRole};
 pub use kernels::{KernelPath, Kernels};
-pub use model::{Input, Inputs, Session, SessionOptions, STATE_HEADER_BYTES};
+pub use model::{
+    Backend, Cpu, CpuPrepared, Input, Inputs, Session, SessionOptions, StreamState, Workspace, STATE_HEADER_BYTES,
+};

@@ -447,3 +447,90 @@ fn feature_maps_agree_on_every_kernel_path() {
         }
     }
 }
+
+/// The backend seam: one forward pass over B streams × T positions, in a workspace
+/// of its own, equals each stream taking its T positions alone through a session
+/// (bit for bit with one stream; to f32 rounding with several, whose rows share
+/// the matrix-matrix kernels), for every config and f32/int8 weights. The state
+/// and workspace formulas add up to the session's arena exactly.
+#[test]
+fn backend_forward_over_streams_and_positions_equals_sessions() {
+    use linrt::{Backend, Cpu, StreamState, Workspace};
+    for (i, cfg) in configs().into_iter().enumerate() {
+        for dtype in [linrt::DType::F32, linrt::DType::I8] {
+            let bytes = AlignedBytes::from_slice(&common::random_model_dtype(&cfg, 50 + i as u64, dtype));
+            let model = bytes.model().unwrap();
+            let (b, t) = (3, 4);
+            let opts = SessionOptions { max_chunk: t, ..SessionOptions::default() };
+            let state_floats = StreamState::floats_for(&cfg).unwrap();
+            let ws_floats = Workspace::floats_for(&model, t).unwrap();
+            assert_eq!(
+                model.arena_bytes(opts).unwrap(),
+                4 * (state_floats.next_multiple_of(16) + ws_floats),
+                "config {i}: state + workspace = arena"
+            );
+            let cpu = Cpu::new(None).unwrap();
+            let mut nothing = [0u8; 0];
+            let prepared = cpu.prepare(&model, &mut nothing).unwrap();
+            let mut ws_mem = vec![0f32; Workspace::floats_for(&model, b * t).unwrap()];
+            let mut ws = Workspace::new(&model, &mut ws_mem, b * t).unwrap();
+            let mut state_mem = vec![0f32; b * state_floats];
+            let mut states: Vec<StreamState> =
+                state_mem.chunks_exact_mut(state_floats).map(|m| StreamState::new(&model, m).unwrap()).collect();
+            let mut arenas: Vec<Vec<u8>> = (0..b).map(|_| vec![0u8; model.arena_bytes(opts).unwrap()]).collect();
+            let mut alone: Vec<Session> = arenas.iter_mut().map(|a| Session::new(&model, a, opts).unwrap()).collect();
+            let data = inputs(&cfg, 64, 9 + i as u64);
+            let w = cfg.input_width();
+            let d_out = cfg.output_dim();
+            let mut together = vec![0f32; b * t * d_out];
+            let mut o = vec![0f32; t * d_out];
+            for round in 0..4 {
+                // Stream s takes positions 8s + 4·round.. of the data: different histories.
+                let at = |s: usize| 8 * s + 4 * round;
+                let mut refs: Vec<&mut StreamState> = states.iter_mut().collect();
+                match &data {
+                    Data::Tokens(ids) => {
+                        let rows: Vec<u32> = (0..b).flat_map(|s| ids[at(s)..at(s) + t].to_vec()).collect();
+                        cpu.forward(&prepared, &mut ws, &mut refs, Inputs::Tokens(&rows), &mut together).unwrap();
+                    }
+                    Data::Vectors(v) => {
+                        let rows: Vec<f32> = (0..b).flat_map(|s| v[at(s) * w..(at(s) + t) * w].to_vec()).collect();
+                        cpu.forward(&prepared, &mut ws, &mut refs, Inputs::Vectors(&rows), &mut together).unwrap();
+                    }
+                }
+                for (s, session) in alone.iter_mut().enumerate() {
+                    let chunk = match &data {
+                        Data::Tokens(ids) => Inputs::Tokens(&ids[at(s)..at(s) + t]),
+                        Data::Vectors(v) => Inputs::Vectors(&v[at(s) * w..(at(s) + t) * w]),
+                    };
+                    session.step_chunk(chunk, &mut o).unwrap();
+                    let rel = max_rel(&together[s * t * d_out..(s + 1) * t * d_out], &o);
+                    assert!(rel <= 1e-6, "config {i} {dtype:?} stream {s} round {round}: {rel:.2e}");
+                    assert_eq!(states[s].position(), session.position());
+                }
+            }
+            // One stream: the same bits as its session.
+            let mut one: Vec<&mut StreamState> = states.iter_mut().take(1).collect();
+            one[0].reset();
+            alone[0].reset();
+            let chunk = match &data {
+                Data::Tokens(ids) => Inputs::Tokens(&ids[..t]),
+                Data::Vectors(v) => Inputs::Vectors(&v[..t * w]),
+            };
+            cpu.forward(&prepared, &mut ws, &mut one, chunk, &mut together[..t * d_out]).unwrap();
+            alone[0].step_chunk(chunk, &mut o).unwrap();
+            assert!(together[..t * d_out].iter().zip(&o).all(|(a, b)| a.to_bits() == b.to_bits()), "config {i}");
+            // More rows than the workspace holds, and a state of another shape: errors.
+            let mut refs: Vec<&mut StreamState> = states.iter_mut().collect();
+            let too_many = match &data {
+                Data::Tokens(ids) => Inputs::Tokens(&ids[..b * (t + 1)]),
+                Data::Vectors(v) => Inputs::Vectors(&v[..b * (t + 1) * w]),
+            };
+            let mut big = vec![0f32; b * (t + 1) * d_out];
+            assert!(matches!(
+                cpu.forward(&prepared, &mut ws, &mut refs, too_many, &mut big),
+                Err(Error::BadChunkLength { .. })
+            ));
+        }
+    }
+}

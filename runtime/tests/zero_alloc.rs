@@ -241,3 +241,37 @@ fn no_allocation_in_the_recognizer() {
     assert_eq!((heard, wrong), (30, 0), "three commands per stream, each as said");
     assert!(partials >= 30);
 }
+
+#[test]
+fn no_allocation_in_backend_forward_passes() {
+    use linrt::{Backend, Cpu, StreamState, Workspace};
+    let mut cfg = ModelConfig::new(32, 2, 4, 64);
+    cfg.input_kind = linrt::InputKind::Tokens;
+    cfg.input_dim = 17;
+    cfg.output_kind = linrt::OutputKind::Linear;
+    cfg.output_dim = 17;
+    for dtype in [linrt::DType::F32, linrt::DType::I8] {
+        let bytes = linrt::AlignedBytes::from_slice(&common::random_model_dtype(&cfg, 5, dtype));
+        let model = bytes.model().unwrap();
+        let (b, t) = (4, 2);
+        let cpu = Cpu::new(None).unwrap();
+        let prepared = cpu.prepare(&model, &mut []).unwrap();
+        let mut ws_mem = vec![0f32; Workspace::floats_for(&model, b * t).unwrap()];
+        let mut ws = Workspace::new(&model, &mut ws_mem, b * t).unwrap();
+        let n = StreamState::floats_for(&cfg).unwrap();
+        let mut mem = vec![0f32; b * n];
+        let mut states: Vec<StreamState> =
+            mem.chunks_exact_mut(n).map(|m| StreamState::new(&model, m).unwrap()).collect();
+        let mut refs: Vec<&mut StreamState> = states.iter_mut().collect();
+        let tokens: Vec<u32> = (0..b * t).map(|i| (i % 17) as u32).collect();
+        let mut out = vec![0f32; b * t * 17];
+        let before = allocations();
+        for _ in 0..1000 {
+            // Steps (1 × 1), chunks (1 × T) and batches (B × T) through one entry point.
+            cpu.forward(&prepared, &mut ws, &mut refs[..1], Inputs::Tokens(&tokens[..1]), &mut out[..17]).unwrap();
+            cpu.forward(&prepared, &mut ws, &mut refs[..1], Inputs::Tokens(&tokens[..t]), &mut out[..t * 17]).unwrap();
+            cpu.forward(&prepared, &mut ws, &mut refs, Inputs::Tokens(&tokens), &mut out).unwrap();
+        }
+        assert_eq!(allocations() - before, 0, "{dtype:?}: heap allocations in forward passes");
+    }
+}

@@ -163,6 +163,9 @@ pub struct Entry {
 }
 
 impl Entry {
+    // Inline: sessions look tensors up by role every step (reader.rs); a call per
+    // field read measured 2 % of a small model's int8 step.
+    #[inline]
     pub fn decode(b: &[u8]) -> Entry {
         Entry {
             role: u16_at(b, 0),

@@ -21,9 +21,12 @@ pub(crate) const GROWTH_EXPONENT: u32 = 20;
 /// a stream would need about 2^100 steps to get there.
 pub(crate) const MAX_STATE_EXPONENT: u32 = 100;
 
-/// 2^-exponent, exactly.
+/// 2^-exponent, exactly: built from its bits (a normal f32 for every exponent up
+/// to [`MAX_STATE_EXPONENT`]), cheap enough to ask for at every row.
+#[inline]
 pub(crate) fn state_factor(exponent: u32) -> f32 {
-    libm::ldexpf(1.0, -(exponent as i32))
+    let e = exponent.min(MAX_STATE_EXPONENT);
+    f32::from_bits((127 - e) << 23)
 }
 
 /// Keeps long streams in range: the state is stored multiplied by 2^-e, with e
@@ -59,15 +62,10 @@ pub(crate) struct Heads {
 }
 
 impl Heads {
-    /// Splits a layer's state into the S matrices and the z vectors of all heads.
-    fn split<'s>(&self, state: &'s mut [f32]) -> (&'s mut [f32], &'s mut [f32]) {
-        state.split_at_mut(self.n * self.dk * self.dv)
-    }
-
     /// One recurrent step: q, k are `[H·Dk]` (φ applied), v and out are `[H·Dv]`.
     pub fn step(&self, kern: &Kernels, state: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
         let (dk, dv) = (self.dk, self.dv);
-        let (s_all, z_all) = self.split(state);
+        let (s_all, z_all) = super::state::StreamState::split_layer(state, self.n * dk * dv);
         for h in 0..self.n {
             let (qh, kh) = (&q[h * dk..(h + 1) * dk], &k[h * dk..(h + 1) * dk]);
             let vh = &v[h * dv..(h + 1) * dv];
@@ -80,6 +78,13 @@ impl Heads {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn state_factor_is_the_power_of_two() {
+        for e in 0..=super::MAX_STATE_EXPONENT {
+            assert_eq!(super::state_factor(e), libm::ldexpf(1.0, -(e as i32)), "2^-{e}");
+        }
+    }
+
     use super::*;
 
     /// Ten million steps of one head with random q, k, v: the f32 state, rescaled as

@@ -1,0 +1,263 @@
+//! The seam every backend fills: prepare a model's weights once, then run forward
+//! passes over any number of streams' states in one workspace.
+//!
+//! One forward pass takes B streams × T positions (stream-major rows): a step is
+//! 1 × 1, a chunk of one stream 1 × T, a batch of streams B × 1 — one code path.
+//! The projections and feed-forward blocks run matrix-matrix over all B·T rows
+//! (one pass over the weights); the attention runs row by row, in order, each row
+//! on its own stream's state.
+
+use super::layer::{attend_row, encoder_layer, layer_norm_rows};
+use super::positional::add_sinusoidal;
+use super::session::{Input, Inputs};
+use super::state::StreamState;
+use super::workspace::Workspace;
+use crate::config::{InputKind, OutputKind, Positional};
+use crate::error::Error;
+use crate::format::{Model, TensorRole};
+use crate::kernels::{KernelPath, Kernels};
+
+/// A way to run models: the CPU kernels here; a GPU later.
+pub trait Backend {
+    /// A model made ready to run: its weights in the backend's layout.
+    type Prepared<'m>;
+
+    /// Bytes [`Backend::prepare`] needs in its arena for `model`.
+    fn prepared_bytes(&self, model: &Model) -> Result<usize, Error>;
+
+    /// Makes `model` ready, keeping whatever it rearranges in `arena`.
+    fn prepare<'m>(&self, model: &Model<'m>, arena: &'m mut [u8]) -> Result<Self::Prepared<'m>, Error>;
+
+    /// `states.len()` streams advance by T positions each: `inputs` holds their
+    /// B·T positions stream by stream, `outputs` gets B·T rows of `output_dim`.
+    fn forward(
+        &self,
+        prepared: &Self::Prepared<'_>,
+        workspace: &mut Workspace,
+        states: &mut [&mut StreamState],
+        inputs: Inputs,
+        outputs: &mut [f32],
+    ) -> Result<(), Error>;
+}
+
+/// The CPU backend: the dispatched kernels of one path.
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    kernels: Kernels,
+}
+
+/// On the CPU the file's weights are already in the kernels' layout (int8 packed
+/// by rows at conversion), so preparing keeps the model as it is.
+#[derive(Clone, Copy)]
+pub struct CpuPrepared<'m> {
+    model: Model<'m>,
+}
+
+impl Cpu {
+    /// The kernels of `path` (None: the fastest this CPU runs).
+    pub fn new(path: Option<KernelPath>) -> Result<Cpu, Error> {
+        let kernels = match path {
+            Some(path) => Kernels::with_path(path)?,
+            None => Kernels::detect(),
+        };
+        Ok(Cpu { kernels })
+    }
+
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+}
+
+impl Backend for Cpu {
+    type Prepared<'m> = CpuPrepared<'m>;
+
+    fn prepared_bytes(&self, _: &Model) -> Result<usize, Error> {
+        Ok(0)
+    }
+
+    fn prepare<'m>(&self, model: &Model<'m>, _: &'m mut [u8]) -> Result<CpuPrepared<'m>, Error> {
+        Ok(CpuPrepared { model: *model })
+    }
+
+    fn forward(
+        &self,
+        prepared: &CpuPrepared<'_>,
+        workspace: &mut Workspace,
+        states: &mut [&mut StreamState],
+        inputs: Inputs,
+        outputs: &mut [f32],
+    ) -> Result<(), Error> {
+        let cfg = prepared.model.config();
+        let rows = match inputs {
+            Inputs::Tokens(ids) => ids.len(),
+            Inputs::Vectors(v) => v.len() / cfg.input_width().max(1),
+        };
+        let b = states.len();
+        if b == 0 || rows == 0 || !rows.is_multiple_of(b) {
+            return Err(Error::BadLength {
+                what: "forward inputs (B streams × T positions)",
+                expected: b,
+                found: rows,
+            });
+        }
+        if states.iter().any(|s| s.checksum() != prepared.model.checksum()) {
+            return Err(Error::BatchMismatch { reason: "a state belongs to a different model" });
+        }
+        let mut streams = SliceStates(states);
+        forward_rows(&self.kernels, &prepared.model, workspace, &mut streams, rows / b, Embed::All(inputs), outputs)
+    }
+}
+
+/// The streams of a forward pass, by index.
+pub(crate) trait States<'x> {
+    fn count(&self) -> usize;
+    fn get(&mut self, i: usize) -> &mut StreamState<'x>;
+}
+
+struct SliceStates<'s, 'r, 'x>(&'s mut [&'r mut StreamState<'x>]);
+
+impl<'x> States<'x> for SliceStates<'_, '_, 'x> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&mut self, i: usize) -> &mut StreamState<'x> {
+        self.0[i]
+    }
+}
+
+/// Where a pass's inputs come from: all rows contiguous, or one position per
+/// stream from its own slice (embedded row by row).
+pub(crate) enum Embed<'x> {
+    All(Inputs<'x>),
+    PerStream(&'x [Input<'x>]),
+}
+
+/// The forward pass: `states.count()` streams × `t` positions.
+pub(crate) fn forward_rows<'x, S: States<'x>>(
+    kern: &Kernels,
+    model: &Model,
+    ws: &mut Workspace,
+    states: &mut S,
+    t: usize,
+    embed: Embed,
+    outputs: &mut [f32],
+) -> Result<(), Error> {
+    let cfg = *model.config();
+    let b = states.count();
+    let rows = b.checked_mul(t).ok_or(Error::SizeOverflow)?;
+    if rows == 0 || rows > ws.max_rows() {
+        return Err(Error::BadChunkLength { len: rows, max: ws.max_rows() });
+    }
+    let expected_out = rows.checked_mul(cfg.output_dim()).ok_or(Error::SizeOverflow)?;
+    if outputs.len() != expected_out {
+        return Err(Error::BadLength { what: "output", expected: expected_out, found: outputs.len() });
+    }
+    match embed {
+        Embed::All(inputs) => embed_rows(kern, model, ws, inputs, rows, 0)?,
+        Embed::PerStream(list) => {
+            if list.len() != b {
+                return Err(Error::BadLength { what: "batch inputs", expected: b, found: list.len() });
+            }
+            for (row, input) in list.iter().enumerate() {
+                let one = match input {
+                    Input::Token(t) => Inputs::Tokens(core::slice::from_ref(t)),
+                    Input::Vector(v) => Inputs::Vectors(v),
+                };
+                embed_rows(kern, model, ws, one, 1, row)?;
+            }
+        }
+    }
+    let d = cfg.d_model as usize;
+    // Positions: each stream its own, from where it stands.
+    for i in 0..b {
+        let state = states.get(i);
+        if cfg.positional == Positional::Sinusoidal {
+            add_sinusoidal(&mut ws.scratch.hidden[i * t * d..(i + 1) * t * d], d, state.position());
+        }
+        state.advance(t);
+    }
+    for layer in 0..cfg.n_layers {
+        let weights = model.layer(layer)?;
+        let mut attend = |row: usize, q: &[f32], k: &mut [f32], v: &[f32], out: &mut [f32]| {
+            let state = states.get(row / t);
+            let factor = state.factor();
+            attend_row(kern, &cfg, state.layer(layer as usize), factor, q, k, v, out)
+        };
+        encoder_layer(kern, &cfg, &weights, &mut ws.scratch, rows, &mut attend);
+    }
+    for i in 0..b {
+        states.get(i).rescale_if_grown(kern);
+    }
+    head(kern, model, ws, rows, outputs)
+}
+
+/// The final norm and the output head over the first `t` rows of the workspace.
+fn head(kern: &Kernels, model: &Model, ws: &mut Workspace, t: usize, output: &mut [f32]) -> Result<(), Error> {
+    let cfg = *model.config();
+    let d = cfg.d_model as usize;
+    let s = &mut ws.scratch;
+    let x = &mut s.hidden[..t * d];
+    if cfg.final_norm {
+        let g = model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
+        let b = model.f32_tensor(TensorRole::FinalNormBias, 0)?;
+        layer_norm_rows(kern, x, d, g, b, cfg.layernorm_eps);
+    }
+    match cfg.output_kind {
+        OutputKind::Hidden => output.copy_from_slice(x),
+        OutputKind::Linear => {
+            let w = model.matrix(TensorRole::OutputWeight, 0)?;
+            let b = model.f32_tensor(TensorRole::OutputBias, 0)?;
+            let int8 = !s.quant.is_empty();
+            let a = kern.activations(x, t, d, int8, s.quant);
+            kern.matmul(&w, b, &a, output);
+        }
+    }
+    Ok(())
+}
+
+/// Writes the first hidden vectors of `t` positions into workspace rows `at..at + t`.
+fn embed_rows(
+    kern: &Kernels,
+    model: &Model,
+    ws: &mut Workspace,
+    inputs: Inputs,
+    t: usize,
+    at: usize,
+) -> Result<(), Error> {
+    let cfg = *model.config();
+    let d = cfg.d_model as usize;
+    let s = &mut ws.scratch;
+    let x = &mut s.hidden[at * d..(at + t) * d];
+    match (cfg.input_kind, inputs) {
+        (InputKind::Tokens, Inputs::Tokens(ids)) => {
+            let table = model.f32_tensor(TensorRole::Embedding, 0)?;
+            for (&id, row) in ids.iter().zip(x.chunks_exact_mut(d)) {
+                if id >= cfg.input_dim {
+                    return Err(Error::TokenOutOfRange { token: id, vocab: cfg.input_dim });
+                }
+                let at = id as usize * d;
+                row.copy_from_slice(&table[at..at + d]);
+            }
+        }
+        (InputKind::Vectors, Inputs::Vectors(v)) => {
+            let width = cfg.input_dim as usize;
+            if v.len() != t * width {
+                return Err(Error::BadLength { what: "input", expected: t * width, found: v.len() });
+            }
+            if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::NonFiniteInput { index });
+            }
+            if cfg.input_projection {
+                let w = model.matrix(TensorRole::InputWeight, 0)?;
+                let b = model.f32_tensor(TensorRole::InputBias, 0)?;
+                let int8 = !s.quant.is_empty();
+                let a = kern.activations(v, t, width, int8, s.quant);
+                kern.matmul(&w, b, &a, x);
+            } else {
+                x.copy_from_slice(v);
+            }
+        }
+        _ => return Err(Error::WrongInputKind { expected: cfg.input_kind }),
+    }
+    Ok(())
+}
