@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::format::TensorRole;
+use crate::tensor::{DType, TensorRole};
 
 /// Everything that can go wrong when reading a model or running a session.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -155,7 +155,7 @@ impl fmt::Display for Error {
                 f,
                 "tensor {} uses dtype {} which this build cannot run for that tensor",
                 role.name(),
-                crate::format::DType::from_u8(dtype).map(|d| d.name()).unwrap_or("unknown")
+                DType::from_code(dtype).map(|d| d.name()).unwrap_or("unknown")
             ),
             BadTensor { index, reason } => write!(f, "tensor directory entry {index}: {reason}"),
             MissingTensor { role, layer } => write!(f, "missing tensor {} (layer {layer})", role.name()),

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use linrt::{Input, InputKind, Inputs, KernelPath, Model, Session, SessionOptions, TensorRole};
 
 /// Rounds in which linrt, tract and the roofline are timed in turn.
@@ -22,11 +22,10 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 /// Seconds per step of linrt on deterministic inputs, after `warmup` steps.
 pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Option<KernelPath>) -> Result<Vec<f64>> {
-    let e = |e: linrt::Error| anyhow!("{e}");
     let cfg = model.config();
     let opts = SessionOptions { max_chunk: 1, kernels };
-    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
-    let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
+    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut session = Session::new(model, &mut arena, opts)?;
     let mut out = vec![0f32; cfg.output_dim()];
     let width = cfg.input_width();
     let vector: Vec<f32> = (0..width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
@@ -37,7 +36,7 @@ pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Opt
             InputKind::Vectors => Input::Vector(&vector),
         };
         let start = Instant::now();
-        session.step(input, &mut out).map_err(e)?;
+        session.step(input, &mut out)?;
         if i >= warmup {
             times.push(start.elapsed().as_secs_f64());
         }
@@ -49,11 +48,10 @@ pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Opt
 /// Seconds to take `t` positions into a fresh state: (through `step_chunk` in one
 /// call, through `t` calls of `step`), each the median of `repeats`, taking turns.
 pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<KernelPath>) -> Result<(f64, f64)> {
-    let e = |e: linrt::Error| anyhow!("{e}");
     let cfg = model.config();
     let opts = SessionOptions { max_chunk: t, kernels };
-    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
-    let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
+    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut session = Session::new(model, &mut arena, opts)?;
     let width = cfg.input_width();
     let tokens: Vec<u32> = (0..t).map(|i| ((i as u64 * 7919) % cfg.input_dim as u64) as u32).collect();
     let vectors: Vec<f32> = (0..t * width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
@@ -66,7 +64,7 @@ pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<Ke
             InputKind::Tokens => Inputs::Tokens(&tokens),
             InputKind::Vectors => Inputs::Vectors(&vectors),
         };
-        session.step_chunk(inputs, &mut out).map_err(e)?;
+        session.step_chunk(inputs, &mut out)?;
         chunked.push(start.elapsed().as_secs_f64());
         black_box(&out);
         session.reset();
@@ -76,7 +74,7 @@ pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<Ke
                 InputKind::Tokens => Input::Token(tokens[p]),
                 InputKind::Vectors => Input::Vector(&vectors[p * width..(p + 1) * width]),
             };
-            session.step(input, o).map_err(e)?;
+            session.step(input, o)?;
         }
         stepped.push(start.elapsed().as_secs_f64());
         black_box(&out);
@@ -88,20 +86,17 @@ pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<Ke
 /// Seconds for one step of each of `b` streams: (all in one `step_batch` call, one
 /// `step` per stream), medians over `steps` rounds taking turns.
 pub fn batch_times(model: &Model, b: usize, steps: usize, kernels: Option<KernelPath>) -> Result<(f64, f64)> {
-    let e = |e: linrt::Error| anyhow!("{e}");
     let cfg = model.config();
     let wide = SessionOptions { max_chunk: b, kernels };
     let one = SessionOptions { max_chunk: 1, kernels };
     let mut arenas: Vec<Vec<u8>> = (0..b)
         .map(|s| model.arena_bytes(if s == 0 { wide } else { one }).map(|n| vec![0u8; n]))
-        .collect::<Result<_, _>>()
-        .map_err(e)?;
+        .collect::<Result<_, _>>()?;
     let mut sessions: Vec<Session> = arenas
         .iter_mut()
         .enumerate()
         .map(|(s, a)| Session::new(model, a, if s == 0 { wide } else { one }))
-        .collect::<Result<_, _>>()
-        .map_err(e)?;
+        .collect::<Result<_, _>>()?;
     let width = cfg.input_width();
     let vectors: Vec<f32> = (0..b * width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
     let input = |s: usize, i: usize| match cfg.input_kind {
@@ -113,12 +108,12 @@ pub fn batch_times(model: &Model, b: usize, steps: usize, kernels: Option<Kernel
     for i in 0..steps + 10 {
         let inputs: Vec<Input> = (0..b).map(|s| input(s, i)).collect();
         let start = Instant::now();
-        Session::step_batch(&mut sessions, &inputs, &mut out).map_err(e)?;
+        Session::step_batch(&mut sessions, &inputs, &mut out)?;
         let t_batch = start.elapsed().as_secs_f64();
         black_box(&out);
         let start = Instant::now();
         for (s, (session, o)) in sessions.iter_mut().zip(out.chunks_exact_mut(cfg.output_dim())).enumerate() {
-            session.step(input(s, i), o).map_err(e)?;
+            session.step(input(s, i), o)?;
         }
         let t_separate = start.elapsed().as_secs_f64();
         black_box(&out);

@@ -29,6 +29,6 @@ pub fn requested(flag: Option<&str>) -> Result<Option<KernelPath>> {
 pub fn chosen(request: Option<KernelPath>) -> Result<Kernels> {
     match request {
         None => Ok(Kernels::detect()),
-        Some(p) => Kernels::with_path(p).map_err(|e| anyhow::anyhow!("{e}")),
+        Some(p) => Ok(Kernels::with_path(p)?),
     }
 }

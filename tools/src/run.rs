@@ -80,7 +80,6 @@ pub fn read_inputs(path: &Path, model: &Model) -> Result<RunInputs> {
 /// Runs all positions; `chunk` > 1 uses the causal parallel form that many at a time.
 pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize, kernels: Option<KernelPath>) -> Result<Vec<f32>> {
     let cfg = model.config();
-    let e = |e: linrt::Error| anyhow!("{e}");
     if chunk == 0 {
         bail!("--chunk must be at least 1");
     }
@@ -90,8 +89,8 @@ pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize, kernels: Optio
     // No chunk is longer than the input: size the arena for what will run.
     let chunk = chunk.min(t.max(1));
     let opts = SessionOptions { max_chunk: chunk, kernels };
-    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
-    let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
+    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut session = Session::new(model, &mut arena, opts)?;
     let mut out = vec![0f32; t * d_out];
     for (c, out_chunk) in out.chunks_mut(chunk * d_out).enumerate() {
         let start = c * chunk;
@@ -101,13 +100,13 @@ pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize, kernels: Optio
                 RunInputs::Tokens(ids) => Input::Token(ids[start]),
                 RunInputs::Vectors(v) => Input::Vector(&v[start * width..(start + 1) * width]),
             };
-            session.step(input, out_chunk).map_err(e)?;
+            session.step(input, out_chunk)?;
         } else {
             let input = match inputs {
                 RunInputs::Tokens(ids) => Inputs::Tokens(&ids[start..start + n]),
                 RunInputs::Vectors(v) => Inputs::Vectors(&v[start * width..(start + n) * width]),
             };
-            session.step_chunk(input, out_chunk).map_err(e)?;
+            session.step_chunk(input, out_chunk)?;
         }
     }
     Ok(out)

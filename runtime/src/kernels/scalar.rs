@@ -137,7 +137,7 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let mut squares = [0f32; NORM_LANES];
     add_lanes(x, 0, &mut squares, |v| (v - mean) * (v - mean));
     let inv = 1.0 / libm::sqrtf(fold_lanes(squares) / x.len() as f32 + eps);
-    normalise_from(x, gamma, beta, mean, inv, 0);
+    layer_norm_scale_shift_from(x, gamma, beta, mean, inv, 0);
 }
 
 /// Partial sums in [`layer_norm`].
@@ -161,7 +161,14 @@ pub(crate) fn fold_lanes(mut acc: [f32; NORM_LANES]) -> f32 {
 }
 
 /// `x = (x - mean)·inv·γ + β` from element `from` on, in that order (never fused).
-pub(crate) fn normalise_from(x: &mut [f32], gamma: &[f32], beta: &[f32], mean: f32, inv: f32, from: usize) {
+pub(crate) fn layer_norm_scale_shift_from(
+    x: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: f32,
+    inv: f32,
+    from: usize,
+) {
     for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta).skip(from) {
         *v = (*v - mean) * inv * g + b;
     }
@@ -284,7 +291,7 @@ pub fn attention_head_step(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v
     }
     rank1_update(s, k, v);
     vec_mat(q, s, out);
-    normalise(out, q, z, eps);
+    divide_by_normaliser(out, q, z, eps);
 }
 
 /// Columns `from..` of [`attention_head_step`]'s state update and readout, column by
@@ -306,7 +313,7 @@ pub(crate) fn attention_columns(s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], 
 
 /// The normaliser of [`attention_head_step`]: `out /= q·z + eps`, as a multiply by
 /// the reciprocal (every path the same bits).
-pub(crate) fn normalise(out: &mut [f32], q: &[f32], z: &[f32], eps: f32) {
+pub(crate) fn divide_by_normaliser(out: &mut [f32], q: &[f32], z: &[f32], eps: f32) {
     scale(out, 1.0 / (dot(q, z) + eps));
 }
 

@@ -29,7 +29,7 @@ const REGION_FLOATS: usize = 16;
 pub(crate) struct ArenaLayout {
     pub state: usize,
     pub hidden: usize,
-    pub normed: usize,
+    pub branch: usize,
     pub query: usize,
     pub key: usize,
     pub value: usize,
@@ -65,7 +65,7 @@ impl ArenaLayout {
         Ok(ArenaLayout {
             state: cfg.state_floats()?.checked_next_multiple_of(REGION_FLOATS).ok_or(Error::SizeOverflow)?,
             hidden: rows(d)?,
-            normed: rows(d)?,
+            branch: rows(d)?,
             query: rows(cfg.qk_width())?,
             key: rows(cfg.qk_width())?,
             value: rows(cfg.v_width())?,
@@ -82,7 +82,7 @@ impl ArenaLayout {
     pub fn total_floats(&self) -> Result<usize, Error> {
         [
             self.hidden,
-            self.normed,
+            self.branch,
             self.query,
             self.key,
             self.value,

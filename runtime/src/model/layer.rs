@@ -11,8 +11,11 @@ use crate::kernels::Kernels;
 
 /// Working buffers carved from the arena, each at least `T × width`.
 pub(crate) struct Scratch<'s> {
+    /// The residual stream x, `T × d_model`.
     pub hidden: &'s mut [f32],
-    pub normed: &'s mut [f32],
+    /// A block's residual branch, `T × d_model`: its normed input (pre-norm), then
+    /// the out projection or the feed-forward output that is added back to x.
+    pub branch: &'s mut [f32],
     pub query: &'s mut [f32],
     pub key: &'s mut [f32],
     pub value: &'s mut [f32],
@@ -79,7 +82,7 @@ pub(crate) fn encoder_layer(
     let eps = cfg.layernorm_eps;
     let pre = cfg.norm_placement == NormPlacement::Pre;
     let x = &mut s.hidden[..t * d];
-    let normed = &mut s.normed[..t * d];
+    let branch = &mut s.branch[..t * d];
     let (q, k, v) = (&mut s.query[..t * qk_w], &mut s.key[..t * qk_w], &mut s.value[..t * v_w]);
     let attended = &mut s.attended[..t * v_w];
     let hidden_ff = &mut s.ffn[..t * ff];
@@ -88,10 +91,10 @@ pub(crate) fn encoder_layer(
 
     // Attention block.
     if pre {
-        normed.copy_from_slice(x);
-        layer_norm_rows(kern, normed, d, w.n1_w, w.n1_b, eps);
+        branch.copy_from_slice(x);
+        layer_norm_rows(kern, branch, d, w.n1_w, w.n1_b, eps);
     }
-    let attn_in: &[f32] = if pre { &*normed } else { &*x };
+    let attn_in: &[f32] = if pre { &*branch } else { &*x };
     let a = kern.activations(attn_in, t, d, int8, s.quant);
     kern.matmul(&w.q_w, w.q_b, &a, q);
     kern.matmul(&w.k_w, w.k_b, &a, k);
@@ -110,25 +113,25 @@ pub(crate) fn encoder_layer(
     {
         attend(row, qp, kp, vp, op);
     }
-    kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), normed);
-    kern.add_assign(x, normed);
+    kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), branch);
+    kern.add_assign(x, branch);
     if !pre {
         layer_norm_rows(kern, x, d, w.n1_w, w.n1_b, eps);
     }
 
     // Feed-forward block.
     if pre {
-        normed.copy_from_slice(x);
-        layer_norm_rows(kern, normed, d, w.n2_w, w.n2_b, eps);
+        branch.copy_from_slice(x);
+        layer_norm_rows(kern, branch, d, w.n2_w, w.n2_b, eps);
     }
-    let ffn_in: &[f32] = if pre { &*normed } else { &*x };
+    let ffn_in: &[f32] = if pre { &*branch } else { &*x };
     kern.matmul(&w.l1_w, w.l1_b, &kern.activations(ffn_in, t, d, int8, s.quant), hidden_ff);
     match cfg.activation {
         Activation::Relu => kern.relu(hidden_ff),
         Activation::Gelu => kern.gelu(hidden_ff),
     }
-    kern.matmul(&w.l2_w, w.l2_b, &kern.activations(hidden_ff, t, ff, int8, s.quant), normed);
-    kern.add_assign(x, normed);
+    kern.matmul(&w.l2_w, w.l2_b, &kern.activations(hidden_ff, t, ff, int8, s.quant), branch);
+    kern.add_assign(x, branch);
     if !pre {
         layer_norm_rows(kern, x, d, w.n2_w, w.n2_b, eps);
     }

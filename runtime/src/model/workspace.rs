@@ -27,7 +27,7 @@ impl<'a> Workspace<'a> {
         let found = floats.len();
         let floats = floats.get_mut(..n).ok_or(Error::BadLength { what: "workspace", expected: n, found })?;
         let (hidden, rest) = floats.split_at_mut(layout.hidden);
-        let (normed, rest) = rest.split_at_mut(layout.normed);
+        let (branch, rest) = rest.split_at_mut(layout.branch);
         let (query, rest) = rest.split_at_mut(layout.query);
         let (key, rest) = rest.split_at_mut(layout.key);
         let (value, rest) = rest.split_at_mut(layout.value);
@@ -39,7 +39,7 @@ impl<'a> Workspace<'a> {
         let (projected, zeros) = rest.split_at_mut(layout.projected);
         zeros.fill(0.0); // the Ω projection's bias: nothing writes it again
         let features = FeatureScratch { q: q_features, k: k_features, projected, zeros };
-        let scratch = Scratch { hidden, normed, query, key, value, attended, ffn, quant, features };
+        let scratch = Scratch { hidden, branch, query, key, value, attended, ffn, quant, features };
         Ok(Workspace { scratch, max_rows })
     }
 

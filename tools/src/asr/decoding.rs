@@ -204,7 +204,7 @@ impl Tables {
         })?;
         let skip = [0, separator];
         let Tables { nodes, word_nodes, ranks, arcs, first_arc, hot_words, hot_phrases } = self;
-        let mut lexicon = Lexicon::new(nodes, word_nodes, ranks).map_err(|e| anyhow!("{e}"))?;
+        let mut lexicon = Lexicon::new(nodes, word_nodes, ranks)?;
         match &sources.words {
             Some((name, text)) => {
                 lexicon.insert_list(text, &vocabulary, &skip).map_err(|e| located(name, text, e))?;
@@ -255,7 +255,7 @@ pub struct BeamBuffers {
 
 impl BeamBuffers {
     pub fn new(config: &BeamConfig, symbols: usize) -> Result<Self> {
-        let s = config.sizes(symbols).map_err(|e| anyhow!("{e}"))?;
+        let s = config.sizes(symbols)?;
         Ok(BeamBuffers {
             hypotheses: vec![Hypothesis::default(); s.hypotheses],
             words: vec![DecodedWord::default(); s.words],
@@ -295,11 +295,10 @@ pub fn with_recognizer<R>(
     };
     let mut buffers = BeamBuffers::new(&config, info.symbols())?;
     let decoder = match &vocabulary {
-        Some(v) => Decoder::beam(&info, config, &v.lexicon, v.grammar.as_ref(), v.hotwords.as_ref(), buffers.memory())
-            .map_err(|e| anyhow!("{e}"))?,
+        Some(v) => Decoder::beam(&info, config, &v.lexicon, v.grammar.as_ref(), v.hotwords.as_ref(), buffers.memory())?,
         None => Decoder::greedy(&info),
     };
-    let sizes = RecognizerSizes::new(model, &info, kernels, decoder.beam_config()).map_err(|e| anyhow!("{e}"))?;
+    let sizes = RecognizerSizes::new(model, &info, kernels, decoder.beam_config())?;
     let mut arena = vec![0u8; sizes.arena_bytes];
     let mut floats = vec![0f32; sizes.floats];
     let mut words = vec![WordSpan::default(); sizes.words];

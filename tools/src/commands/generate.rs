@@ -98,16 +98,16 @@ fn generate_into(
     let mut logits = vec![0f32; prefill_chunk * vocab];
     let mut last = 0;
     for chunk in prompt.chunks(prefill_chunk) {
-        session.step_chunk(Inputs::Tokens(chunk), &mut logits[..chunk.len() * vocab]).map_err(|e| anyhow!("{e}"))?;
+        session.step_chunk(Inputs::Tokens(chunk), &mut logits[..chunk.len() * vocab])?;
         last = chunk.len() - 1;
     }
     let mut next: Vec<f32> = logits[last * vocab..(last + 1) * vocab].to_vec();
     let mut scratch = vec![(0f32, 0u32); vocab];
     for i in 0..steps {
-        let token = sampler.sample(&next, &mut scratch).map_err(|e| anyhow!("{e}"))?;
+        let token = sampler.sample(&next, &mut scratch)?;
         out.push(token);
         if i + 1 < steps {
-            session.step(linrt::Input::Token(token), &mut next).map_err(|e| anyhow!("{e}"))?;
+            session.step(linrt::Input::Token(token), &mut next)?;
         }
     }
     Ok(())
@@ -180,7 +180,7 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         Sampling::Random { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p }
     };
-    let mut sampler = Sampler::new(sampling, args.seed).map_err(|e| anyhow!("{e}"))?;
+    let mut sampler = Sampler::new(sampling, args.seed)?;
     let vocabulary: Option<Vec<String>> =
         app_json(&model, "app.vocabulary")?.map(|v| serde_json::from_value(v).context("app.vocabulary")).transpose()?;
     if let Some(v) = &vocabulary {
@@ -210,8 +210,8 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
         None => prompt.len().max(1),
     };
     let opts = SessionOptions { max_chunk: prefill_chunk, kernels: cpu::requested(args.kernels.as_deref())? };
-    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(|e| anyhow!("{e}"))?];
-    let mut session = Session::new(&model, &mut arena, opts).map_err(|e| anyhow!("{e}"))?;
+    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut session = Session::new(&model, &mut arena, opts)?;
 
     if task == "image-gen" {
         if !prompt.is_empty() {

@@ -89,7 +89,7 @@ pub fn convert_file(
             Some(why) => progress(&format!("verifying against tract ({steps} steps: {why})")),
             None => progress(&format!("verifying against tract ({steps} steps)")),
         }
-        let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
+        let bytes = writer.to_bytes()?;
         let report = verify(&bytes, onnx, opts.verify)?;
         if !report.passed() {
             bail!("{}", verification_failure(&report, opts.dtype));
@@ -112,7 +112,7 @@ pub fn convert_file(
     for (key, value) in graph.metadata.iter().filter(|(k, _)| k.starts_with(APP_METADATA_PREFIX)) {
         writer.metadata(key.as_str(), value.as_str());
     }
-    let bytes = writer.to_bytes().map_err(|e| anyhow!("{e}"))?;
+    let bytes = writer.to_bytes()?;
     write_atomically(out, &bytes)?;
     Ok(Converted { inferred, report, file_size: bytes.len() })
 }

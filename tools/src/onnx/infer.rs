@@ -370,7 +370,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
         output_kind: if output_head.is_some() { OutputKind::Linear } else { OutputKind::Hidden },
         output_dim: narrow(output_dim, "output_dim")?,
     };
-    config.validate().map_err(|e| anyhow!("{e}"))?;
+    config.validate()?;
     for (key, value) in [
         ("d_model", config.d_model),
         ("n_layers", config.n_layers),

@@ -175,7 +175,7 @@ fn shape_text(dims: &[Option<i64>]) -> String {
 /// Runs both runtimes on the same inputs and compares.
 pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<VerifyReport> {
     let bytes = linrt::AlignedBytes::from_slice(lrt);
-    let model = bytes.model().map_err(|e| anyhow!("{e}"))?;
+    let model = bytes.model()?;
     let cfg = *model.config();
     let graph = OnnxGraph::load(onnx_path)?;
     let (t, steps_note) = verification_steps(&graph, opts.steps)?;
@@ -203,7 +203,7 @@ pub fn verify(lrt: &[u8], onnx_path: &Path, opts: VerifyOptions) -> Result<Verif
         compare("y (causal form)", &causal, &reference_y, d_out, &opts),
     ];
     if form == Form::Step {
-        let per_layer = cfg.state_floats().map_err(|e| anyhow!("{e}"))? / cfg.n_layers as usize;
+        let per_layer = cfg.state_floats()? / cfg.n_layers as usize;
         let s_len = cfg.feature_width() * cfg.d_value as usize;
         for (layer, chunk) in state.chunks_exact(per_layer).enumerate() {
             let (s, z) = chunk.split_at(s_len);

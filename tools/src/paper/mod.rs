@@ -62,7 +62,7 @@ pub fn random_model(cfg: &ModelConfig, dtype: DType) -> Result<Vec<u8>> {
         w.tensor(spec.role, spec.layer, (0..n).map(|_| if gain { 1.0 } else { bound * unit() }).collect());
     }
     w.weight_dtype(dtype, 0);
-    w.to_bytes().map_err(|e| anyhow!("{e}"))
+    Ok(w.to_bytes()?)
 }
 
 /// Measured figures of one configuration.
@@ -88,15 +88,15 @@ fn tokens(n: usize) -> Vec<u32> {
 
 fn linear_times(bytes: &[u8], steps: usize) -> Result<(Vec<f64>, usize)> {
     let aligned = AlignedBytes::from_slice(bytes);
-    let model = aligned.model().map_err(|e| anyhow!("{e}"))?;
+    let model = aligned.model()?;
     let opts = SessionOptions::default();
-    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(|e| anyhow!("{e}"))?];
-    let mut session = Session::new(&model, &mut arena, opts).map_err(|e| anyhow!("{e}"))?;
+    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut session = Session::new(&model, &mut arena, opts)?;
     let mut logits = vec![0f32; model.config().output_dim()];
     let mut times = Vec::with_capacity(steps);
     for t in tokens(steps) {
         let start = Instant::now();
-        session.step(Input::Token(t), &mut logits).map_err(|e| anyhow!("{e}"))?;
+        session.step(Input::Token(t), &mut logits)?;
         times.push(start.elapsed().as_secs_f64());
     }
     Ok((times, session.state_bytes() - linrt::STATE_HEADER_BYTES))
@@ -140,7 +140,7 @@ pub fn measure(pc: &PaperConfig, progress: &mut dyn FnMut(&str)) -> Result<Figur
     let (linear_int8, _) = linear_times(&int8_bytes, n)?;
 
     let aligned = AlignedBytes::from_slice(&f32_bytes);
-    let model = aligned.model().map_err(|e| anyhow!("{e}"))?;
+    let model = aligned.model()?;
     let softmax = SoftmaxBaseline::new(model, Kernels::detect())?;
     let mut logits = vec![0f32; pc.cfg.output_dim()];
     progress(&format!("{}: softmax with a KV cache, {n} steps", pc.name));

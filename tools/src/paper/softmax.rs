@@ -66,7 +66,7 @@ impl<'m> SoftmaxBaseline<'m> {
 
     fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         let d = self.cfg.d_model as usize;
-        let table = self.model.f32_tensor(TensorRole::Embedding, 0).map_err(|e| anyhow!("{e}"))?;
+        let table = self.model.f32_tensor(TensorRole::Embedding, 0)?;
         let mut x = Vec::with_capacity(tokens.len() * d);
         for &t in tokens {
             let row =
@@ -94,7 +94,7 @@ impl<'m> SoftmaxBaseline<'m> {
         };
         let int8 = self.model.has_int8();
         for layer in 0..cfg.n_layers {
-            let w = self.model.layer(layer).map_err(|e| anyhow!("{e}"))?;
+            let w = self.model.layer(layer)?;
             if pre {
                 normed.copy_from_slice(x);
                 norm_rows(&mut normed, w.n1_w, w.n1_b);
@@ -173,12 +173,12 @@ impl<'m> SoftmaxBaseline<'m> {
         let d = self.cfg.d_model as usize;
         let mut row = x[..d].to_vec();
         if self.cfg.final_norm {
-            let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0).map_err(|e| anyhow!("{e}"))?;
-            let b = self.model.f32_tensor(TensorRole::FinalNormBias, 0).map_err(|e| anyhow!("{e}"))?;
+            let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
+            let b = self.model.f32_tensor(TensorRole::FinalNormBias, 0)?;
             layer_norm(&mut row, g, b, self.cfg.layernorm_eps);
         }
-        let w = self.model.matrix(TensorRole::OutputWeight, 0).map_err(|e| anyhow!("{e}"))?;
-        let b = self.model.f32_tensor(TensorRole::OutputBias, 0).map_err(|e| anyhow!("{e}"))?;
+        let w = self.model.matrix(TensorRole::OutputWeight, 0)?;
+        let b = self.model.f32_tensor(TensorRole::OutputBias, 0)?;
         let mut quant = vec![0f32; d.div_ceil(4) + 1];
         let a = self.kern.activations(&row, 1, d, self.model.has_int8(), &mut quant);
         self.kern.matmul(&w, b, &a, logits);

@@ -380,7 +380,7 @@ fn packed_by_four(
 /// results: four 4-lane vectors hold the twin's 16 partial sums (`fmul` then `fadd`,
 /// never fused).
 pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    use crate::kernels::scalar::{add_lanes, fold_lanes, normalise_from, NORM_LANES};
+    use crate::kernels::scalar::{add_lanes, fold_lanes, layer_norm_scale_shift_from, NORM_LANES};
     let n = x.len();
     assert!(gamma.len() >= n && beta.len() >= n);
     let full = n / 16 * 16;
@@ -425,7 +425,7 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
             vst1q_f32(px.add(i), vaddq_f32(scaled, vld1q_f32(beta.as_ptr().add(i))));
         }
     }
-    normalise_from(x, gamma, beta, mean, inv, whole);
+    layer_norm_scale_shift_from(x, gamma, beta, mean, inv, whole);
 }
 
 /// Quantizes `x` like [`crate::kernels::quant::quantize`], bit for bit: the same
@@ -524,7 +524,7 @@ pub fn attention_head_step(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v
         j += 4;
     }
     scalar::attention_columns(s, q, k, v, out, j);
-    scalar::normalise(out, q, z, eps);
+    scalar::divide_by_normaliser(out, q, z, eps);
 }
 
 /// φ(x) = elu(x) + 1 in place, like [`crate::kernels::scalar::elu_plus_one`] and with

@@ -336,7 +336,7 @@ fn hsum4_epi32(v: [__m256i; 4]) -> [i32; 4] {
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 pub unsafe fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    use crate::kernels::scalar::{add_lanes, fold_lanes, normalise_from, NORM_LANES};
+    use crate::kernels::scalar::{add_lanes, fold_lanes, layer_norm_scale_shift_from, NORM_LANES};
     let n = x.len();
     assert!(gamma.len() >= n && beta.len() >= n);
     let full = n / 16 * 16;
@@ -381,7 +381,7 @@ pub unsafe fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
             _mm256_storeu_ps(px.add(i), _mm256_add_ps(scaled, _mm256_loadu_ps(beta.as_ptr().add(i))));
         }
     }
-    normalise_from(x, gamma, beta, mean, inv, whole);
+    layer_norm_scale_shift_from(x, gamma, beta, mean, inv, whole);
 }
 
 /// Quantizes `x` like [`crate::kernels::quant::quantize`], bit for bit: the same
@@ -500,7 +500,7 @@ pub unsafe fn attention_head_step(
         j += 8 * blocks;
     }
     scalar::attention_columns(s, q, k, v, out, j);
-    scalar::normalise(out, q, z, eps);
+    scalar::divide_by_normaliser(out, q, z, eps);
 }
 
 /// Columns `j .. j + 8N` of [`attention_head_step`]'s update and readout.

@@ -487,7 +487,7 @@ pub unsafe fn attention_head_step(
         }
         j += 16;
     }
-    crate::kernels::scalar::normalise(out, q, z, eps);
+    crate::kernels::scalar::divide_by_normaliser(out, q, z, eps);
 }
 
 /// Sums of four i32 vectors, one per lane 0..4 of the result (lanes 4.. are 0).
