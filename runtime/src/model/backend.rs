@@ -7,7 +7,7 @@
 //! (one pass over the weights); the attention runs row by row, in order, each row
 //! on its own stream's state.
 
-use super::layer::{attend_row, encoder_layer, layer_norm_rows};
+use super::layer::{attend_row, encoder_layer, layer_norm_rows, Attention, RawAttention};
 use super::positional::add_sinusoidal;
 use super::session::{Input, Inputs};
 use super::state::StreamState;
@@ -183,12 +183,52 @@ pub(crate) fn forward_rows<'x, S: States<'x>>(
             let factor = state.factor();
             attend_row(kern, &cfg, state.layer(layer as usize), factor, q, k, v, out)
         };
-        encoder_layer(kern, &cfg, &weights, &mut ws.scratch, rows, &mut attend);
+        encoder_layer(kern, &cfg, &weights, &mut ws.scratch, rows, Attention::Linear(&mut attend));
     }
     for i in 0..b {
         states.get(i).rescale_if_grown(kern);
     }
     head(kern, model, ws, rows, outputs)
+}
+
+/// For baselines that keep linrt's layers but replace its attention (the softmax
+/// comparison of `linrt bench --paper`): the first `t` rows of the workspace
+/// ([`Workspace::rows`]) through layer `layer` of `model`, every operation but the
+/// attention the one linrt runs, `attention` in its place.
+pub fn layer_with_attention(
+    kern: &Kernels,
+    model: &Model,
+    layer: u32,
+    ws: &mut Workspace,
+    t: usize,
+    attention: &mut RawAttention,
+) -> Result<(), Error> {
+    if t == 0 || t > ws.max_rows() {
+        return Err(Error::BadChunkLength { len: t, max: ws.max_rows() });
+    }
+    let cfg = *model.config();
+    let weights = model.layer(layer)?;
+    encoder_layer(kern, &cfg, &weights, &mut ws.scratch, t, Attention::Raw(attention));
+    Ok(())
+}
+
+/// The final norm and the output head over the first `t` rows of the workspace,
+/// into `output` (`t × output_dim`).
+pub fn output_head(
+    kern: &Kernels,
+    model: &Model,
+    ws: &mut Workspace,
+    t: usize,
+    output: &mut [f32],
+) -> Result<(), Error> {
+    if t == 0 || t > ws.max_rows() {
+        return Err(Error::BadChunkLength { len: t, max: ws.max_rows() });
+    }
+    let expected = t.checked_mul(model.config().output_dim()).ok_or(Error::SizeOverflow)?;
+    if output.len() != expected {
+        return Err(Error::BadLength { what: "output", expected, found: output.len() });
+    }
+    head(kern, model, ws, t, output)
 }
 
 /// The final norm and the output head over the first `t` rows of the workspace.

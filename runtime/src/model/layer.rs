@@ -39,6 +39,19 @@ pub(crate) fn layer_norm_rows(kern: &Kernels, rows: &mut [f32], width: usize, ga
 /// row belongs to (one stream's, or each row its own stream's in a batch).
 pub(crate) type Attend<'f> = dyn FnMut(usize, &[f32], &mut [f32], &[f32], &mut [f32]) + 'f;
 
+/// Another attention in place of linear attention, over a layer's raw projections
+/// of its T rows: `(q, k, v, out)`, `T × H·Dk`, `T × H·Dk`, `T × H·Dv` and
+/// `T × H·Dv` row-major (the softmax baseline of `linrt bench --paper`).
+pub type RawAttention<'f> = dyn FnMut(&[f32], &[f32], &[f32], &mut [f32]) + 'f;
+
+/// The attention block of a layer.
+pub(crate) enum Attention<'a, 'f> {
+    /// Linear attention: the feature maps, then `attend` row by row.
+    Linear(&'a mut Attend<'f>),
+    /// Another attention over the raw projections.
+    Raw(&'a mut RawAttention<'f>),
+}
+
 /// One row's attention step on `state`, stored multiplied by `state_factor` (a power
 /// of two, see `attention::rescale_if_grown`): new terms and eps get the same factor.
 #[allow(clippy::too_many_arguments)]
@@ -75,7 +88,7 @@ pub(crate) fn encoder_layer(
     w: &LayerWeights,
     s: &mut Scratch,
     t: usize,
-    attend: &mut Attend,
+    attention: Attention,
 ) {
     let d = cfg.d_model as usize;
     let (qk_w, v_w, ff) = (cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize);
@@ -99,19 +112,24 @@ pub(crate) fn encoder_layer(
     kern.matmul(&w.q_w, w.q_b, &a, q);
     kern.matmul(&w.k_w, w.k_b, &a, k);
     kern.matmul(&w.v_w, w.v_b, &a, v);
-    let fs = &mut s.features;
-    let omega = w.omega.as_ref();
-    let q = super::features::apply(kern, cfg, omega, q, t, fs.projected, fs.zeros, fs.q);
-    let k = super::features::apply(kern, cfg, omega, k, t, fs.projected, fs.zeros, fs.k);
-    let f_w = cfg.feature_width();
-    for (row, (((qp, kp), vp), op)) in q
-        .chunks_exact(f_w)
-        .zip(k.chunks_exact_mut(f_w))
-        .zip(v.chunks_exact(v_w))
-        .zip(attended.chunks_exact_mut(v_w))
-        .enumerate()
-    {
-        attend(row, qp, kp, vp, op);
+    match attention {
+        Attention::Linear(attend) => {
+            let fs = &mut s.features;
+            let omega = w.omega.as_ref();
+            let q = super::features::apply(kern, cfg, omega, q, t, fs.projected, fs.zeros, fs.q);
+            let k = super::features::apply(kern, cfg, omega, k, t, fs.projected, fs.zeros, fs.k);
+            let f_w = cfg.feature_width();
+            for (row, (((qp, kp), vp), op)) in q
+                .chunks_exact(f_w)
+                .zip(k.chunks_exact_mut(f_w))
+                .zip(v.chunks_exact(v_w))
+                .zip(attended.chunks_exact_mut(v_w))
+                .enumerate()
+            {
+                attend(row, qp, kp, vp, op);
+            }
+        }
+        Attention::Raw(attend) => attend(q, k, v, attended),
     }
     kern.matmul(&w.o_w, w.o_b, &kern.activations(attended, t, v_w, int8, s.quant), branch);
     kern.add_assign(x, branch);

@@ -7,14 +7,15 @@ mod arena;
 mod attention;
 mod backend;
 mod features;
-mod layer;
+pub(crate) mod layer;
 mod positional;
 mod session;
 mod state;
 mod workspace;
 
 pub use arena::SessionOptions;
-pub use backend::{Backend, Cpu, CpuPrepared};
+pub use backend::{layer_with_attention, output_head, Backend, Cpu, CpuPrepared};
+pub use layer::RawAttention;
 pub use session::{Input, Inputs, Session};
 pub use state::{StreamState, STATE_HEADER_BYTES};
 pub use workspace::Workspace;

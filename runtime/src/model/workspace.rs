@@ -43,6 +43,12 @@ impl<'a> Workspace<'a> {
         Ok(Workspace { scratch, max_rows })
     }
 
+    /// The hidden vectors of the first `rows` rows (`rows × d_model`): what a layer
+    /// reads and overwrites.
+    pub fn rows(&mut self, rows: usize, d_model: usize) -> Option<&mut [f32]> {
+        self.scratch.hidden.get_mut(..rows.checked_mul(d_model)?)
+    }
+
     /// Most rows one forward pass may take.
     pub fn max_rows(&self) -> usize {
         self.max_rows

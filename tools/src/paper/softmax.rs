@@ -1,18 +1,20 @@
-//! The softmax-attention baseline, for measurement only: the same layers as linrt's
-//! (same weights, same matrix kernels for the projections and feed-forward blocks)
-//! with `softmax(q·kᵀ/√d) v` in place of linear attention. With a KV cache each new
-//! token attends to the cached keys and values (which grow with position); without
-//! one, every token recomputes the whole prefix, as the paper's main tables did.
+//! The softmax-attention baseline, for measurement only: linrt's own layers
+//! (`linrt::model::layer_with_attention`: the same weights, kernels, norms and
+//! activations as a session runs) with `softmax(q·kᵀ/√d) v` in place of linear
+//! attention. With a KV cache each new token attends to the cached keys and values
+//! (which grow with position); without one, every token recomputes the whole
+//! prefix, as the paper's main tables did.
 
 use anyhow::{anyhow, Result};
-use linrt::config::{Activation, NormPlacement};
-use linrt::kernels::scalar::{add_assign, gelu, layer_norm, relu};
-use linrt::{Kernels, Model, ModelConfig, OutputKind, TensorRole};
+use linrt::model::{layer_with_attention, output_head};
+use linrt::{Kernels, Model, ModelConfig, OutputKind, TensorRole, Workspace};
 
-/// Keys and values of every position so far, per layer.
+/// Keys and values of every position so far, per layer, and the workspace one new
+/// token is computed in.
 #[derive(Default)]
 pub struct KvCache {
     layers: Vec<(Vec<f32>, Vec<f32>)>,
+    workspace: Vec<f32>,
 }
 
 impl KvCache {
@@ -48,90 +50,47 @@ impl<'m> SoftmaxBaseline<'m> {
 
     /// One new token with a KV cache: its logits, attending to every cached position.
     pub fn step_cached(&self, token: u32, cache: &mut KvCache, logits: &mut [f32]) -> Result<()> {
-        let mut x = self.embed(&[token])?;
-        self.layers(&mut x, 1, cache)?;
-        self.head(&x, logits)
+        let KvCache { layers, workspace } = cache;
+        workspace.resize(Workspace::floats_for(&self.model, 1)?, 0.0);
+        let mut ws = Workspace::new(&self.model, workspace, 1)?;
+        self.layers(&[token], &mut ws, layers)?;
+        Ok(output_head(&self.kern, &self.model, &mut ws, 1, logits)?)
     }
 
     /// The logits after `tokens` computed from scratch (no cache kept): the whole
     /// prefix goes through every layer, keys and values rebuilt.
     pub fn step_recompute(&self, tokens: &[u32], logits: &mut [f32]) -> Result<()> {
         let t = tokens.len();
-        let mut x = self.embed(tokens)?;
-        let mut cache = KvCache::default();
-        self.layers(&mut x, t, &mut cache)?;
+        let mut memory = vec![0f32; Workspace::floats_for(&self.model, t)?];
+        let mut ws = Workspace::new(&self.model, &mut memory, t)?;
+        let mut layers = Vec::new();
+        self.layers(tokens, &mut ws, &mut layers)?;
+        // The head of the last position only: move its row first.
         let d = self.cfg.d_model as usize;
-        self.head(&x[(t - 1) * d..], logits)
+        let rows = ws.rows(t, d).ok_or_else(|| anyhow!("workspace too small"))?;
+        rows.copy_within((t - 1) * d..t * d, 0);
+        Ok(output_head(&self.kern, &self.model, &mut ws, 1, logits)?)
     }
 
-    fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let d = self.cfg.d_model as usize;
+    /// `tokens` as new rows through every layer, their keys and values appended to
+    /// the cache of each layer.
+    fn layers(&self, tokens: &[u32], ws: &mut Workspace, cache: &mut Vec<(Vec<f32>, Vec<f32>)>) -> Result<()> {
+        let (t, d, qk_w) = (tokens.len(), self.cfg.d_model as usize, self.cfg.qk_width());
         let table = self.model.f32_tensor(TensorRole::Embedding, 0)?;
-        let mut x = Vec::with_capacity(tokens.len() * d);
-        for &t in tokens {
-            let row =
-                table.get(t as usize * d..(t as usize + 1) * d).ok_or_else(|| anyhow!("token {t} out of range"))?;
-            x.extend_from_slice(row);
+        let rows = ws.rows(t, d).ok_or_else(|| anyhow!("workspace too small"))?;
+        for (&token, row) in tokens.iter().zip(rows.chunks_exact_mut(d)) {
+            let at = token as usize * d;
+            row.copy_from_slice(table.get(at..at + d).ok_or_else(|| anyhow!("token {token} out of range"))?);
         }
-        Ok(x)
-    }
-
-    /// `t` new rows through every layer, appending their keys and values to `cache`.
-    fn layers(&self, x: &mut [f32], t: usize, cache: &mut KvCache) -> Result<()> {
-        let cfg = &self.cfg;
-        let (d, ff) = (cfg.d_model as usize, cfg.d_ff as usize);
-        let (qk_w, v_w) = (cfg.qk_width(), cfg.v_width());
-        let pre = cfg.norm_placement == NormPlacement::Pre;
-        let eps = cfg.layernorm_eps;
-        cache.layers.resize_with(cfg.n_layers as usize, Default::default);
-        let (mut q, mut k, mut v) = (vec![0f32; t * qk_w], vec![0f32; t * qk_w], vec![0f32; t * v_w]);
-        let (mut attended, mut normed, mut hidden) = (vec![0f32; t * v_w], vec![0f32; t * d], vec![0f32; t * ff]);
-        let mut quant = vec![0f32; t * (d.max(v_w).max(ff).div_ceil(4) + 1)];
-        let norm_rows = |rows: &mut [f32], g: &[f32], b: &[f32]| {
-            for r in rows.chunks_exact_mut(d) {
-                layer_norm(r, g, b, eps);
-            }
-        };
-        let int8 = self.model.has_int8();
-        for layer in 0..cfg.n_layers {
-            let w = self.model.layer(layer)?;
-            if pre {
-                normed.copy_from_slice(x);
-                norm_rows(&mut normed, w.n1_w, w.n1_b);
-            }
-            let input: &[f32] = if pre { &normed } else { x };
-            let a = self.kern.activations(input, t, d, int8, &mut quant);
-            self.kern.matmul(&w.q_w, w.q_b, &a, &mut q);
-            self.kern.matmul(&w.k_w, w.k_b, &a, &mut k);
-            self.kern.matmul(&w.v_w, w.v_b, &a, &mut v);
-            let (ck, cv) = &mut cache.layers[layer as usize];
-            let base = ck.len() / qk_w;
-            ck.extend_from_slice(&k);
-            cv.extend_from_slice(&v);
-            self.attend(&q, ck, cv, base, t, &mut attended);
-            let a = self.kern.activations(&attended, t, v_w, int8, &mut quant);
-            self.kern.matmul(&w.o_w, w.o_b, &a, &mut normed);
-            add_assign(x, &normed);
-            if !pre {
-                norm_rows(x, w.n1_w, w.n1_b);
-            }
-            if pre {
-                normed.copy_from_slice(x);
-                norm_rows(&mut normed, w.n2_w, w.n2_b);
-            }
-            let input: &[f32] = if pre { &normed } else { x };
-            let a = self.kern.activations(input, t, d, int8, &mut quant);
-            self.kern.matmul(&w.l1_w, w.l1_b, &a, &mut hidden);
-            match cfg.activation {
-                Activation::Relu => relu(&mut hidden),
-                Activation::Gelu => gelu(&mut hidden),
-            }
-            let a = self.kern.activations(&hidden, t, ff, int8, &mut quant);
-            self.kern.matmul(&w.l2_w, w.l2_b, &a, &mut normed);
-            add_assign(x, &normed);
-            if !pre {
-                norm_rows(x, w.n2_w, w.n2_b);
-            }
+        cache.resize_with(self.cfg.n_layers as usize, Default::default);
+        for (layer, (keys, values)) in cache.iter_mut().enumerate() {
+            let base = keys.len() / qk_w;
+            let mut softmax = |q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]| {
+                keys.extend_from_slice(k);
+                values.extend_from_slice(v);
+                self.attend(q, keys, values, base, t, out);
+            };
+            layer_with_attention(&self.kern, &self.model, layer as u32, ws, t, &mut softmax)?;
         }
         Ok(())
     }
@@ -167,21 +126,5 @@ impl<'m> SoftmaxBaseline<'m> {
                 }
             }
         }
-    }
-
-    fn head(&self, x: &[f32], logits: &mut [f32]) -> Result<()> {
-        let d = self.cfg.d_model as usize;
-        let mut row = x[..d].to_vec();
-        if self.cfg.final_norm {
-            let g = self.model.f32_tensor(TensorRole::FinalNormWeight, 0)?;
-            let b = self.model.f32_tensor(TensorRole::FinalNormBias, 0)?;
-            layer_norm(&mut row, g, b, self.cfg.layernorm_eps);
-        }
-        let w = self.model.matrix(TensorRole::OutputWeight, 0)?;
-        let b = self.model.f32_tensor(TensorRole::OutputBias, 0)?;
-        let mut quant = vec![0f32; d.div_ceil(4) + 1];
-        let a = self.kern.activations(&row, 1, d, self.model.has_int8(), &mut quant);
-        self.kern.matmul(&w, b, &a, logits);
-        Ok(())
     }
 }
