@@ -39,13 +39,12 @@ static ALLOCATOR: Counting = Counting;
 
 const RATE: usize = 16000;
 
-/// A small deterministic generator (the test must not depend on a crate's sequence).
-struct Lcg(u64);
+/// The runtime's deterministic generator (the test must not depend on a crate's sequence).
+struct Noise(linrt::rng::Rng);
 
-impl Lcg {
+impl Noise {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
     /// A quiet noise floor sample, about 10 LSB of 16-bit audio.
     fn floor(&mut self) -> f32 {
@@ -107,7 +106,7 @@ fn an_hour_of_commands_keeps_endpoints_memory_and_accuracy() {
 }
 
 fn stream_an_hour(rec: &mut Recognizer, alone_rec: &mut Recognizer, utterances: &[(&[f32], String)]) {
-    let mut rng = Lcg(2026);
+    let mut rng = Noise(linrt::rng::Rng::seeded(2026));
     // (utterance, start s, end of its silence s, transcript alone)
     let mut played: Vec<(usize, f64, f64, String)> = Vec::with_capacity(1000);
     let mut finals: Vec<(String, f64, f64)> = Vec::with_capacity(1000);

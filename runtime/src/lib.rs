@@ -33,6 +33,7 @@ pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod model;
+pub mod rng;
 pub mod tensor;
 
 pub use aligned::Aligned;

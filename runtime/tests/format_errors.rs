@@ -1025,20 +1025,6 @@ fn writer_rejects_bad_config() {
 // Fuzz-style corruption
 // ---------------------------------------------------------------------------
 
-/// xorshift64: deterministic, no external crates.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 /// Corrupts one byte in `region` of `valid` per iteration, re-seals, and requires
 /// Ok-with-readable-tensors or a typed error, never a panic.
 /// `may_load(at)` says whether a corruption at byte `at` may legitimately still load.
@@ -1049,10 +1035,10 @@ fn fuzz_region(
     seed: u64,
     may_load: impl Fn(usize) -> bool,
 ) -> usize {
-    let mut rng = XorShift(seed);
+    let mut rng = linrt::rng::Rng::from_state(seed);
     let mut accepted = 0;
     for iter in 0..iterations {
-        let r = rng.next();
+        let r = rng.next_u64();
         let at = region.start + (r % region.len() as u64) as usize;
         // A non-zero xor mask, so the byte always changes.
         let mask = ((r >> 32) % 255 + 1) as u8;

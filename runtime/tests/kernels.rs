@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{Draw, Rng};
 use linrt::kernels::{pack_rows, packed_len, quant, scalar, Matrix, Weights, ALL_PATHS};
 use linrt::{Error, KernelPath, Kernels};
 
@@ -25,7 +25,7 @@ struct Case {
 }
 
 fn case(rows: usize, cols: usize, seed: u64) -> Case {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_state(seed);
     let w: Vec<f32> = (0..rows * cols).map(|_| rng.unit()).collect();
     let w16 = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
     let mut w8 = vec![0i8; rows * cols];
@@ -88,7 +88,7 @@ fn matrix_matrix_matches_matrix_vector() {
     for (rows, cols) in [(1, 1), (5, 63), (8, 64), (13, 130), (33, 255), (20, 1030), (35, 2100)] {
         let c = case(rows, cols, rows as u64 * 7 + cols as u64);
         for t in [1, 2, 3, 4, 5, 9, 16, 17, 21, 70] {
-            let mut rng = Rng(t as u64);
+            let mut rng = Rng::from_state(t as u64);
             let x: Vec<f32> = (0..t * cols).map(|_| 2.0 * rng.unit()).collect();
             for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
                 let k = Kernels::with_path(path).unwrap();
@@ -121,7 +121,7 @@ fn float_matrix_matrix_matches_scalar_matrix_vector() {
     for (rows, cols) in [(1, 1), (3, 17), (5, 63), (8, 64), (13, 130), (33, 255), (7, 1000)] {
         let c = case(rows, cols, rows as u64 * 11 + cols as u64);
         for t in [1, 3, 4, 5, 8, 9, 17] {
-            let mut rng = Rng(t as u64 + 40);
+            let mut rng = Rng::from_state(t as u64 + 40);
             let x: Vec<f32> = (0..t * cols + 1).map(|_| 2.0 * rng.unit()).collect();
             let x = &x[1..];
             for (dtype, weights) in [("f32", Weights::F32(&c.w)), ("f16", Weights::F16(&c.w16))] {
@@ -152,7 +152,7 @@ fn float_matrix_matrix_matches_scalar_matrix_vector() {
 #[test]
 fn activation_quantization_is_identical_on_every_path() {
     for (i, &n) in SIZES.iter().enumerate() {
-        let mut rng = Rng(100 + i as u64);
+        let mut rng = Rng::from_state(100 + i as u64);
         let x: Vec<f32> = (0..n + 1).map(|_| 5.0 * rng.unit()).collect();
         // Halves exactly (the scale is 1 when the largest value is 127): rounding
         // ties go to even on every path. And all zeros: scale 0.
@@ -173,7 +173,7 @@ fn activation_quantization_is_identical_on_every_path() {
 #[test]
 fn feature_map_is_identical_on_every_path() {
     for (i, &n) in SIZES.iter().enumerate() {
-        let mut rng = Rng(300 + i as u64);
+        let mut rng = Rng::from_state(300 + i as u64);
         // Wide enough to reach the clamp at -87, with exact zeros and both signs of zero.
         let mut x: Vec<f32> = (0..n + 1).map(|_| 40.0 * rng.unit() - 20.0 * rng.unit().abs()).collect();
         for (j, special) in [0.0, -0.0, -87.0, -87.5, -1e-30, 1e-30, -200.0].into_iter().enumerate() {
@@ -199,7 +199,7 @@ fn feature_map_is_identical_on_every_path() {
 #[test]
 fn attention_step_is_identical_on_every_path() {
     for (dk, dv) in [(1, 1), (5, 3), (16, 16), (32, 32), (7, 40), (64, 17)] {
-        let mut rng = Rng(dk as u64 * 131 + dv as u64);
+        let mut rng = Rng::from_state(dk as u64 * 131 + dv as u64);
         let mut gen = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.unit().abs() + 0.01).collect() };
         let (q, k, v, s0, z0) = (gen(dk), gen(dk), gen(dv), gen(dk * dv), gen(dk));
         let (mut s_want, mut z_want, mut o_want) = (s0.clone(), z0.clone(), vec![0f32; dv]);
@@ -216,7 +216,7 @@ fn attention_step_is_identical_on_every_path() {
 fn layer_norm_is_identical_on_every_path() {
     // Odd sizes around the 16-lane sums and the vector widths, misaligned too.
     for n in [1, 3, 4, 8, 15, 16, 17, 31, 63, 64, 65, 255, 1000] {
-        let mut rng = Rng(n as u64 + 11);
+        let mut rng = Rng::from_state(n as u64 + 11);
         let mut gen = |len: usize, shift: f32| -> Vec<f32> { (0..len).map(|_| 2.0 * rng.unit() + shift).collect() };
         let (x0, gamma, beta) = (gen(n + 1, 0.7), gen(n + 1, 1.0), gen(n + 1, 0.0));
         for offset in [0, 1] {
@@ -251,7 +251,7 @@ fn gelu_is_identical_on_every_path_and_close_to_exact() {
         assert!(err <= 5e-7, "erf({x}): off by {err}");
     }
     // Every path gives the twin's bits, on odd lengths, NaN and infinities included.
-    let mut rng = Rng(99);
+    let mut rng = Rng::from_state(99);
     let specials =
         [0.0, -0.0, 1e-30, -1e-30, 4.0 * std::f32::consts::SQRT_2, -6.0, 9.0, f32::INFINITY, f32::NEG_INFINITY];
     for n in [1, 3, 7, 8, 9, 17, 64, 1000] {

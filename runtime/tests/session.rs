@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{random_model, Rng};
+use common::{random_model, Draw, Rng};
 use linrt::{
     Activation, AlignedBytes, Error, FeatureMap, FeatureParams, Input, InputKind, Inputs, ModelConfig, NormPlacement,
     OutputKind, Positional, Session, SessionOptions, STATE_HEADER_BYTES,
@@ -78,7 +78,7 @@ enum Data {
 }
 
 fn inputs(cfg: &ModelConfig, t: usize, seed: u64) -> Data {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_state(seed);
     match cfg.input_kind {
         InputKind::Tokens => Data::Tokens((0..t).map(|_| (rng.next() % cfg.input_dim as u64) as u32).collect()),
         InputKind::Vectors => Data::Vectors((0..t * cfg.input_dim as usize).map(|_| 2.0 * rng.unit()).collect()),
@@ -317,7 +317,7 @@ fn endless_streams_rescale_their_state_and_save_it() {
         (vec![0u8; model.arena_bytes(opts).unwrap()], vec![0u8; model.arena_bytes(opts).unwrap()]);
     let mut a = Session::new(&model, &mut arena_a, opts).unwrap();
     let mut out = [0f32; 8];
-    let mut rng = Rng(5);
+    let mut rng = Rng::from_state(5);
     let mut loud = move || -> [f32; 8] { core::array::from_fn(|_| 1000.0 * rng.unit()) };
     let mut steps = 0u64;
     while a.state_exponent() == 0 {

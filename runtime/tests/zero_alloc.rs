@@ -136,13 +136,12 @@ fn no_allocation_in_the_beam_decoder() {
             c => c as usize - 'a' as usize + 2,
         })
         .collect();
-    let mut seed = 7u64;
+    let mut rng = linrt::rng::Rng::seeded(7);
     let logits: Vec<Vec<f32>> = (0..20_000)
         .map(|i| {
             (0..vocab.len())
                 .map(|s| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let noise = (seed >> 40) as f32 / (1u64 << 24) as f32;
+                    let noise = rng.next_f32();
                     if s == script[i % script.len()] {
                         4.0 + noise
                     } else {

@@ -2,6 +2,7 @@
 //! top-k and top-p (nucleus), from a seeded generator so that runs repeat. No heap:
 //! the caller lends a scratch buffer of one entry per vocabulary symbol.
 
+use crate::rng::Rng;
 use crate::Error;
 
 /// How the next token is chosen.
@@ -30,26 +31,21 @@ impl Sampling {
     }
 }
 
-/// A seeded sampler (xorshift64*: small, fast, and the same on every target).
+/// A seeded sampler ([`Rng`]: the same tokens for a seed on every target).
 pub struct Sampler {
     sampling: Sampling,
-    rng: u64,
+    rng: Rng,
 }
 
 impl Sampler {
     pub fn new(sampling: Sampling, seed: u64) -> Result<Sampler, Error> {
         sampling.validate()?;
-        // Any seed, 0 included, gives a non-zero generator state.
-        let rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        Ok(Sampler { sampling, rng: if rng == 0 { 1 } else { rng } })
+        Ok(Sampler { sampling, rng: Rng::seeded(seed) })
     }
 
     /// Uniform in [0, 1).
     fn uniform(&mut self) -> f32 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+        self.rng.next_f32()
     }
 
     /// The next token. `scratch` must hold at least `logits.len()` entries.

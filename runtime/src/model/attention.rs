@@ -95,13 +95,8 @@ mod tests {
         let kern = Kernels::with_path(crate::KernelPath::Scalar).unwrap();
         let mut state = [0f32; 20];
         let (mut s64, mut z64) = ([0f64; 16], [0f64; 4]);
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut unit = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rng = crate::rng::Rng::seeded(1);
+        let mut unit = || rng.next_f32();
         let mut exponent = 0;
         let mut worst = 0f64;
         let steps = 10_000_000;

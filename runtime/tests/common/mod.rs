@@ -4,19 +4,23 @@
 use linrt::format::{expected_tensor, tensor_count};
 use linrt::{LrtWriter, ModelConfig, TensorRole};
 
-/// xorshift64*: deterministic values without external crates.
-pub struct Rng(pub u64);
+/// The runtime's generator (`linrt::rng`), started from a raw state
+/// (`Rng::from_state`) as these tests always were.
+pub use linrt::rng::Rng;
 
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
+/// What the tests draw.
+pub trait Draw {
+    fn next(&mut self) -> u64;
     /// Uniform in [-1, 1).
-    pub fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    fn unit(&mut self) -> f32;
+}
+
+impl Draw for Rng {
+    fn next(&mut self) -> u64 {
+        self.next_u64()
+    }
+    fn unit(&mut self) -> f32 {
+        self.next_f32() * 2.0 - 1.0
     }
 }
 
@@ -27,7 +31,7 @@ pub fn random_model(cfg: &ModelConfig, seed: u64) -> Vec<u8> {
 
 /// The same with matrices stored as `dtype`.
 pub fn random_model_dtype(cfg: &ModelConfig, seed: u64, dtype: linrt::DType) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::from_state(seed | 1);
     let mut w = LrtWriter::new(*cfg);
     for i in 0..tensor_count(cfg) {
         let spec = expected_tensor(cfg, i).expect("index inside count");

@@ -311,15 +311,8 @@ mod tests {
 
     /// Pseudo-random noise in [-1, 1).
     fn noise(len: usize) -> Vec<f32> {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        (0..len)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
+        let mut rng = linrt::rng::Rng::seeded(1);
+        (0..len).map(|_| rng.next_f32() * 2.0 - 1.0).collect()
     }
 
     fn db(ratio: f64) -> f64 {

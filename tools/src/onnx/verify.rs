@@ -78,21 +78,15 @@ impl VerifyReport {
     }
 }
 
-/// Deterministic inputs: splitmix64 for token ids, Box–Muller normals for vectors.
-struct Rng(u64);
+/// Deterministic inputs from the runtime's generator: uniform token ids,
+/// Box–Muller normals for vectors.
+struct Rng(linrt::rng::Rng);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_u64()
     }
     fn normal(&mut self) -> f32 {
-        let (u, v) = (self.uniform().max(1e-12), self.uniform());
+        let (u, v) = (self.0.next_f64().max(1e-12), self.0.next_f64());
         ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
     }
 }
@@ -103,7 +97,7 @@ enum TestInputs {
 }
 
 fn test_inputs(cfg: &linrt::ModelConfig, t: usize, seed: u64) -> TestInputs {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(linrt::rng::Rng::seeded(seed));
     match cfg.input_kind {
         InputKind::Tokens => TestInputs::Tokens((0..t).map(|_| (rng.next() % cfg.input_dim as u64) as u32).collect()),
         InputKind::Vectors => TestInputs::Vectors((0..t * cfg.input_dim as usize).map(|_| rng.normal()).collect()),
