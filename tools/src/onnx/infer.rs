@@ -165,11 +165,66 @@ fn named_norm(n: NormPlacement) -> Named<NormPlacement> {
     Named(n, n.name())
 }
 
+/// Everything the converter needs to know about an ONNX graph, from its metadata,
+/// the flags and the graph itself; any two sources that disagree are an error.
 pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     let empty = BTreeMap::new();
     let md = if o.ignore_metadata { &empty } else { &g.metadata };
-    // Where the encoder's parameters live.
-    // By the query weight's name, or its bias's where constant folding renamed the weight.
+    let s = Sources { g, md, o, prefix: encoder_prefix(g, md, o)? };
+    let widths = s.widths()?;
+    let inputs = g.inputs();
+    let data_input = inputs.first().cloned().ok_or_else(|| anyhow!("the graph has no inputs"))?;
+    let form = s.form(&inputs)?;
+    let (n_heads, d_query, d_value) = s.heads(form, &inputs, &widths)?;
+    let activation = s.activation()?;
+    let norm_placement = s.norm_placement()?;
+    let (feature_map, feature_dim, feature_params) = feature_map(g, md, &s.prefix)?;
+    let (layernorm_eps, attention_eps) = s.eps()?;
+    let final_norm = s.final_norm()?;
+    let input = s.input_block(&data_input, widths.d_model)?;
+    let (output_head, output_dim) = s.output_block(widths.d_model)?;
+    let positional = s.positional(form)?;
+
+    let narrow = |v: usize, what: &str| u32::try_from(v).map_err(|_| anyhow!("{what} {v} is too large"));
+    let config = ModelConfig {
+        d_model: narrow(widths.d_model, "d_model")?,
+        n_layers: widths.n_layers,
+        n_heads,
+        d_query,
+        d_value,
+        d_ff: narrow(widths.ff, "d_ff")?,
+        activation,
+        norm_placement,
+        final_norm,
+        feature_map,
+        feature_dim,
+        feature_params,
+        attention_eps,
+        layernorm_eps,
+        input_kind: input.kind,
+        positional,
+        input_dim: narrow(input.dim, "input_dim")?,
+        input_projection: input.projection.is_some(),
+        output_kind: if output_head.is_some() { OutputKind::Linear } else { OutputKind::Hidden },
+        output_dim: narrow(output_dim, "output_dim")?,
+    };
+    config.validate()?;
+    metadata_agrees(md, &config)?;
+    let Sources { prefix, .. } = s;
+    Ok(Inferred {
+        config,
+        form,
+        prefix,
+        embedding: input.embedding,
+        input_projection: input.projection,
+        output_head,
+        data_input,
+    })
+}
+
+/// Where the encoder's parameters live: by the query weight's name, or its bias's
+/// where constant folding renamed the weight; a flag or metadata may choose.
+fn encoder_prefix(g: &OnnxGraph, md: &BTreeMap<String, String>, o: &Overrides) -> Result<String> {
     let mut found: Vec<String> = g
         .initializer_names()
         .filter_map(|n| n.strip_suffix(QUERY_SUFFIX).or_else(|| n.strip_suffix(QUERY_BIAS_SUFFIX)).map(str::to_string))
@@ -178,7 +233,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
     found.sort();
     found.dedup();
     let meta_prefix: Option<String> = md.get("linrt.prefix").cloned();
-    let prefix = match (o.prefix.clone().or(meta_prefix), found.as_slice()) {
+    Ok(match (o.prefix.clone().or(meta_prefix), found.as_slice()) {
         (Some(p), _) if found.contains(&p) => p,
         (Some(p), _) => bail!("missing tensor {p}{QUERY_SUFFIX} (prefix {p:?} from flag or metadata)"),
         (None, [one]) => one.clone(),
@@ -187,190 +242,233 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
              not a linear transformer, or the exporter renamed the weights (export with do_constant_folding=False)"
         ),
         (None, many) => bail!("several encoders in one file (prefixes {many:?}); choose one with --prefix"),
-    };
-    let name = |suffix: &str| format!("{prefix}{suffix}");
-    let dims = |n: &str| -> Result<Vec<usize>> { g.initializer_dims(n).ok_or_else(|| anyhow!("missing tensor {n}")) };
-    let matrix = |n: &str| -> Result<[usize; 2]> {
-        match dims(n)?.as_slice() {
+    })
+}
+
+/// Widths read off layer 0's weights, and the layer count.
+struct Widths {
+    d_model: usize,
+    n_layers: u32,
+    /// Rows of the query and value projections: heads × their widths.
+    query_rows: usize,
+    value_rows: usize,
+    ff: usize,
+}
+
+/// The input block the graph has: its kind, its width, and which tensor carries it.
+struct InputBlock {
+    kind: InputKind,
+    dim: usize,
+    embedding: Option<String>,
+    projection: Option<String>,
+}
+
+/// The three sources of every value: the graph, its metadata, the flags.
+struct Sources<'g> {
+    g: &'g OnnxGraph,
+    md: &'g BTreeMap<String, String>,
+    o: &'g Overrides,
+    prefix: String,
+}
+
+impl Sources<'_> {
+    fn name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    fn matrix(&self, n: &str) -> Result<[usize; 2]> {
+        let dims = self.g.initializer_dims(n).ok_or_else(|| anyhow!("missing tensor {n}"))?;
+        match dims.as_slice() {
             [r, c] => Ok([*r, *c]),
             other => bail!("tensor {n} has shape {other:?}, expected a matrix"),
         }
-    };
-
-    let q = matrix(&name("layers.0.attention.query_projection.weight"))?;
-    let vw = matrix(&name("layers.0.attention.value_projection.weight"))?;
-    let ff = matrix(&name("layers.0.linear1.weight"))?;
-    let d_model = q[1];
-    let mut n_layers = 0u32;
-    while g.has_initializer(&name(&format!("layers.{n_layers}.attention.query_projection.weight"))) {
-        n_layers += 1;
     }
 
-    let inputs = g.inputs();
-    let data_input = inputs.first().cloned().ok_or_else(|| anyhow!("the graph has no inputs"))?;
-    let form_from_graph = if inputs.len() > 1 { Form::Step } else { Form::Sequence };
-    let form = match md.get("linrt.form").map(String::as_str) {
-        None => form_from_graph,
-        Some(f) if f == form_from_graph.name() => form_from_graph,
-        Some(f) => {
-            bail!("contradictory form: metadata linrt.form says {f}, the graph's inputs say {}", form_from_graph.name())
+    fn widths(&self) -> Result<Widths> {
+        let q = self.matrix(&self.name("layers.0.attention.query_projection.weight"))?;
+        let vw = self.matrix(&self.name("layers.0.attention.value_projection.weight"))?;
+        let ff = self.matrix(&self.name("layers.0.linear1.weight"))?;
+        let mut n_layers = 0u32;
+        while self.g.has_initializer(&self.name(&format!("layers.{n_layers}.attention.query_projection.weight"))) {
+            n_layers += 1;
         }
-    };
-
-    let n_heads = Field::new("n_heads", "--n-heads")
-        .add("metadata", meta::<u32>(md, "n_heads")?)
-        .add("--n-heads", o.n_heads)
-        .add("the graph", heads_from_graph(g, form, &inputs, &prefix, q[0])?)
-        .resolve()?;
-    if n_heads == 0 || q[0] % n_heads as usize != 0 || vw[0] % n_heads as usize != 0 {
-        bail!("n_heads {n_heads} does not divide the query width {} and value width {}", q[0], vw[0]);
+        Ok(Widths { d_model: q[1], n_layers, query_rows: q[0], value_rows: vw[0], ff: ff[0] })
     }
-    let d_query = (q[0] / n_heads as usize) as u32;
-    let d_value = (vw[0] / n_heads as usize) as u32;
 
-    let ops = |op: &str| g.nodes().iter().any(|n| n.op_type == op);
-    let act_from_graph = if ops("Erf") || ops("Gelu") {
-        Some(Activation::Gelu)
-    } else if ops("Relu") {
-        Some(Activation::Relu)
-    } else {
-        None
-    };
-    let meta_act = match md.get("linrt.activation") {
-        Some(s) => Some(parse_activation(s).map_err(|e| anyhow!("metadata key linrt.activation: {e}"))?),
-        None => None,
-    };
-    let activation = Field::new("activation", "--activation")
-        .add("metadata", meta_act.map(named_act))
-        .add("--activation", o.activation.map(named_act))
-        .add("the graph", act_from_graph.map(named_act))
-        .resolve()?
-        .0;
+    /// Step form (state inputs) or sequence form; the metadata must agree.
+    fn form(&self, inputs: &[ValueInfo]) -> Result<Form> {
+        let from_graph = if inputs.len() > 1 { Form::Step } else { Form::Sequence };
+        match self.md.get("linrt.form").map(String::as_str) {
+            None => Ok(from_graph),
+            Some(f) if f == from_graph.name() => Ok(from_graph),
+            Some(f) => {
+                bail!("contradictory form: metadata linrt.form says {f}, the graph's inputs say {}", from_graph.name())
+            }
+        }
+    }
 
-    let meta_norm = match md.get("linrt.norm_placement") {
-        Some(s) => Some(parse_norm(s).map_err(|e| anyhow!("metadata key linrt.norm_placement: {e}"))?),
-        None => None,
-    };
-    let norm_placement = Field::new("norm_placement", "--norm")
-        .add("metadata", meta_norm.map(named_norm))
-        .add("--norm", o.norm_placement.map(named_norm))
-        .add("the graph", norm_from_graph(g, &prefix).map(named_norm))
-        .resolve()?
-        .0;
+    /// Heads, and the per-head query and value widths they imply.
+    fn heads(&self, form: Form, inputs: &[ValueInfo], w: &Widths) -> Result<(u32, u32, u32)> {
+        let n_heads = Field::new("n_heads", "--n-heads")
+            .add("metadata", meta::<u32>(self.md, "n_heads")?)
+            .add("--n-heads", self.o.n_heads)
+            .add("the graph", heads_from_graph(self.g, form, inputs, &self.prefix, w.query_rows)?)
+            .resolve()?;
+        let h = n_heads as usize;
+        if h == 0 || !w.query_rows.is_multiple_of(h) || !w.value_rows.is_multiple_of(h) {
+            bail!(
+                "n_heads {n_heads} does not divide the query width {} and value width {}",
+                w.query_rows,
+                w.value_rows
+            );
+        }
+        Ok((n_heads, (w.query_rows / n_heads as usize) as u32, (w.value_rows / n_heads as usize) as u32))
+    }
 
-    let (feature_map, feature_dim, feature_params) = feature_map(g, md, &prefix)?;
+    fn activation(&self) -> Result<Activation> {
+        let ops = |op: &str| self.g.nodes().iter().any(|n| n.op_type == op);
+        let from_graph = if ops("Erf") || ops("Gelu") {
+            Some(Activation::Gelu)
+        } else if ops("Relu") {
+            Some(Activation::Relu)
+        } else {
+            None
+        };
+        let from_meta = match self.md.get("linrt.activation") {
+            Some(s) => Some(parse_activation(s).map_err(|e| anyhow!("metadata key linrt.activation: {e}"))?),
+            None => None,
+        };
+        Ok(Field::new("activation", "--activation")
+            .add("metadata", from_meta.map(named_act))
+            .add("--activation", self.o.activation.map(named_act))
+            .add("the graph", from_graph.map(named_act))
+            .resolve()?
+            .0)
+    }
 
-    let layernorm_eps = Field::new("layernorm_eps", "--layernorm-eps")
-        .add("metadata", meta::<f32>(md, "layernorm_eps")?)
-        .add("--layernorm-eps", o.layernorm_eps)
-        .add("the graph", single("LayerNormalization epsilon", layer_norm_eps(g))?)
-        .resolve()?;
-    let attention_eps = Field::new("attention_eps", "--attention-eps")
-        .add("metadata", meta::<f32>(md, "attention_eps")?)
-        .add("--attention-eps", o.attention_eps)
-        .add("the graph", single("attention normaliser eps", normaliser_eps(g))?)
-        .resolve()?;
+    fn norm_placement(&self) -> Result<NormPlacement> {
+        let from_meta = match self.md.get("linrt.norm_placement") {
+            Some(s) => Some(parse_norm(s).map_err(|e| anyhow!("metadata key linrt.norm_placement: {e}"))?),
+            None => None,
+        };
+        Ok(Field::new("norm_placement", "--norm")
+            .add("metadata", from_meta.map(named_norm))
+            .add("--norm", self.o.norm_placement.map(named_norm))
+            .add("the graph", norm_from_graph(self.g, &self.prefix).map(named_norm))
+            .resolve()?
+            .0)
+    }
 
-    let final_norm_in_graph = g.has_initializer(&name("norm.weight"));
-    Field::new("final_norm", "(weights)")
-        .add("metadata", meta_bool(md, "final_norm")?)
-        .add("the graph", Some(final_norm_in_graph))
-        .resolve()?;
+    /// The LayerNorm eps and the attention normaliser's eps.
+    fn eps(&self) -> Result<(f32, f32)> {
+        let layernorm_eps = Field::new("layernorm_eps", "--layernorm-eps")
+            .add("metadata", meta::<f32>(self.md, "layernorm_eps")?)
+            .add("--layernorm-eps", self.o.layernorm_eps)
+            .add("the graph", single("LayerNormalization epsilon", layer_norm_eps(self.g))?)
+            .resolve()?;
+        let attention_eps = Field::new("attention_eps", "--attention-eps")
+            .add("metadata", meta::<f32>(self.md, "attention_eps")?)
+            .add("--attention-eps", self.o.attention_eps)
+            .add("the graph", single("attention normaliser eps", normaliser_eps(self.g))?)
+            .resolve()?;
+        Ok((layernorm_eps, attention_eps))
+    }
 
-    // Input block.
-    let block = |flag: &Option<String>, conventional: &[&str]| -> Option<String> {
+    /// Whether the encoder ends in a norm: its weights say; the metadata must agree.
+    fn final_norm(&self) -> Result<bool> {
+        let in_graph = self.g.has_initializer(&self.name("norm.weight"));
+        Field::new("final_norm", "(weights)")
+            .add("metadata", meta_bool(self.md, "final_norm")?)
+            .add("the graph", Some(in_graph))
+            .resolve()?;
+        Ok(in_graph)
+    }
+
+    /// The module (`name.`) whose weight exists: the flag's, else a conventional name.
+    fn block(&self, flag: &Option<String>, conventional: &[&str]) -> Option<String> {
         let candidates: Vec<String> = match flag {
             Some(n) => vec![format!("{}.", n.trim_end_matches('.'))],
-            None => conventional.iter().flat_map(|c| [format!("{c}."), format!("{prefix}{c}.")]).collect(),
+            None => conventional.iter().flat_map(|c| [format!("{c}."), format!("{}{c}.", self.prefix)]).collect(),
         };
-        candidates.into_iter().find(|c| g.has_initializer(&format!("{c}weight")))
-    };
-    let tokens_in = matches!(data_input.elem_type, ONNX_INT64 | ONNX_INT32);
-    if !tokens_in && !matches!(data_input.elem_type, ONNX_FLOAT | ONNX_FLOAT16) {
-        bail!(
-            "input {} has ONNX element type {}; expected float32 or float16 vectors, or int64 token ids",
-            data_input.name,
-            data_input.elem_type
-        );
+        candidates.into_iter().find(|c| self.g.has_initializer(&format!("{c}weight")))
     }
-    let embedding = if tokens_in { block(&o.embedding, EMBEDDING_NAMES) } else { None };
-    let input_projection = if tokens_in { None } else { block(&o.input_projection, INPUT_PROJECTION_NAMES) };
-    let (input_kind, input_dim) = if tokens_in {
-        let e = embedding.clone().ok_or_else(|| {
-            anyhow!("input {} takes token ids but there is no embedding tensor (embedding.weight); name it with --embedding", data_input.name)
-        })?;
-        let [vocab, width] = matrix(&format!("{e}weight"))?;
-        if width != d_model {
-            bail!("tensor {e}weight has shape [{vocab}, {width}], expected [vocab, {d_model}]");
+
+    fn input_block(&self, data_input: &ValueInfo, d_model: usize) -> Result<InputBlock> {
+        let tokens_in = matches!(data_input.elem_type, ONNX_INT64 | ONNX_INT32);
+        if !tokens_in && !matches!(data_input.elem_type, ONNX_FLOAT | ONNX_FLOAT16) {
+            bail!(
+                "input {} has ONNX element type {}; expected float32 or float16 vectors, or int64 token ids",
+                data_input.name,
+                data_input.elem_type
+            );
         }
-        (InputKind::Tokens, vocab)
-    } else if let Some(p) = &input_projection {
-        let [rows, cols] = matrix(&format!("{p}weight"))?;
-        if rows != d_model {
-            bail!("tensor {p}weight has shape [{rows}, {cols}], expected [{d_model}, d_in]");
-        }
-        (InputKind::Vectors, cols)
-    } else {
-        (InputKind::Vectors, d_model)
-    };
-    let output_head = block(&o.output_head, OUTPUT_HEAD_NAMES);
-    let output_dim = match &output_head {
-        Some(h) => {
-            let [rows, cols] = matrix(&format!("{h}weight"))?;
-            if cols != d_model {
-                bail!("tensor {h}weight has shape [{rows}, {cols}], expected [d_out, {d_model}]");
+        let embedding = if tokens_in { self.block(&self.o.embedding, EMBEDDING_NAMES) } else { None };
+        let projection = if tokens_in { None } else { self.block(&self.o.input_projection, INPUT_PROJECTION_NAMES) };
+        let (kind, dim) = if tokens_in {
+            let e = embedding.clone().ok_or_else(|| {
+                anyhow!("input {} takes token ids but there is no embedding tensor (embedding.weight); name it with --embedding", data_input.name)
+            })?;
+            let [vocab, width] = self.matrix(&format!("{e}weight"))?;
+            if width != d_model {
+                bail!("tensor {e}weight has shape [{vocab}, {width}], expected [vocab, {d_model}]");
             }
-            rows
-        }
-        None => 0,
-    };
-
-    let meta_positional = match md.get("linrt.positional") {
-        Some(s) => Some(parse_positional(s).map_err(|e| anyhow!("metadata key linrt.positional: {e}"))?),
-        None => None,
-    };
-    let table_in_graph = g.has_initializer(POSITIONAL_TABLE).then_some(Positional::Sinusoidal);
-    let positional = Field::new("positional", "--positional")
-        .add("metadata", meta_positional.map(|p| Named(p, p.name())))
-        .add("--positional", o.positional.map(|p| Named(p, p.name())))
-        .add("the graph", table_in_graph.map(|p| Named(p, p.name())));
-    let positional = if positional.values.is_empty() {
-        // No source at all: fast-transformers' encoders add no position encoding.
-        Positional::None
-    } else {
-        positional.resolve()?.0
-    };
-    if positional != Positional::None && form == Form::Step {
-        bail!(
-            "a step-form ONNX has no position input; export the sequence form for a model with a {} position encoding",
-            positional.name()
-        );
+            (InputKind::Tokens, vocab)
+        } else if let Some(p) = &projection {
+            let [rows, cols] = self.matrix(&format!("{p}weight"))?;
+            if rows != d_model {
+                bail!("tensor {p}weight has shape [{rows}, {cols}], expected [{d_model}, d_in]");
+            }
+            (InputKind::Vectors, cols)
+        } else {
+            (InputKind::Vectors, d_model)
+        };
+        Ok(InputBlock { kind, dim, embedding, projection })
     }
 
-    let narrow = |v: usize, what: &str| u32::try_from(v).map_err(|_| anyhow!("{what} {v} is too large"));
-    let config = ModelConfig {
-        d_model: narrow(d_model, "d_model")?,
-        n_layers,
-        n_heads,
-        d_query,
-        d_value,
-        d_ff: narrow(ff[0], "d_ff")?,
-        activation,
-        norm_placement,
-        final_norm: final_norm_in_graph,
-        feature_map,
-        feature_dim,
-        feature_params,
-        attention_eps,
-        layernorm_eps,
-        input_kind,
-        positional,
-        input_dim: narrow(input_dim, "input_dim")?,
-        input_projection: input_projection.is_some(),
-        output_kind: if output_head.is_some() { OutputKind::Linear } else { OutputKind::Hidden },
-        output_dim: narrow(output_dim, "output_dim")?,
-    };
-    config.validate()?;
+    /// The output head's module and its width (None, 0: the hidden state is the output).
+    fn output_block(&self, d_model: usize) -> Result<(Option<String>, usize)> {
+        let head = self.block(&self.o.output_head, OUTPUT_HEAD_NAMES);
+        let dim = match &head {
+            Some(h) => {
+                let [rows, cols] = self.matrix(&format!("{h}weight"))?;
+                if cols != d_model {
+                    bail!("tensor {h}weight has shape [{rows}, {cols}], expected [d_out, {d_model}]");
+                }
+                rows
+            }
+            None => 0,
+        };
+        Ok((head, dim))
+    }
+
+    fn positional(&self, form: Form) -> Result<Positional> {
+        let from_meta = match self.md.get("linrt.positional") {
+            Some(s) => Some(parse_positional(s).map_err(|e| anyhow!("metadata key linrt.positional: {e}"))?),
+            None => None,
+        };
+        let table_in_graph = self.g.has_initializer(POSITIONAL_TABLE).then_some(Positional::Sinusoidal);
+        let field = Field::new("positional", "--positional")
+            .add("metadata", from_meta.map(|p| Named(p, p.name())))
+            .add("--positional", self.o.positional.map(|p| Named(p, p.name())))
+            .add("the graph", table_in_graph.map(|p| Named(p, p.name())));
+        let positional = if field.values.is_empty() {
+            // No source at all: fast-transformers' encoders add no position encoding.
+            Positional::None
+        } else {
+            field.resolve()?.0
+        };
+        if positional != Positional::None && form == Form::Step {
+            bail!(
+                "a step-form ONNX has no position input; export the sequence form for a model with a {} position encoding",
+                positional.name()
+            );
+        }
+        Ok(positional)
+    }
+}
+
+/// The widths the metadata states must be the weights'.
+fn metadata_agrees(md: &BTreeMap<String, String>, config: &ModelConfig) -> Result<()> {
     for (key, value) in [
         ("d_model", config.d_model),
         ("n_layers", config.n_layers),
@@ -386,7 +484,7 @@ pub fn infer(g: &OnnxGraph, o: &Overrides) -> Result<Inferred> {
             }
         }
     }
-    Ok(Inferred { config, form, prefix, embedding, input_projection, output_head, data_input })
+    Ok(())
 }
 
 /// One value if every occurrence agrees, None if there is none.
