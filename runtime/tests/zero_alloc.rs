@@ -217,12 +217,12 @@ fn no_allocation_in_the_recognizer() {
     let mut recognizer =
         Box::new(Recognizer::new(&model, info, EndpointConfig::default(), None, decoder, memory).unwrap());
 
-    // Ten streams of the sample in 10 ms chunks, partials and finals included:
+    // Three streams of the sample in 10 ms chunks (qemu runs this too), partials and finals included:
     // the finals are compared in place, so the callback allocates nothing either.
     let expected = ["one", "close", "it is"];
     let (mut heard, mut partials, mut wrong) = (0usize, 0usize, 0usize);
     let before = allocations();
-    for _ in 0..10 {
+    for _ in 0..3 {
         let mut on_event = |e: Event| match e {
             Event::Final(u) => {
                 wrong += usize::from(expected.get(heard % 3) != Some(&u.text) || u.words().len() == 0);
@@ -237,8 +237,8 @@ fn no_allocation_in_the_recognizer() {
         recognizer.finish(&mut on_event).unwrap();
     }
     assert_eq!(allocations() - before, 0, "heap allocations while recognizing");
-    assert_eq!((heard, wrong), (30, 0), "three commands per stream, each as said");
-    assert!(partials >= 30);
+    assert_eq!((heard, wrong), (9, 0), "three commands per stream, each as said");
+    assert!(partials >= 9);
 }
 
 #[test]
