@@ -75,6 +75,25 @@ def spec_augment(f, rng):
     return f
 
 
+def vocal_tract_warp(f, rng, mean, std, spread):
+    """Stretches the spectrum of a normalised utterance along the mel axis by a factor
+    drawn from [1 - spread, 1 + spread] (a vocal-tract-length perturbation): formants
+    move without the pitch or the tempo changing, which the audio augmentation (speed
+    moves all three together) cannot do. Warped in log-mel energies, then normalised
+    again; bins past the top edge repeat the last one."""
+    if spread <= 0:
+        return f
+    alpha = rng.uniform(1 - spread, 1 + spread)
+    bins = f.shape[1]
+    src = np.clip(np.arange(bins) * alpha, 0, bins - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, bins - 1)
+    w = (src - lo).astype(np.float32)
+    raw = f * std + mean
+    warped = raw[:, lo] * (1 - w) + raw[:, hi] * w
+    return ((warped - mean) / std).astype(np.float32)
+
+
 def greedy(logits):
     """Greedy CTC: best symbol per step, repeats merged, blanks dropped."""
     best = logits.argmax(-1)
@@ -190,6 +209,8 @@ def main():
     p.add_argument("--initial-shards", type=int, default=4)
     p.add_argument("--max-shards", type=int, default=24)
     p.add_argument("--steps-per-shard", type=int, default=1000)
+    p.add_argument("--warp", type=float, default=0.0,
+                   help="vocal-tract-length warp of the filterbank, factors 1 +- this (0: off, as the first cycles)")
     p.add_argument("--dev", type=int, default=300, help="dev utterances (training voices) for progress reports")
     p.add_argument("--dev-every", type=int, default=2000)
     p.add_argument("--checkpoint", default="checkpoint.pt", help="file name in --work")
@@ -265,7 +286,8 @@ def main():
             pool.grow(shards_at(step))
             print(f"step {step}: {len(pool.utts)} utterances in {pool.shards} shards", flush=True)
         run = pool.runs[rng.integers(len(pool.runs))]
-        xs = [torch.from_numpy(stack(spec_augment(pool.utts[i], rng))) for i in run]
+        xs = [torch.from_numpy(stack(spec_augment(vocal_tract_warp(pool.utts[i], rng, mean, std, a.warp), rng)))
+              for i in run]
         x_len = torch.tensor([x.shape[0] for x in xs])
         x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
         ys = [torch.tensor(pool.labels[i]) for i in run]
