@@ -39,6 +39,13 @@ impl DType {
     }
 }
 
+/// The packed int8 layout of a stored matrix (layout code 1, runtime/FORMAT.md):
+/// rows in groups of this many, each group stored as blocks of
+/// [`INT8_PACK_COLS`] columns of its rows back to back, zero-padded.
+pub const INT8_PACK_ROWS: usize = 4;
+/// Columns per block in the packed int8 layout.
+pub const INT8_PACK_COLS: usize = 64;
+
 macro_rules! tensor_roles {
     ($($variant:ident = $code:literal, $name:literal;)+) => {
         /// What a tensor is for. Per-layer roles are combined with a layer index.

@@ -11,7 +11,8 @@ use super::{
 };
 use crate::config::{ModelConfig, Positional};
 use crate::error::Error;
-use crate::kernels::{Matrix, Weights, PACK_COLS, PACK_ROWS};
+use crate::kernels::{Matrix, Weights};
+use crate::tensor::{INT8_PACK_COLS, INT8_PACK_ROWS};
 
 /// Widest int8 matrix: 127 · 127 · 131072 < 2³¹, so i32 accumulation cannot overflow.
 pub const MAX_INT8_COLS: u32 = 1 << 17;
@@ -188,8 +189,8 @@ impl<'a> Model<'a> {
         let elements = spec.dims[0] as u64 * spec.dims[1] as u64;
         let data_size = if packed {
             // In u64: on 32-bit targets the padded size of hostile dims overflows usize.
-            (spec.dims[0] as u64).next_multiple_of(PACK_ROWS as u64)
-                * (spec.dims[1] as u64).next_multiple_of(PACK_COLS as u64)
+            (spec.dims[0] as u64).next_multiple_of(INT8_PACK_ROWS as u64)
+                * (spec.dims[1] as u64).next_multiple_of(INT8_PACK_COLS as u64)
         } else {
             elements * dtype.size()
         };

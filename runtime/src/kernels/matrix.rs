@@ -17,10 +17,12 @@ pub enum Weights<'a> {
     I8Packed { q: &'a [i8], scales: &'a [f32] },
 }
 
-/// Rows per group in the packed int8 layout.
-pub const PACK_ROWS: usize = 4;
+/// Rows per group in the packed int8 layout: the file's ([`crate::tensor`]), which
+/// the kernels read as it is. A kernel wanting another tile rearranges the file's
+/// layout into its own (a backend's `prepare`), not the other way around.
+pub const PACK_ROWS: usize = crate::tensor::INT8_PACK_ROWS;
 /// Columns per block in the packed int8 layout.
-pub const PACK_COLS: usize = 64;
+pub const PACK_COLS: usize = crate::tensor::INT8_PACK_COLS;
 
 /// Bytes of a packed int8 matrix: rows and columns padded to the group and block size.
 pub fn packed_len(rows: usize, cols: usize) -> usize {
