@@ -173,10 +173,8 @@ fn no_allocation_in_the_beam_decoder() {
 
 #[test]
 fn no_allocation_in_the_recognizer() {
-    use linrt::asr::{AsrInfo, Decoder, Event, Recognizer, RecognizerMemory, RecognizerSizes, WordSpan};
-    use linrt::decode::{
-        BeamConfig, BeamMemory, Candidate, DecodedWord, EndpointConfig, Hypothesis, Lexicon, TrieNode,
-    };
+    use linrt::asr::{AsrInfo, Decoder, Event, Recognizer, RecognizerBuffers, RecognizerSizes};
+    use linrt::decode::{BeamBuffers, BeamConfig, EndpointConfig, Lexicon, TrieNode};
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/asr-commands");
     let file = linrt::ModelFile::open(root.join("asr-commands.int8.lrt")).unwrap();
@@ -192,28 +190,11 @@ fn no_allocation_in_the_recognizer() {
     assert_eq!(info.insert_words(&mut lexicon).unwrap(), info.word_count());
     lexicon.finish();
     let config = BeamConfig { beam: 16, ..BeamConfig::default() };
-    let s = config.sizes(info.symbols()).unwrap();
-    let (mut hypotheses, mut decoded) =
-        (vec![Hypothesis::default(); s.hypotheses], vec![DecodedWord::default(); s.words]);
-    let (mut candidates, mut log_probs) = (vec![Candidate::default(); s.candidates], vec![0f32; s.log_probs]);
-    let memory = BeamMemory {
-        hypotheses: &mut hypotheses,
-        words: &mut decoded,
-        candidates: &mut candidates,
-        log_probs: &mut log_probs,
-    };
-    let decoder = Decoder::beam(&info, config, &lexicon, None, None, memory).unwrap();
+    let mut beam_buffers = BeamBuffers::new(&config, info.symbols()).unwrap();
+    let decoder = Decoder::beam(&info, config, &lexicon, None, None, beam_buffers.memory()).unwrap();
     let sizes = RecognizerSizes::new(&model, &info, None, Some(&config)).unwrap();
-    let (mut arena, mut floats) = (vec![0u8; sizes.arena_bytes], vec![0f32; sizes.floats]);
-    let (mut words, mut finals) = (vec![WordSpan::default(); sizes.words], vec![DecodedWord::default(); sizes.finals]);
-    let mut text = vec![0u8; sizes.text_bytes];
-    let memory = RecognizerMemory {
-        arena: &mut arena,
-        floats: &mut floats,
-        words: &mut words,
-        finals: &mut finals,
-        text: &mut text,
-    };
+    let mut buffers = RecognizerBuffers::new(&sizes);
+    let memory = buffers.memory();
     let mut recognizer =
         Box::new(Recognizer::new(&model, info, EndpointConfig::default(), None, decoder, memory).unwrap());
 

@@ -132,9 +132,10 @@ impl<'m> Decoder<'m> {
     ) -> Result<(), Error> {
         match self {
             Decoder::Greedy(d) => {
+                let separator = info.separator();
                 let mut in_word = false;
                 for token in d.tokens() {
-                    if Some(token.id) == info.separator() {
+                    if Some(token.id) == separator {
                         in_word = false;
                         continue;
                     }

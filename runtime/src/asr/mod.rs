@@ -12,4 +12,6 @@ pub mod recognizer;
 
 pub use decoder::{Decoder, WordSpan};
 pub use info::AsrInfo;
+#[cfg(feature = "std")]
+pub use recognizer::RecognizerBuffers;
 pub use recognizer::{Event, Recognizer, RecognizerMemory, RecognizerSizes, Utterance, Word};

@@ -92,6 +92,41 @@ pub struct RecognizerMemory<'m> {
     pub text: &'m mut [u8],
 }
 
+/// A recognizer's memory owned on the heap, for callers with `std`
+/// ([`RecognizerMemory`] borrows from it). The arena is held as 32-bit words, so it
+/// has the alignment the session needs whatever the allocator gives bytes.
+#[cfg(feature = "std")]
+pub struct RecognizerBuffers {
+    arena: std::vec::Vec<u32>,
+    floats: std::vec::Vec<f32>,
+    words: std::vec::Vec<WordSpan>,
+    finals: std::vec::Vec<DecodedWord>,
+    text: std::vec::Vec<u8>,
+}
+
+#[cfg(feature = "std")]
+impl RecognizerBuffers {
+    pub fn new(sizes: &RecognizerSizes) -> Self {
+        RecognizerBuffers {
+            arena: std::vec![0; sizes.arena_bytes.div_ceil(4)],
+            floats: std::vec![0.0; sizes.floats],
+            words: std::vec![WordSpan::default(); sizes.words],
+            finals: std::vec![DecodedWord::default(); sizes.finals],
+            text: std::vec![0; sizes.text_bytes],
+        }
+    }
+
+    pub fn memory(&mut self) -> RecognizerMemory<'_> {
+        RecognizerMemory {
+            arena: bytemuck::cast_slice_mut(&mut self.arena),
+            floats: &mut self.floats,
+            words: &mut self.words,
+            finals: &mut self.finals,
+            text: &mut self.text,
+        }
+    }
+}
+
 /// Seconds of context the model's state keeps while it waits for speech, and after
 /// an endpoint. The shipped model was trained on utterances with 0.1-0.6 s of
 /// silence before the speech; over an hour of commands (tests/asr_stream.rs, in an

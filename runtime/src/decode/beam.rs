@@ -642,6 +642,39 @@ impl<'m> BeamDecoder<'m> {
     }
 }
 
+/// A decoder's memory owned on the heap, for callers with `std` ([`BeamMemory`]
+/// borrows from it).
+#[cfg(feature = "std")]
+pub struct BeamBuffers {
+    hypotheses: std::vec::Vec<Hypothesis>,
+    words: std::vec::Vec<DecodedWord>,
+    candidates: std::vec::Vec<Candidate>,
+    log_probs: std::vec::Vec<f32>,
+}
+
+#[cfg(feature = "std")]
+impl BeamBuffers {
+    /// Sized by [`BeamConfig::sizes`] for a model with `symbols` outputs.
+    pub fn new(config: &BeamConfig, symbols: usize) -> Result<Self, Error> {
+        let s = config.sizes(symbols)?;
+        Ok(BeamBuffers {
+            hypotheses: std::vec![Hypothesis::default(); s.hypotheses],
+            words: std::vec![DecodedWord::default(); s.words],
+            candidates: std::vec![Candidate::default(); s.candidates],
+            log_probs: std::vec![0.0; s.log_probs],
+        })
+    }
+
+    pub fn memory(&mut self) -> BeamMemory<'_> {
+        BeamMemory {
+            hypotheses: &mut self.hypotheses,
+            words: &mut self.words,
+            candidates: &mut self.candidates,
+            log_probs: &mut self.log_probs,
+        }
+    }
+}
+
 fn completed(h: &Hypothesis, word: WordId) -> DecodedWord {
     let mean = h.partial_log_prob / h.partial_len.max(1) as f32;
     DecodedWord { word, start: h.partial_start, end: h.partial_end, confidence: libm::expf(mean).clamp(0.0, 1.0) }

@@ -12,6 +12,8 @@ pub mod lexicon;
 pub mod sampling;
 pub mod text;
 
+#[cfg(feature = "std")]
+pub use beam::BeamBuffers;
 pub use beam::{BeamConfig, BeamDecoder, BeamMemory, BeamSizes, Candidate, DecodedWord, Hypothesis};
 pub use ctc::{CtcDecoder, Token, MAX_TOKENS};
 pub use endpoint::{EndpointConfig, EndpointRule};

@@ -9,11 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use linrt::asr::{self, Decoder, RecognizerMemory, RecognizerSizes, WordSpan};
+use linrt::asr::{self, Decoder, RecognizerBuffers, RecognizerSizes};
 use linrt::decode::EndpointConfig;
 use linrt::decode::{
-    BeamConfig, BeamMemory, Candidate, DecodedWord, Grammar, GrammarArc, Hotword, Hotwords, Hypothesis, Lexicon,
-    SlotDef, TrieNode, WordId, GRAMMAR_STATES,
+    BeamBuffers, BeamConfig, Grammar, GrammarArc, Hotword, Hotwords, Lexicon, SlotDef, TrieNode, WordId, GRAMMAR_STATES,
 };
 use linrt::{KernelPath, Model};
 
@@ -209,15 +208,9 @@ impl Tables {
             Some((name, text)) => {
                 lexicon.insert_list(text, &vocabulary, &skip).map_err(|e| located(name, text, e))?;
             }
+            // Line n of the error is the model's n-th word.
             None => {
-                let mut failed = None;
-                info.for_each_word(|i, w| {
-                    let token = linrt::decode::text::Token { text: w, line: i as u32 + 1, column: 1 };
-                    lexicon.insert_text(token, &vocabulary, &skip).map(|_| ()).inspect_err(|e| {
-                        failed = Some(anyhow!("the model's app.words entry {i} ({w:?}): {e}"));
-                    })
-                })
-                .map_err(|e| failed.take().unwrap_or_else(|| anyhow!("the model's app.words: {e}")))?;
+                info.insert_words(&mut lexicon).map_err(|e| anyhow!("the model's app.words: {e}"))?;
             }
         }
         let grammar = match &sources.grammar {
@@ -245,35 +238,6 @@ impl Tables {
     }
 }
 
-/// The beam decoder's working memory.
-pub struct BeamBuffers {
-    hypotheses: Vec<Hypothesis>,
-    words: Vec<DecodedWord>,
-    candidates: Vec<Candidate>,
-    log_probs: Vec<f32>,
-}
-
-impl BeamBuffers {
-    pub fn new(config: &BeamConfig, symbols: usize) -> Result<Self> {
-        let s = config.sizes(symbols)?;
-        Ok(BeamBuffers {
-            hypotheses: vec![Hypothesis::default(); s.hypotheses],
-            words: vec![DecodedWord::default(); s.words],
-            candidates: vec![Candidate::default(); s.candidates],
-            log_probs: vec![0.0; s.log_probs],
-        })
-    }
-
-    fn memory(&mut self) -> BeamMemory<'_> {
-        BeamMemory {
-            hypotheses: &mut self.hypotheses,
-            words: &mut self.words,
-            candidates: &mut self.candidates,
-            log_probs: &mut self.log_probs,
-        }
-    }
-}
-
 /// Builds the decoder `options` ask for and a recognizer for `model` around it,
 /// and runs `f` with it. Word lists and grammars are read and checked first, so a
 /// bad one is reported before any audio is read.
@@ -293,25 +257,16 @@ pub fn with_recognizer<R>(
         DecoderKind::Beam => Some(tables.build(&info, &sources, options.hotword_weight)?),
         DecoderKind::Greedy => None,
     };
-    let mut buffers = BeamBuffers::new(&config, info.symbols())?;
+    let mut beam_buffers = BeamBuffers::new(&config, info.symbols())?;
     let decoder = match &vocabulary {
-        Some(v) => Decoder::beam(&info, config, &v.lexicon, v.grammar.as_ref(), v.hotwords.as_ref(), buffers.memory())?,
+        Some(v) => {
+            Decoder::beam(&info, config, &v.lexicon, v.grammar.as_ref(), v.hotwords.as_ref(), beam_buffers.memory())?
+        }
         None => Decoder::greedy(&info),
     };
     let sizes = RecognizerSizes::new(model, &info, kernels, decoder.beam_config())?;
-    let mut arena = vec![0u8; sizes.arena_bytes];
-    let mut floats = vec![0f32; sizes.floats];
-    let mut words = vec![WordSpan::default(); sizes.words];
-    let mut finals = vec![DecodedWord::default(); sizes.finals];
-    let mut text = vec![0u8; sizes.text_bytes];
-    let memory = RecognizerMemory {
-        arena: &mut arena,
-        floats: &mut floats,
-        words: &mut words,
-        finals: &mut finals,
-        text: &mut text,
-    };
-    let inner = asr::Recognizer::new(model, info, endpoint, kernels, decoder, memory)
+    let mut recognizer_buffers = RecognizerBuffers::new(&sizes);
+    let inner = asr::Recognizer::new(model, info, endpoint, kernels, decoder, recognizer_buffers.memory())
         .map_err(|e| anyhow!("cannot start the recognizer: {e}"))?;
     f(&mut Recognizer::new(inner))
 }

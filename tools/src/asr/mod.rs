@@ -7,6 +7,7 @@
 pub mod decoding;
 pub mod recognizer;
 
-pub use decoding::{with_recognizer, BeamBuffers, DecodeOptions, DecoderKind, Tables, Vocabulary};
+pub use decoding::{with_recognizer, DecodeOptions, DecoderKind, Tables, Vocabulary};
 pub use linrt::asr::AsrInfo;
+pub use linrt::decode::BeamBuffers;
 pub use recognizer::{Event, Recognizer, Utterance, Word};
