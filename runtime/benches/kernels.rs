@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
                     ("f16", Weights::F16(&w16)),
                     ("int8", Weights::I8Packed { q: &w8, scales: &scales }),
                 ] {
-                    let m = Matrix { weights, rows, cols };
+                    let m = Matrix::new(weights, rows, cols);
                     // Quantizing the input is part of an int8 matmul's cost: measured inside.
                     group.bench_function(BenchmarkId::new(dtype, path.name()), |bench| {
                         bench.iter(|| {

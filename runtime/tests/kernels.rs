@@ -39,7 +39,7 @@ fn case(rows: usize, cols: usize, seed: u64) -> Case {
 }
 
 fn run(k: &Kernels, c: &Case, weights: Weights, x: &[f32]) -> Vec<f32> {
-    let m = Matrix { weights, rows: c.rows, cols: c.cols };
+    let m = Matrix::new(weights, c.rows, c.cols);
     let mut y = vec![0f32; c.rows];
     let mut scratch = vec![0f32; c.cols.div_ceil(4) + 1];
     let a = k.activations(x, 1, c.cols, m.is_int8(), &mut scratch);
@@ -90,22 +90,29 @@ fn matrix_matrix_matches_matrix_vector() {
         for t in [1, 2, 3, 4, 5, 9, 16, 17, 21, 70] {
             let mut rng = Rng::from_state(t as u64);
             let x: Vec<f32> = (0..t * cols).map(|_| 2.0 * rng.unit()).collect();
+            // The same matrix rearranged into panels (what the CPU backend prepares
+            // for the AVX-512 kernel; paths without a panel kernel ignore them).
+            let mut panels = vec![0u8; linrt::kernels::panels::panels_len(rows, cols)];
+            linrt::kernels::panels::write_panels(&c.p8, rows, cols, &mut panels);
             for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
                 let k = Kernels::with_path(path).unwrap();
                 let packed = Weights::I8Packed { q: &c.p8, scales: &c.s8 };
-                let m = Matrix { weights: packed, rows, cols };
-                let mut scratch = vec![0f32; t * (cols.div_ceil(4) + 1)];
-                let a = k.activations(&x, t, cols, true, &mut scratch);
-                let mut y = vec![0f32; t * rows];
-                k.matmul(&m, &c.b, &a, &mut y);
-                for p in 0..t {
-                    let one = run(&scalar, &c, packed, &x[p * cols..(p + 1) * cols]);
-                    assert_eq!(
-                        &y[p * rows..(p + 1) * rows],
-                        &one[..],
-                        "{} t={t} {rows}x{cols} position {p}",
-                        path.name()
-                    );
+                for prepared in [None, Some(&panels[..])] {
+                    let m = Matrix { panels: prepared, ..Matrix::new(packed, rows, cols) };
+                    let mut scratch = vec![0f32; t * (cols.div_ceil(4) + 1)];
+                    let a = k.activations(&x, t, cols, true, &mut scratch);
+                    let mut y = vec![0f32; t * rows];
+                    k.matmul(&m, &c.b, &a, &mut y);
+                    for p in 0..t {
+                        let one = run(&scalar, &c, packed, &x[p * cols..(p + 1) * cols]);
+                        assert_eq!(
+                            &y[p * rows..(p + 1) * rows],
+                            &one[..],
+                            "{} t={t} {rows}x{cols} position {p}, panels {}",
+                            path.name(),
+                            prepared.is_some()
+                        );
+                    }
                 }
             }
         }
@@ -125,7 +132,7 @@ fn float_matrix_matrix_matches_scalar_matrix_vector() {
             let x: Vec<f32> = (0..t * cols + 1).map(|_| 2.0 * rng.unit()).collect();
             let x = &x[1..];
             for (dtype, weights) in [("f32", Weights::F32(&c.w)), ("f16", Weights::F16(&c.w16))] {
-                let m = Matrix { weights, rows, cols };
+                let m = Matrix::new(weights, rows, cols);
                 for path in ALL_PATHS.iter().copied().filter(|p| p.is_supported()) {
                     let k = Kernels::with_path(path).unwrap();
                     let a = k.activations(x, t, cols, false, &mut []);
@@ -286,7 +293,7 @@ fn int8_weights_also_take_unquantized_inputs() {
     let c = case(9, 70, 5);
     let k = Kernels::detect();
     for weights in [Weights::I8 { q: &c.w8, scales: &c.s8, block: 0 }, Weights::I8Packed { q: &c.p8, scales: &c.s8 }] {
-        let m = Matrix { weights, rows: c.rows, cols: c.cols };
+        let m = Matrix::new(weights, c.rows, c.cols);
         let mut y = vec![0f32; c.rows];
         let a = k.activations(&c.x[..c.cols], 1, c.cols, false, &mut []);
         k.matmul(&m, &c.b, &a, &mut y);

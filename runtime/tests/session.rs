@@ -470,8 +470,9 @@ fn backend_forward_over_streams_and_positions_equals_sessions() {
                 "config {i}: state + workspace = arena"
             );
             let cpu = Cpu::new(None).unwrap();
-            let mut nothing = [0u8; 0];
-            let prepared = cpu.prepare(&model, &mut nothing).unwrap();
+            // Panels where this CPU's path reads them (AVX-512); nothing elsewhere.
+            let mut prepared_mem = vec![0u8; cpu.prepared_bytes(&model).unwrap()];
+            let prepared = cpu.prepare(&model, &mut prepared_mem).unwrap();
             let mut ws_mem = vec![0f32; Workspace::floats_for(&model, b * t).unwrap()];
             let mut ws = Workspace::new(&model, &mut ws_mem, b * t).unwrap();
             let mut state_mem = vec![0f32; b * state_floats];
@@ -532,5 +533,82 @@ fn backend_forward_over_streams_and_positions_equals_sessions() {
                 Err(Error::BadChunkLength { .. })
             ));
         }
+    }
+}
+
+/// Prepared panels, the layout the AVX-512 int8 kernel wants: through a table whose
+/// panel kernel is the scalar twin (counting its calls), the CPU backend's prepare
+/// rearranges every packed int8 matrix once, the forward pass then runs them from the
+/// panels, and the outputs are the bits of the file's layout, through the backend and
+/// through sessions sharing the prepared weights. On every host, whatever its CPU.
+#[test]
+fn prepared_panels_give_the_bits_of_the_file_layout() {
+    use linrt::kernels::{panels, table::SCALAR, KernelTable};
+    use linrt::{Backend, Cpu, CpuPrepared, KernelPath, Kernels, StreamState, Workspace};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    fn counting(p: &[u8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        panels::matmul_i8_panels(p, scales, b, xq, xs, cols, y)
+    }
+    static WITH_PANELS: KernelTable = KernelTable { matmul_i8_panels: Some((2, counting)), ..SCALAR };
+    // SAFETY: every entry is portable Rust.
+    let kernels = unsafe { Kernels::with_table(KernelPath::Scalar, &WITH_PANELS) };
+    let cpu = Cpu::with_kernels(kernels);
+    for (i, cfg) in configs().into_iter().enumerate() {
+        let bytes = AlignedBytes::from_slice(&common::random_model_dtype(&cfg, 70 + i as u64, linrt::DType::I8));
+        let model = bytes.model().unwrap();
+        let needed = cpu.prepared_bytes(&model).unwrap();
+        assert!(needed > 0, "config {i}");
+        let mut short = vec![0u8; needed - 1];
+        assert!(matches!(cpu.prepare(&model, &mut short), Err(Error::ArenaTooSmall { .. })), "config {i}");
+        let mut arena = vec![0u8; needed];
+        let prepared = cpu.prepare(&model, &mut arena).unwrap();
+        assert!(prepared.has_panels());
+        let plain = CpuPrepared::unprepared(&model);
+
+        let (b, t) = (2, 5);
+        let data = inputs(&cfg, 16, 3 + i as u64);
+        let rows_in = match &data {
+            Data::Tokens(ids) => Inputs::Tokens(&ids[..b * t]),
+            Data::Vectors(v) => Inputs::Vectors(&v[..b * t * cfg.input_width()]),
+        };
+        let run = |weights: &CpuPrepared| {
+            let state_floats = StreamState::floats_for(&cfg).unwrap();
+            let mut ws_mem = vec![0f32; Workspace::floats_for(&model, b * t).unwrap()];
+            let mut ws = Workspace::new(&model, &mut ws_mem, b * t).unwrap();
+            let mut state_mem = vec![0f32; b * state_floats];
+            let mut states: Vec<StreamState> =
+                state_mem.chunks_exact_mut(state_floats).map(|m| StreamState::new(&model, m).unwrap()).collect();
+            let mut refs: Vec<&mut StreamState> = states.iter_mut().collect();
+            let mut out = vec![0f32; b * t * cfg.output_dim()];
+            cpu.forward(weights, &mut ws, &mut refs, rows_in, &mut out).unwrap();
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let before = CALLS.load(Ordering::Relaxed);
+        let from_panels = run(&prepared);
+        let calls = CALLS.load(Ordering::Relaxed) - before;
+        // q, k, v, out and the two feed-forward matrices of every layer, at least.
+        assert!(calls >= 6 * cfg.n_layers as usize, "config {i}: {calls} panel calls");
+        let before = CALLS.load(Ordering::Relaxed);
+        assert_eq!(from_panels, run(&plain), "config {i}: backend");
+        assert_eq!(CALLS.load(Ordering::Relaxed), before, "config {i}: unprepared weights use no panels");
+
+        // Sessions (on the kernels this CPU runs: through the AVX-512 panel kernel
+        // where there is one): on the prepared weights and on the file's, one chunk.
+        let opts = SessionOptions { max_chunk: t, ..SessionOptions::default() };
+        let mut a1 = vec![0u8; model.arena_bytes(opts).unwrap()];
+        let mut a2 = a1.clone();
+        let mut on_panels = Session::with_prepared(&prepared, &mut a1, opts).unwrap();
+        let mut on_file = Session::new(&model, &mut a2, opts).unwrap();
+        let chunk = match &data {
+            Data::Tokens(ids) => Inputs::Tokens(&ids[..t]),
+            Data::Vectors(v) => Inputs::Vectors(&v[..t * cfg.input_width()]),
+        };
+        let (mut o1, mut o2) = (vec![0f32; t * cfg.output_dim()], vec![0f32; t * cfg.output_dim()]);
+        on_panels.step_chunk(chunk, &mut o1).unwrap();
+        on_file.step_chunk(chunk, &mut o2).unwrap();
+        assert!(o1.iter().zip(&o2).all(|(x, y)| x.to_bits() == y.to_bits()), "config {i}: session");
     }
 }

@@ -235,7 +235,9 @@ fn no_allocation_in_backend_forward_passes() {
         let model = bytes.model().unwrap();
         let (b, t) = (4, 2);
         let cpu = Cpu::new(None).unwrap();
-        let prepared = cpu.prepare(&model, &mut []).unwrap();
+        // Panels where this CPU's path reads them (AVX-512); nothing elsewhere.
+        let mut prepared_mem = vec![0u8; cpu.prepared_bytes(&model).unwrap()];
+        let prepared = cpu.prepare(&model, &mut prepared_mem).unwrap();
         let mut ws_mem = vec![0f32; Workspace::floats_for(&model, b * t).unwrap()];
         let mut ws = Workspace::new(&model, &mut ws_mem, b * t).unwrap();
         let n = StreamState::floats_for(&cfg).unwrap();

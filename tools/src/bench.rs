@@ -25,7 +25,9 @@ pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Opt
     let cfg = model.config();
     let opts = SessionOptions { max_chunk: 1, kernels };
     let mut arena = vec![0u8; model.arena_bytes(opts)?];
-    let mut session = Session::new(model, &mut arena, opts)?;
+    let mut prepared = Vec::new();
+    let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
+    let mut session = Session::with_prepared(&weights, &mut arena, opts)?;
     let mut out = vec![0f32; cfg.output_dim()];
     let width = cfg.input_width();
     let vector: Vec<f32> = (0..width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
@@ -51,7 +53,9 @@ pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<Ke
     let cfg = model.config();
     let opts = SessionOptions { max_chunk: t, kernels };
     let mut arena = vec![0u8; model.arena_bytes(opts)?];
-    let mut session = Session::new(model, &mut arena, opts)?;
+    let mut prepared = Vec::new();
+    let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
+    let mut session = Session::with_prepared(&weights, &mut arena, opts)?;
     let width = cfg.input_width();
     let tokens: Vec<u32> = (0..t).map(|i| ((i as u64 * 7919) % cfg.input_dim as u64) as u32).collect();
     let vectors: Vec<f32> = (0..t * width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
@@ -92,10 +96,12 @@ pub fn batch_times(model: &Model, b: usize, steps: usize, kernels: Option<Kernel
     let mut arenas: Vec<Vec<u8>> = (0..b)
         .map(|s| model.arena_bytes(if s == 0 { wide } else { one }).map(|n| vec![0u8; n]))
         .collect::<Result<_, _>>()?;
+    let mut prepared = Vec::new();
+    let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
     let mut sessions: Vec<Session> = arenas
         .iter_mut()
         .enumerate()
-        .map(|(s, a)| Session::new(model, a, if s == 0 { wide } else { one }))
+        .map(|(s, a)| Session::with_prepared(&weights, a, if s == 0 { wide } else { one }))
         .collect::<Result<_, _>>()?;
     let width = cfg.input_width();
     let vectors: Vec<f32> = (0..b * width).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();

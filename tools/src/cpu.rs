@@ -32,3 +32,16 @@ pub fn chosen(request: Option<KernelPath>) -> Result<Kernels> {
         Some(p) => Ok(Kernels::with_path(p)?),
     }
 }
+
+/// The model's weights as `request`'s kernel path runs them: on AVX-512 its packed
+/// int8 matrices rearranged once into panels (in `mem`), elsewhere the file as it is.
+pub fn prepare<'m>(
+    model: &linrt::Model<'m>,
+    request: Option<KernelPath>,
+    mem: &'m mut Vec<u8>,
+) -> Result<linrt::CpuPrepared<'m>> {
+    use linrt::Backend;
+    let cpu = linrt::Cpu::with_kernels(chosen(request)?);
+    mem.resize(cpu.prepared_bytes(model)?, 0);
+    Ok(cpu.prepare(model, mem)?)
+}

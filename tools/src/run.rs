@@ -90,7 +90,9 @@ pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize, kernels: Optio
     let chunk = chunk.min(t.max(1));
     let opts = SessionOptions { max_chunk: chunk, kernels };
     let mut arena = vec![0u8; model.arena_bytes(opts)?];
-    let mut session = Session::new(model, &mut arena, opts)?;
+    let mut prepared = Vec::new();
+    let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
+    let mut session = Session::with_prepared(&weights, &mut arena, opts)?;
     let mut out = vec![0f32; t * d_out];
     for (c, out_chunk) in out.chunks_mut(chunk * d_out).enumerate() {
         let start = c * chunk;

@@ -307,6 +307,11 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// The directory index of `(role, layer)`.
+    pub(crate) fn tensor_index(&self, role: TensorRole, layer: u32) -> Result<usize, Error> {
+        self.index(role, layer)
+    }
+
     fn index(&self, role: TensorRole, layer: u32) -> Result<usize, Error> {
         index_of(&self.config, role, layer).ok_or(Error::BadConfig { field: role.name(), value: layer as u64 })
     }
@@ -334,7 +339,7 @@ impl<'a> Model<'a> {
                 Weights::I8 { q: self.i8_at(index)?, scales: self.scales_at(index)?, block: e.block_size as usize }
             }
         };
-        Ok(Matrix { weights, rows: e.dims[0] as usize, cols: e.dims[1] as usize })
+        Ok(Matrix::new(weights, e.dims[0] as usize, e.dims[1] as usize))
     }
 
     /// True when some matrix is int8 (sessions then reserve room for quantized activations).

@@ -162,8 +162,24 @@ impl Kernels {
         }
     }
 
+    /// `path` running `table` instead of its own: for tests and experiments with a
+    /// new table before it has a path of its own.
+    ///
+    /// # Safety
+    /// Every entry of `table` must run on this CPU, keeping the preconditions its
+    /// field states.
+    pub unsafe fn with_table(path: KernelPath, table: &'static KernelTable) -> Self {
+        Kernels { path, table }
+    }
+
     pub fn path(&self) -> KernelPath {
         self.path
+    }
+
+    /// True when this path has a panel kernel: the CPU backend's prepare then
+    /// rearranges packed int8 weights for it ([`super::panels`]).
+    pub fn uses_panels(&self) -> bool {
+        self.table.matmul_i8_panels.is_some()
     }
 
     /// Prepares `t` rows of `cols` values as the input of one or more matmuls. With
@@ -194,6 +210,22 @@ impl Kernels {
     pub fn matmul(&self, m: &Matrix, b: &[f32], a: &Activations, y: &mut [f32]) {
         let (rows, cols) = (m.rows, a.cols);
         let k = self.table;
+        // Several positions through panels prepared once for this path's kernel.
+        if let (Some(panels), Weights::I8Packed { scales, .. }, Some((xq, xs)), Some((fewest, kernel))) =
+            (m.panels, m.weights, a.quantized, k.matmul_i8_panels)
+        {
+            let t = xs.len();
+            if t >= fewest.max(2)
+                && y.len() >= t * rows
+                && b.len() == rows
+                && scales.len() >= rows
+                && panels.len() >= super::panels::panels_len(rows, cols)
+            {
+                // SAFETY: as below, the panels' length just checked.
+                unsafe { kernel(panels, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows]) };
+                return;
+            }
+        }
         // Several positions and packed int8: the path's matrix-matrix kernel, where it
         // has one, reads each block of weight rows once for several positions.
         if let (Weights::I8Packed { q, scales }, Some((xq, xs)), Some((fewest, kernel))) =

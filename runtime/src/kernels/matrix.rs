@@ -48,9 +48,17 @@ pub struct Matrix<'a> {
     pub weights: Weights<'a>,
     pub rows: usize,
     pub cols: usize,
+    /// Packed int8 weights rearranged once by a backend's prepare for its path's
+    /// panel kernel ([`super::panels`]); None where nothing was prepared.
+    pub panels: Option<&'a [u8]>,
 }
 
-impl Matrix<'_> {
+impl<'a> Matrix<'a> {
+    /// The matrix as stored, nothing prepared.
+    pub fn new(weights: Weights<'a>, rows: usize, cols: usize) -> Matrix<'a> {
+        Matrix { weights, rows, cols, panels: None }
+    }
+
     pub fn is_int8(&self) -> bool {
         matches!(self.weights, Weights::I8 { .. } | Weights::I8Packed { .. })
     }

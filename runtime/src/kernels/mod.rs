@@ -6,6 +6,7 @@
 mod aarch64;
 mod dispatch;
 mod matrix;
+pub mod panels;
 pub mod quant;
 pub mod scalar;
 pub mod table;

@@ -30,6 +30,8 @@ type MatVec<W> = unsafe fn(w: &[W], b: &[f32], x: &[f32], y: &mut [f32]);
 type MatVecI8 = unsafe fn(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: f32, y: &mut [f32]);
 type MatMul4<W> = unsafe fn(w: &[W], b: &[f32], x: &[f32], cols: usize, y: &mut [f32]);
 type MatMulI8 = unsafe fn(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]);
+type MatMulPanels =
+    unsafe fn(panels: &[u8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]);
 type HeadStep = unsafe fn(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], eps: f32);
 
 /// Every operation of a path. A new path is one complete literal — this compiles:
@@ -52,6 +54,7 @@ type HeadStep = unsafe fn(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v:
 ///     matmul4_f32: SCALAR.matmul4_f32,
 ///     matmul4_f16: SCALAR.matmul4_f16,
 ///     matmul_i8_packed: SCALAR.matmul_i8_packed,
+///     matmul_i8_panels: SCALAR.matmul_i8_panels,
 /// };
 /// ```
 ///
@@ -74,6 +77,7 @@ type HeadStep = unsafe fn(s: &mut [f32], z: &mut [f32], q: &[f32], k: &[f32], v:
 ///     matmul4_f32: SCALAR.matmul4_f32,
 ///     matmul4_f16: SCALAR.matmul4_f16,
 ///     matmul_i8_packed: SCALAR.matmul_i8_packed,
+///     matmul_i8_panels: SCALAR.matmul_i8_panels,
 /// };
 /// ```
 pub struct KernelTable {
@@ -103,6 +107,10 @@ pub struct KernelTable {
     /// Several quantized positions through packed weights, from this many positions
     /// on (fewer go one at a time); None: one at a time always.
     pub matmul_i8_packed: Option<(usize, MatMulI8)>,
+    /// The same through weights a backend rearranged once into sixteen-row panels
+    /// ([`super::panels`]), from this many positions on; None: the path reads the
+    /// file's layout and the CPU backend's prepare writes no panels.
+    pub matmul_i8_panels: Option<(usize, MatMulPanels)>,
 }
 
 pub const SCALAR: KernelTable = KernelTable {
@@ -121,6 +129,7 @@ pub const SCALAR: KernelTable = KernelTable {
     matmul4_f32: scalar_matmul4_f32,
     matmul4_f16: scalar_matmul4_f16,
     matmul_i8_packed: None,
+    matmul_i8_panels: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -139,6 +148,7 @@ pub const AVX2: KernelTable = {
         matmul4_f32: avx2::matmul4_f32,
         matmul4_f16: avx2::matmul4_f16,
         matmul_i8_packed: Some((2, avx2::matmul_i8_packed)),
+        matmul_i8_panels: None,
         add_assign: scalar::add_assign,
         scale: scalar::scale,
         relu: scalar::relu,
@@ -165,6 +175,9 @@ pub const AVX512: KernelTable = {
         matmul4_f16: avx512::matmul4_f16,
         // Below four positions its panel rearrangement costs more than it saves.
         matmul_i8_packed: Some((4, avx512::matmul_i8_packed)),
+        // The threshold of the rearranging kernel, not yet measured without the
+        // rearrangement (it can only be lower).
+        matmul_i8_panels: Some((4, avx512::matmul_i8_panels)),
         add_assign: scalar::add_assign,
         scale: scalar::scale,
         relu: scalar::relu,
@@ -187,6 +200,7 @@ pub const NEON: KernelTable = {
         matmul4_f32: neon::matmul4_f32,
         matmul4_f16: neon::matmul4_f16,
         matmul_i8_packed: Some((2, neon::matmul_i8_packed)),
+        matmul_i8_panels: None,
         add_assign: scalar::add_assign,
         scale: scalar::scale,
         relu: scalar::relu,
@@ -212,6 +226,7 @@ pub const NEON_DOTPROD: KernelTable = {
         matmul4_f32: neon::matmul4_f32,
         matmul4_f16: neon::matmul4_f16,
         matmul_i8_packed: Some((2, neon::matmul_i8_packed_dotprod)),
+        matmul_i8_panels: None,
     }
 };
 

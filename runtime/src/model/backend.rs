@@ -9,6 +9,7 @@
 
 use super::layer::{attend_row, encoder_layer, layer_norm_rows, Attention, RawAttention};
 use super::positional::add_sinusoidal;
+use super::prepared::CpuPrepared;
 use super::session::{Input, Inputs};
 use super::state::StreamState;
 use super::workspace::Workspace;
@@ -46,13 +47,6 @@ pub struct Cpu {
     kernels: Kernels,
 }
 
-/// On the CPU the file's weights are already in the kernels' layout (int8 packed
-/// by rows at conversion), so preparing keeps the model as it is.
-#[derive(Clone, Copy)]
-pub struct CpuPrepared<'m> {
-    model: Model<'m>,
-}
-
 impl Cpu {
     /// The kernels of `path` (None: the fastest this CPU runs).
     pub fn new(path: Option<KernelPath>) -> Result<Cpu, Error> {
@@ -63,6 +57,11 @@ impl Cpu {
         Ok(Cpu { kernels })
     }
 
+    /// The backend of a kernel set chosen elsewhere.
+    pub fn with_kernels(kernels: Kernels) -> Cpu {
+        Cpu { kernels }
+    }
+
     pub fn kernels(&self) -> Kernels {
         self.kernels
     }
@@ -71,12 +70,13 @@ impl Cpu {
 impl Backend for Cpu {
     type Prepared<'m> = CpuPrepared<'m>;
 
-    fn prepared_bytes(&self, _: &Model) -> Result<usize, Error> {
-        Ok(0)
+    /// Zero except on a path with a panel kernel (AVX-512): about the int8 weights' size.
+    fn prepared_bytes(&self, model: &Model) -> Result<usize, Error> {
+        CpuPrepared::bytes(&self.kernels, model)
     }
 
-    fn prepare<'m>(&self, model: &Model<'m>, _: &'m mut [u8]) -> Result<CpuPrepared<'m>, Error> {
-        Ok(CpuPrepared { model: *model })
+    fn prepare<'m>(&self, model: &Model<'m>, arena: &'m mut [u8]) -> Result<CpuPrepared<'m>, Error> {
+        CpuPrepared::prepare(&self.kernels, model, arena)
     }
 
     fn forward(
@@ -87,7 +87,7 @@ impl Backend for Cpu {
         inputs: Inputs,
         outputs: &mut [f32],
     ) -> Result<(), Error> {
-        let cfg = prepared.model.config();
+        let cfg = prepared.model().config();
         let rows = match inputs {
             Inputs::Tokens(ids) => ids.len(),
             Inputs::Vectors(v) => v.len() / cfg.input_width().max(1),
@@ -100,11 +100,11 @@ impl Backend for Cpu {
                 found: rows,
             });
         }
-        if states.iter().any(|s| s.checksum() != prepared.model.checksum()) {
+        if states.iter().any(|s| s.checksum() != prepared.model().checksum()) {
             return Err(Error::BatchMismatch { reason: "a state belongs to a different model" });
         }
         let mut streams = SliceStates(states);
-        forward_rows(&self.kernels, &prepared.model, workspace, &mut streams, rows / b, Embed::All(inputs), outputs)
+        forward_rows(&self.kernels, prepared, workspace, &mut streams, rows / b, Embed::All(inputs), outputs)
     }
 }
 
@@ -135,14 +135,14 @@ pub(crate) enum Embed<'x> {
 /// The forward pass: `states.count()` streams × `t` positions.
 pub(crate) fn forward_rows<'x, S: States<'x>>(
     kern: &Kernels,
-    model: &Model,
+    weights: &CpuPrepared,
     ws: &mut Workspace,
     states: &mut S,
     t: usize,
     embed: Embed,
     outputs: &mut [f32],
 ) -> Result<(), Error> {
-    let cfg = *model.config();
+    let cfg = *weights.model().config();
     let b = states.count();
     let rows = b.checked_mul(t).ok_or(Error::SizeOverflow)?;
     if rows == 0 || rows > ws.max_rows() {
@@ -153,7 +153,7 @@ pub(crate) fn forward_rows<'x, S: States<'x>>(
         return Err(Error::BadLength { what: "output", expected: expected_out, found: outputs.len() });
     }
     match embed {
-        Embed::All(inputs) => embed_rows(kern, model, ws, inputs, rows, 0)?,
+        Embed::All(inputs) => embed_rows(kern, weights, ws, inputs, rows, 0)?,
         Embed::PerStream(list) => {
             if list.len() != b {
                 return Err(Error::BadLength { what: "batch inputs", expected: b, found: list.len() });
@@ -163,7 +163,7 @@ pub(crate) fn forward_rows<'x, S: States<'x>>(
                     Input::Token(t) => Inputs::Tokens(core::slice::from_ref(t)),
                     Input::Vector(v) => Inputs::Vectors(v),
                 };
-                embed_rows(kern, model, ws, one, 1, row)?;
+                embed_rows(kern, weights, ws, one, 1, row)?;
             }
         }
     }
@@ -177,18 +177,18 @@ pub(crate) fn forward_rows<'x, S: States<'x>>(
         state.advance(t);
     }
     for layer in 0..cfg.n_layers {
-        let weights = model.layer(layer)?;
+        let layer_weights = weights.layer(layer)?;
         let mut attend = |row: usize, q: &[f32], k: &mut [f32], v: &[f32], out: &mut [f32]| {
             let state = states.get(row / t);
             let factor = state.factor();
             attend_row(kern, &cfg, state.layer(layer as usize), factor, q, k, v, out)
         };
-        encoder_layer(kern, &cfg, &weights, &mut ws.scratch, rows, Attention::Linear(&mut attend));
+        encoder_layer(kern, &cfg, &layer_weights, &mut ws.scratch, rows, Attention::Linear(&mut attend));
     }
     for i in 0..b {
         states.get(i).rescale_if_grown(kern);
     }
-    head(kern, model, ws, rows, outputs)
+    head(kern, weights, ws, rows, outputs)
 }
 
 /// For baselines that keep linrt's layers but replace its attention (the softmax
@@ -228,11 +228,12 @@ pub fn output_head(
     if output.len() != expected {
         return Err(Error::BadLength { what: "output", expected, found: output.len() });
     }
-    head(kern, model, ws, t, output)
+    head(kern, &CpuPrepared::unprepared(model), ws, t, output)
 }
 
 /// The final norm and the output head over the first `t` rows of the workspace.
-fn head(kern: &Kernels, model: &Model, ws: &mut Workspace, t: usize, output: &mut [f32]) -> Result<(), Error> {
+fn head(kern: &Kernels, weights: &CpuPrepared, ws: &mut Workspace, t: usize, output: &mut [f32]) -> Result<(), Error> {
+    let model = weights.model();
     let cfg = *model.config();
     let d = cfg.d_model as usize;
     let s = &mut ws.scratch;
@@ -245,7 +246,7 @@ fn head(kern: &Kernels, model: &Model, ws: &mut Workspace, t: usize, output: &mu
     match cfg.output_kind {
         OutputKind::Hidden => output.copy_from_slice(x),
         OutputKind::Linear => {
-            let w = model.matrix(TensorRole::OutputWeight, 0)?;
+            let w = weights.matrix(TensorRole::OutputWeight, 0)?;
             let b = model.f32_tensor(TensorRole::OutputBias, 0)?;
             let int8 = !s.quant.is_empty();
             let a = kern.activations(x, t, d, int8, s.quant);
@@ -258,12 +259,13 @@ fn head(kern: &Kernels, model: &Model, ws: &mut Workspace, t: usize, output: &mu
 /// Writes the first hidden vectors of `t` positions into workspace rows `at..at + t`.
 fn embed_rows(
     kern: &Kernels,
-    model: &Model,
+    weights: &CpuPrepared,
     ws: &mut Workspace,
     inputs: Inputs,
     t: usize,
     at: usize,
 ) -> Result<(), Error> {
+    let model = weights.model();
     let cfg = *model.config();
     let d = cfg.d_model as usize;
     let s = &mut ws.scratch;
@@ -288,7 +290,7 @@ fn embed_rows(
                 return Err(Error::NonFiniteInput { index });
             }
             if cfg.input_projection {
-                let w = model.matrix(TensorRole::InputWeight, 0)?;
+                let w = weights.matrix(TensorRole::InputWeight, 0)?;
                 let b = model.f32_tensor(TensorRole::InputBias, 0)?;
                 let int8 = !s.quant.is_empty();
                 let a = kern.activations(v, t, width, int8, s.quant);

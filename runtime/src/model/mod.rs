@@ -9,13 +9,15 @@ mod backend;
 mod features;
 pub(crate) mod layer;
 mod positional;
+mod prepared;
 mod session;
 mod state;
 mod workspace;
 
 pub use arena::SessionOptions;
-pub use backend::{layer_with_attention, output_head, Backend, Cpu, CpuPrepared};
+pub use backend::{layer_with_attention, output_head, Backend, Cpu};
 pub use layer::RawAttention;
+pub use prepared::CpuPrepared;
 pub use session::{Input, Inputs, Session};
 pub use state::{StreamState, STATE_HEADER_BYTES};
 pub use workspace::Workspace;

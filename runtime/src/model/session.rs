@@ -3,6 +3,7 @@
 
 use super::arena::{ArenaLayout, SessionOptions};
 use super::backend::{forward_rows, Embed, States};
+use super::prepared::CpuPrepared;
 use super::state::StreamState;
 use super::workspace::Workspace;
 use crate::config::ModelConfig;
@@ -29,7 +30,7 @@ pub enum Inputs<'x> {
 /// arena: the convenient one-stream wrapper of [`StreamState`], [`Workspace`] and
 /// the CPU backend's forward pass.
 pub struct Session<'a> {
-    model: Model<'a>,
+    weights: CpuPrepared<'a>,
     state: StreamState<'a>,
     workspace: Workspace<'a>,
     max_chunk: usize,
@@ -40,6 +41,13 @@ impl<'a> Session<'a> {
     /// Carves state and workspace out of `arena` (at least
     /// [`Model::arena_bytes`]`(opts)` bytes, 4-byte aligned) and zeroes the state.
     pub fn new(model: &Model<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
+        Self::with_prepared(&CpuPrepared::unprepared(model), arena, opts)
+    }
+
+    /// As [`Session::new`], running weights the CPU backend prepared
+    /// ([`super::Backend::prepare`]), which any number of sessions can share.
+    pub fn with_prepared(weights: &CpuPrepared<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
+        let model = weights.model();
         let layout = ArenaLayout::new(model.config(), model.has_int8(), opts)?;
         let needed = layout.total_floats()?.checked_mul(4).ok_or(Error::SizeOverflow)?;
         if arena.len() < needed {
@@ -54,7 +62,7 @@ impl<'a> Session<'a> {
             None => Kernels::detect(),
         };
         Ok(Session {
-            model: *model,
+            weights: *weights,
             state: StreamState::new(model, state)?,
             workspace: Workspace::new(model, workspace, opts.max_chunk)?,
             max_chunk: opts.max_chunk,
@@ -62,8 +70,12 @@ impl<'a> Session<'a> {
         })
     }
 
+    fn model(&self) -> &Model<'a> {
+        self.weights.model()
+    }
+
     pub fn config(&self) -> &ModelConfig {
-        self.model.config()
+        self.weights.model().config()
     }
 
     /// The kernel set this session runs.
@@ -118,9 +130,9 @@ impl<'a> Session<'a> {
     }
 
     fn run(&mut self, inputs: Inputs, t: usize, output: &mut [f32]) -> Result<(), Error> {
-        let Session { model, state, workspace, kernels, .. } = self;
+        let Session { weights, state, workspace, kernels, .. } = self;
         let mut one = OneState(state);
-        forward_rows(kernels, model, workspace, &mut one, t, Embed::All(inputs), output)
+        forward_rows(kernels, weights, workspace, &mut one, t, Embed::All(inputs), output)
     }
 
     /// Steps several independent streams at once: `sessions[i]` takes `inputs[i]`
@@ -145,18 +157,17 @@ impl<'a> Session<'a> {
         if b > first.max_chunk {
             return Err(Error::BatchTooLarge { batch: b, max: first.max_chunk });
         }
-        if rest
-            .iter()
-            .any(|s| s.model.checksum() != first.model.checksum() || s.model.file_size() != first.model.file_size())
-        {
+        if rest.iter().any(|s| {
+            s.model().checksum() != first.model().checksum() || s.model().file_size() != first.model().file_size()
+        }) {
             return Err(Error::BatchMismatch { reason: "the sessions run different models" });
         }
         if rest.iter().any(|s| s.kernels.path() != first.kernels.path()) {
             return Err(Error::BatchMismatch { reason: "the sessions use different kernel paths" });
         }
-        let Session { model, state, workspace, kernels, .. } = first;
+        let Session { weights, state, workspace, kernels, .. } = first;
         let mut states = BatchStates { first: state, rest };
-        forward_rows(kernels, model, workspace, &mut states, 1, Embed::PerStream(inputs), outputs)
+        forward_rows(kernels, weights, workspace, &mut states, 1, Embed::PerStream(inputs), outputs)
     }
 
     /// Bytes [`Session::save_state`] writes.

@@ -511,23 +511,75 @@ const POSITION_CHUNK: usize = 64;
 /// `Y = X_q·W_qᵀ` scaled, for `t` quantized rows (`xq`: `[t, cols]`, `xs`: `[t]`) and
 /// int8 weights in the packed 4-row layout; `y` is `[t, rows]`.
 ///
-/// Sixteen weight rows are first rearranged (on the stack) so that one 64-byte vector
-/// holds four columns of all sixteen rows; each `vpdpbusd` then multiplies it by four
-/// bytes of one position broadcast to every lane, and its sixteen lanes are the
-/// sixteen rows' sums: no horizontal reduction anywhere. `vpdpbusd` wants u8 × i8, so
-/// the weights are stored as w + 128 and 128 · Σx is taken off each position's sums;
-/// the integer result, and hence y, equals the matrix-vector kernel's exactly.
+/// Sixteen weight rows are first rearranged (on the stack) into the panel layout of
+/// [`crate::kernels::panels`]: one 64-byte vector holds four columns of all sixteen
+/// rows; each `vpdpbusd` then multiplies it by four bytes of one position broadcast to
+/// every lane, and its sixteen lanes are the sixteen rows' sums: no horizontal
+/// reduction anywhere. `vpdpbusd` wants u8 × i8, so the weights are stored as w + 128
+/// and 128 · Σx is taken off each position's sums; the integer result, and hence y,
+/// equals the matrix-vector kernel's exactly. A prepared model skips the
+/// rearrangement: [`matmul_i8_panels`].
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX-512BW, AVX-512VL and AVX-512 VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], xs: &[f32], cols: usize, y: &mut [f32]) {
-    let (t, rows) = (xs.len(), b.len());
+    let rows = b.len();
     let group_len = cols.div_ceil(64) * 256;
     let groups = rows.div_ceil(4);
-    assert!(w.len() >= groups * group_len && xq.len() >= t * cols && y.len() >= t * rows && scales.len() >= rows);
-    let mut panel = crate::Aligned([0u8; 16 * PANEL_COLS]);
+    assert!(w.len() >= groups * group_len);
+    // SAFETY: the CPU features are the caller's promise; w holds every group.
+    unsafe { broadcast_matmul(Panels::Rearrange { w, group_len, groups }, scales, b, xq, xs, cols, y) }
+}
+
+/// As [`matmul_i8_packed`], the weights already in panels
+/// ([`crate::kernels::panels::write_panels`], done once by the CPU backend's prepare).
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW, AVX-512VL and AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_i8_panels(
+    panels: &[u8],
+    scales: &[f32],
+    b: &[f32],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    y: &mut [f32],
+) {
+    assert!(panels.len() >= crate::kernels::panels::panels_len(b.len(), cols));
+    // SAFETY: the CPU features are the caller's promise; the panels cover the matrix.
+    unsafe { broadcast_matmul(Panels::Prepared(panels), scales, b, xq, xs, cols, y) }
+}
+
+/// Where the broadcast kernel's sixteen-row panels come from.
+#[derive(Clone, Copy)]
+enum Panels<'a> {
+    /// Rearranged from the packed 4-row layout, one panel at a time.
+    Rearrange { w: &'a [i8], group_len: usize, groups: usize },
+    /// Written once, whole ([`crate::kernels::panels`]).
+    Prepared(&'a [u8]),
+}
+
+/// The loops of the broadcast kernel: positions in chunks, sixteen rows at a time,
+/// [`PANEL_COLS`] columns at a time.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn broadcast_matmul(
+    source: Panels,
+    scales: &[f32],
+    b: &[f32],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    y: &mut [f32],
+) {
+    let (t, rows) = (xs.len(), b.len());
+    assert!(xq.len() >= t * cols && y.len() >= t * rows && scales.len() >= rows);
+    let block_len = crate::kernels::panels::block_len(cols);
+    let mut buffer = crate::Aligned([0u8; 16 * PANEL_COLS]);
     for p0 in (0..t).step_by(POSITION_CHUNK) {
         let positions = (t - p0).min(POSITION_CHUNK);
         // What the + 128 on every weight adds to each position's sums: 128 · Σx.
@@ -538,20 +590,20 @@ pub unsafe fn matmul_i8_packed(w: &[i8], scales: &[f32], b: &[f32], xq: &[i8], x
         for r0 in (0..rows).step_by(16) {
             for c0 in (0..cols).step_by(PANEL_COLS) {
                 let panel_cols = (cols - c0).min(PANEL_COLS);
-                // SAFETY: rows r0.. are groups r0/4.. of w (checked above); the panel
-                // holds PANEL_COLS columns of 16 rows.
-                unsafe { rearrange_sixteen_rows(w, group_len, groups, r0 / 4, c0, panel_cols, &mut panel.0) };
-                let tile = Tile {
-                    panel: &panel.0,
-                    xq,
-                    cols,
-                    c0,
-                    panel_cols,
-                    rows,
-                    r0,
-                    first: c0 == 0,
-                    last: c0 + panel_cols == cols,
+                // Four columns of sixteen rows per 64 bytes, for whole 64-column blocks.
+                let panel_len = panel_cols.div_ceil(64) * 1024;
+                let panel: &[u8] = match source {
+                    Panels::Rearrange { w, group_len, groups } => {
+                        // SAFETY: rows r0.. are groups r0/4.. of w (checked by the
+                        // caller); the buffer holds PANEL_COLS columns of 16 rows.
+                        unsafe { rearrange_sixteen_rows(w, group_len, groups, r0 / 4, c0, panel_cols, &mut buffer.0) };
+                        &buffer.0[..panel_len]
+                    }
+                    // Block r0 / 16 starts at r0 / 16 · block_len; column c0 at c0 / 4 · 64.
+                    Panels::Prepared(all) => &all[(r0 / 16) * block_len + c0 * 16..][..panel_len],
                 };
+                let tile =
+                    Tile { panel, xq, cols, c0, panel_cols, rows, r0, first: c0 == 0, last: c0 + panel_cols == cols };
                 let mut p = 0;
                 while p < positions {
                     let left = positions - p;
@@ -667,7 +719,8 @@ unsafe fn rearrange_sixteen_rows(
 /// Sixteen rows (`r0..`) and one column panel (`c0..c0 + panel_cols`) of the broadcast
 /// kernel, ready for its positions.
 struct Tile<'a> {
-    panel: &'a [u8; 16 * PANEL_COLS],
+    /// `[column / 4][row][4 bytes]`, at least ⌈panel_cols / 4⌉ · 64 bytes.
+    panel: &'a [u8],
     xq: &'a [i8],
     cols: usize,
     c0: usize,
@@ -716,8 +769,9 @@ impl Tile<'_> {
         // of 4) is read byte by byte below, never past the row.
         let whole = self.panel_cols / 4;
         for c in 0..whole {
-            // SAFETY: c < PANEL_COLS / 4; 4c + 4 ≤ panel_cols, inside each position's row.
-            let wv = unsafe { _mm512_load_si512(self.panel.as_ptr().add(c * 64) as *const __m512i) };
+            // SAFETY: c < panel_cols / 4, inside the panel; 4c + 4 ≤ panel_cols, inside
+            // each position's row. Prepared panels need not be 64-aligned: loadu.
+            let wv = unsafe { _mm512_loadu_si512(self.panel.as_ptr().add(c * 64) as *const __m512i) };
             for (j, a) in acc.iter_mut().enumerate() {
                 let four = unsafe { (x(j).add(4 * c) as *const i32).read_unaligned() };
                 *a = _mm512_dpbusd_epi32(*a, wv, _mm512_set1_epi32(four));
@@ -726,7 +780,7 @@ impl Tile<'_> {
         let tail = self.panel_cols % 4;
         if tail != 0 {
             // SAFETY: as above for the panel; the bytes read are the row's last `tail`.
-            let wv = unsafe { _mm512_load_si512(self.panel.as_ptr().add(whole * 64) as *const __m512i) };
+            let wv = unsafe { _mm512_loadu_si512(self.panel.as_ptr().add(whole * 64) as *const __m512i) };
             for (j, a) in acc.iter_mut().enumerate() {
                 let mut four = [0i8; 4];
                 for (k, f) in four.iter_mut().enumerate().take(tail) {
