@@ -210,38 +210,29 @@ impl Kernels {
     pub fn matmul(&self, m: &Matrix, b: &[f32], a: &Activations, y: &mut [f32]) {
         let (rows, cols) = (m.rows, a.cols);
         let k = self.table;
-        // Several positions through panels prepared once for this path's kernel.
-        if let (Some(panels), Weights::I8Packed { scales, .. }, Some((xq, xs)), Some((fewest, kernel))) =
-            (m.panels, m.weights, a.quantized, k.matmul_i8_panels)
-        {
-            let t = xs.len();
-            if t >= fewest.max(2)
-                && y.len() >= t * rows
-                && b.len() == rows
-                && scales.len() >= rows
-                && panels.len() >= super::panels::panels_len(rows, cols)
-            {
-                // SAFETY: as below, the panels' length just checked.
-                unsafe { kernel(panels, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows]) };
-                return;
-            }
-        }
         // Several positions and packed int8: the path's matrix-matrix kernel, where it
-        // has one, reads each block of weight rows once for several positions.
-        if let (Weights::I8Packed { q, scales }, Some((xq, xs)), Some((fewest, kernel))) =
-            (m.weights, a.quantized, k.matmul_i8_packed)
-        {
+        // has one, reads each block of weight rows once for several positions — from
+        // panels prepared once where the path has a panel kernel and they were.
+        if let (Weights::I8Packed { q, scales }, Some((xq, xs))) = (m.weights, a.quantized) {
             let t = xs.len();
-            if t >= fewest.max(2)
-                && y.len() >= t * rows
-                && b.len() == rows
-                && scales.len() >= rows
-                && q.len() >= super::matrix::packed_len(rows, cols)
-            {
-                // SAFETY: the table is this path's, which the CPU supports (`with_path`);
-                // the kernel indexes y, b and scales within the lengths just checked, x by `cols`.
-                unsafe { kernel(q, scales, b, &xq[..t * cols], xs, cols, &mut y[..t * rows]) };
-                return;
+            if t >= 2 && y.len() >= t * rows && b.len() == rows && scales.len() >= rows {
+                let (xq, y) = (&xq[..t * cols], &mut y[..t * rows]);
+                if let (Some(panels), Some((fewest, kernel))) = (m.panels, k.matmul_i8_panels) {
+                    if t >= fewest && panels.len() >= super::panels::panels_len(rows, cols) {
+                        // SAFETY: as below, the panels' length just checked.
+                        unsafe { kernel(panels, scales, b, xq, xs, cols, y) };
+                        return;
+                    }
+                }
+                if let Some((fewest, kernel)) = k.matmul_i8_packed {
+                    if t >= fewest && q.len() >= super::matrix::packed_len(rows, cols) {
+                        // SAFETY: the table is this path's, which the CPU supports
+                        // (`with_path`); the kernel indexes y, b and scales within the
+                        // lengths just checked, x by `cols`.
+                        unsafe { kernel(q, scales, b, xq, xs, cols, y) };
+                        return;
+                    }
+                }
             }
         }
         // Several positions with f32 or f16 weights: four positions per pass over the

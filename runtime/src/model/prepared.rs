@@ -71,16 +71,19 @@ impl<'m> CpuPrepared<'m> {
         Ok(CpuPrepared { model: *model, arena })
     }
 
+    #[inline]
     pub fn model(&self) -> &Model<'m> {
         &self.model
     }
 
     /// True when some matrix runs from panels.
+    #[inline]
     pub fn has_panels(&self) -> bool {
         !self.arena.is_empty()
     }
 
     /// The weight matrix `(role, layer)`, with its panels where prepared.
+    #[inline]
     pub fn matrix(&self, role: TensorRole, layer: u32) -> Result<Matrix<'m>, Error> {
         let mut m = self.model.matrix(role, layer)?;
         if self.has_panels() {
@@ -90,6 +93,7 @@ impl<'m> CpuPrepared<'m> {
     }
 
     /// All parameters of encoder layer `layer`, with panels where prepared.
+    #[inline]
     pub fn layer(&self, layer: u32) -> Result<LayerWeights<'m>, Error> {
         use TensorRole::*;
         let mut w = self.model.layer(layer)?;
