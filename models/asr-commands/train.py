@@ -117,13 +117,14 @@ def edit_distance(a, b):
 class Pool:
     """The training utterances of the shards loaded so far, normalised."""
 
-    def __init__(self, work, mean, std, batch):
-        self.work, self.mean, self.std, self.batch = work, mean, std, batch
+    def __init__(self, work, mean, std, batch, first_shard=0):
+        self.work, self.mean, self.std, self.batch, self.first = work, mean, std, batch, first_shard
         self.utts, self.labels, self.shards = [], [], 0
 
     def grow(self, shards):
+        """Loads shards until `shards` of them (from the first) are in."""
         while self.shards < shards:
-            path = data.shard_path(self.work, self.shards)
+            path = data.shard_path(self.work, self.first + self.shards)
             waited = time.time()
             while not os.path.exists(path):  # data.py is still generating it
                 time.sleep(10)
@@ -139,7 +140,7 @@ class Pool:
 
 
 def normalisation(work, shards):
-    feats = np.concatenate([np.load(data.shard_path(work, s))["feats"] for s in range(shards)]).astype(np.float32)
+    feats = np.concatenate([np.load(data.shard_path(work, s))["feats"] for s in shards]).astype(np.float32)
     return feats.mean(0), feats.std(0) + 1e-5
 
 
@@ -206,6 +207,8 @@ def main():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--first-shard", type=int, default=0,
+                   help="the pool's first shard: a fine-tuning run can leave out the earliest")
     p.add_argument("--initial-shards", type=int, default=4)
     p.add_argument("--max-shards", type=int, default=24)
     p.add_argument("--steps-per-shard", type=int, default=1000)
@@ -245,14 +248,14 @@ def main():
             p.error(f"no checkpoint at {ckpt_path}")
         torch.manual_seed(a.seed)
         rng = np.random.default_rng(a.seed)
-        for s in range(a.initial_shards):
+        for s in range(a.first_shard, a.first_shard + a.initial_shards):
             data.build_shard(a.work, s)
         if a.init:
             state_dict, mean, std = initial_weights(a.init)
             model.load_state_dict(state_dict)
             print(f"starting from the weights of {a.init}", flush=True)
         else:
-            mean, std = normalisation(a.work, a.initial_shards)
+            mean, std = normalisation(a.work, range(a.first_shard, a.first_shard + a.initial_shards))
         start_step, history, train_seconds = 0, [], 0.0
     if a.export_only:
         export(model, mean, std, onnx_path)
@@ -264,7 +267,7 @@ def main():
     def shards_at(step):
         return min(a.max_shards, a.initial_shards + step // a.steps_per_shard)
 
-    pool = Pool(a.work, mean, std, a.batch)
+    pool = Pool(a.work, mean, std, a.batch, a.first_shard)
     pool.grow(shards_at(start_step))
     dev_utts, dev_texts = dev_set(a.work, a.dev, mean, std)
     print(f"data: {len(pool.utts)} utterances in {pool.shards} shards; dev {len(dev_utts)}", flush=True)
