@@ -19,6 +19,8 @@ SETS = [
     ("test-piper-noisy", "piper joe (voice seen in training), 5-20 dB SNR"),
     ("test-festival-clean", "Festival ked (voice seen in training), clean"),
     ("test-festival-noisy", "Festival ked (voice seen in training), 5-20 dB SNR"),
+    ("test-mbrola-clean", "MBROLA, held-out voice (us3), clean"),
+    ("test-mbrola-noisy", "MBROLA, held-out voice (us3), 5-20 dB SNR"),
     ("test-flite", "Flite, never in training: kal16, awb, rms, slt"),
     ("test-real", "a real person (Asterisk's prompts, 8 kHz), never in training"),
 ]
