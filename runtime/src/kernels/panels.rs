@@ -29,9 +29,9 @@ pub fn write_panels(packed: &[i8], rows: usize, cols: usize, out: &mut [u8]) {
     let blocks = cols.div_ceil(PACK_COLS);
     let group_len = blocks * PACK_ROWS * PACK_COLS;
     let groups = rows.div_ceil(PACK_ROWS);
-    let chunks = cols.next_multiple_of(PACK_COLS) / 4;
     for (rb, block) in out[..panels_len(rows, cols)].chunks_exact_mut(block_len(cols)).enumerate() {
-        for (chunk, four_columns) in block.chunks_exact_mut(PANEL_ROWS * 4).enumerate().take(chunks) {
+        // A block is exactly its padded columns' four-column chunks.
+        for (chunk, four_columns) in block.chunks_exact_mut(PANEL_ROWS * 4).enumerate() {
             for (i, bytes) in four_columns.chunks_exact_mut(4).enumerate() {
                 let r = rb * PANEL_ROWS + i;
                 let (g, k) = (r / PACK_ROWS, r % PACK_ROWS);
