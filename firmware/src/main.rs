@@ -18,7 +18,10 @@ fn report(summary: &pipeline::Summary, print: &mut dyn FnMut(fmt::Arguments)) {
     print(format_args!("steps {}", summary.steps));
     print(format_args!("logits checksum {:016x}", summary.logits_checksum));
     print(format_args!("model bytes {}", summary.model_bytes));
-    print(format_args!("static pool used {} bytes (session arena {})", summary.pool_used, summary.arena_bytes));
+    print(format_args!(
+        "static pool used {} bytes (BufferedRecognizer::bytes bound {})",
+        summary.pool_used, summary.pool_bound
+    ));
 }
 
 #[cfg(target_os = "none")]

@@ -5,11 +5,10 @@
 
 use core::fmt;
 
-use linrt::asr::{AsrInfo, Decoder, Event, Recognizer, RecognizerMemory, RecognizerSizes, WordSpan};
-use linrt::decode::{BeamConfig, BeamMemory, Candidate, DecodedWord, EndpointConfig, Hypothesis, Lexicon, TrieNode};
+use linrt::asr::{AsrInfo, BufferedRecognizer, Event};
 use linrt::Model;
 
-use crate::pool::{OutOfMemory, Pool};
+use crate::pool;
 
 static MODEL: &linrt::Aligned<[u8]> =
     &linrt::Aligned(*include_bytes!("../../models/asr-commands/asr-commands.int8.lrt"));
@@ -22,7 +21,6 @@ const BEAM: usize = 16;
 #[derive(Debug)]
 pub enum Failure {
     Runtime(linrt::Error),
-    Memory(OutOfMemory),
     Wav(&'static str),
     PoolTaken,
 }
@@ -33,17 +31,10 @@ impl From<linrt::Error> for Failure {
     }
 }
 
-impl From<OutOfMemory> for Failure {
-    fn from(e: OutOfMemory) -> Self {
-        Failure::Memory(e)
-    }
-}
-
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Runtime(e) => write!(f, "{e}"),
-            Failure::Memory(m) => write!(f, "static pool too small: {} bytes needed, {} free", m.needed, m.free),
             Failure::Wav(what) => write!(f, "sample: {what}"),
             Failure::PoolTaken => write!(f, "the static pool was already taken"),
         }
@@ -59,7 +50,8 @@ pub struct Summary {
     pub logits_checksum: u64,
     pub model_bytes: usize,
     pub pool_used: usize,
-    pub arena_bytes: usize,
+    /// What `BufferedRecognizer::bytes` asks for (worst-case alignment padding included).
+    pub pool_bound: usize,
 }
 
 /// FNV-1a, 64 bits.
@@ -79,38 +71,11 @@ pub fn run(print: &mut dyn FnMut(fmt::Arguments)) -> Result<Summary, Failure> {
     let model = Model::from_bytes(&MODEL.0)?;
     let info = AsrInfo::from_model(&model)?;
     let pcm = wav_samples(SAMPLE_WAV, info.sample_rate)?;
-    let mut pool = Pool::take().ok_or(Failure::PoolTaken)?;
-    let pool_bytes = pool.free();
-
-    // The lexicon: the words the model lists in app.words.
-    let nodes = pool.slice::<TrieNode>(info.word_chars() + 1)?;
-    let word_nodes = pool.slice::<u32>(info.word_count())?;
-    let ranks = pool.slice::<u32>(info.word_count())?;
-    let mut lexicon = Lexicon::new(nodes, word_nodes, ranks)?;
-    info.insert_words(&mut lexicon)?;
-    lexicon.finish();
-
-    // The beam decoder's memory.
-    let config = BeamConfig { beam: BEAM, ..BeamConfig::default() };
-    let sizes = config.sizes(info.symbols())?;
-    let memory = BeamMemory {
-        hypotheses: pool.slice::<Hypothesis>(sizes.hypotheses)?,
-        words: pool.slice::<DecodedWord>(sizes.words)?,
-        candidates: pool.slice::<Candidate>(sizes.candidates)?,
-        log_probs: pool.slice::<f32>(sizes.log_probs)?,
-    };
-    let decoder = Decoder::beam(&info, config, &lexicon, None, None, memory)?;
-
-    // The recognizer's memory: the session's arena and its own buffers.
-    let sizes = RecognizerSizes::new(&model, &info, None, Some(&config))?;
-    let memory = RecognizerMemory {
-        arena: pool.slice::<u8>(sizes.arena_bytes)?,
-        floats: pool.slice::<f32>(sizes.floats)?,
-        words: pool.slice::<WordSpan>(sizes.words)?,
-        finals: pool.slice::<DecodedWord>(sizes.finals)?,
-        text: pool.slice::<u8>(sizes.text_bytes)?,
-    };
-    let mut recognizer = Recognizer::new(&model, info, EndpointConfig::default(), None, decoder, memory)?;
+    let mut pool = pool::take().ok_or(Failure::PoolTaken)?;
+    // The beam over the words the model lists (app.words), as `linrt asr` decodes.
+    let setup = BufferedRecognizer { beam: BEAM, ..BufferedRecognizer::default() };
+    let mut recognizer = setup.build(&model, &mut pool)?;
+    let pool_bound = setup.bytes(&model)?;
     recognizer.observe_logits(true);
 
     let (mut finals, mut steps, mut checksum) = (0, 0, Fnv(0xcbf2_9ce4_8422_2325));
@@ -142,8 +107,8 @@ pub fn run(print: &mut dyn FnMut(fmt::Arguments)) -> Result<Summary, Failure> {
         steps,
         logits_checksum: checksum.0,
         model_bytes: MODEL.0.len(),
-        pool_used: pool_bytes - pool.free(),
-        arena_bytes: sizes.arena_bytes,
+        pool_used: pool.used(),
+        pool_bound,
     })
 }
 

@@ -27,6 +27,7 @@
 mod aligned;
 pub mod asr;
 pub mod audio;
+pub mod carve;
 pub mod config;
 pub mod decode;
 pub mod error;

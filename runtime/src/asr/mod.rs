@@ -6,11 +6,13 @@
 //! use this one implementation.
 
 mod decoder;
+mod in_buffer;
 pub mod info;
 mod json;
 pub mod recognizer;
 
 pub use decoder::{Decoder, WordSpan};
+pub use in_buffer::BufferedRecognizer;
 pub use info::AsrInfo;
 #[cfg(feature = "std")]
 pub use recognizer::RecognizerBuffers;
