@@ -23,6 +23,9 @@ pub enum KernelPath {
     /// aarch64 NEON with the dotprod extension: int8 with `sdot`.
     #[cfg(target_arch = "aarch64")]
     NeonDotprod,
+    /// 32-bit ARM with the DSP extension (Cortex-M4/M7, ARMv7-A): int8 with `SMLAD`.
+    #[cfg(linrt_arm_dsp)]
+    Dsp,
 }
 
 /// Every path this build knows, slowest first.
@@ -36,6 +39,8 @@ pub const ALL_PATHS: &[KernelPath] = &[
     KernelPath::Neon,
     #[cfg(target_arch = "aarch64")]
     KernelPath::NeonDotprod,
+    #[cfg(linrt_arm_dsp)]
+    KernelPath::Dsp,
 ];
 
 /// `[(feature, found)]` for the listed features: probed at run time with std, the
@@ -94,6 +99,8 @@ impl KernelPath {
             KernelPath::Neon => "neon",
             #[cfg(target_arch = "aarch64")]
             KernelPath::NeonDotprod => "neon-dotprod",
+            #[cfg(linrt_arm_dsp)]
+            KernelPath::Dsp => "dsp",
         }
     }
 

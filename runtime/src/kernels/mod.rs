@@ -1,9 +1,11 @@
 //! Numeric kernels. Every kernel has a portable scalar version in [`scalar`]; SIMD
-//! versions per ISA (x86_64 AVX2/AVX-512, aarch64 NEON) sit beside it and are tested
+//! versions per ISA (x86_64 AVX2/AVX-512, aarch64 NEON, 32-bit ARM DSP) sit beside it and are tested
 //! against it.
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(linrt_arm_dsp)]
+mod arm;
 mod dispatch;
 mod matrix;
 pub mod panels;

@@ -24,6 +24,9 @@ pub const PATH_FEATURES: &[(KernelPath, &[&str])] = &[
     (KernelPath::Neon, &["neon"]),
     #[cfg(target_arch = "aarch64")]
     (KernelPath::NeonDotprod, &["neon", "dotprod"]),
+    // Chosen at build time (build.rs: the target has the DSP extension).
+    #[cfg(linrt_arm_dsp)]
+    (KernelPath::Dsp, &[]),
 ];
 
 type MatVec<W> = unsafe fn(w: &[W], b: &[f32], x: &[f32], y: &mut [f32]);
@@ -230,6 +233,32 @@ pub const NEON_DOTPROD: KernelTable = {
     }
 };
 
+/// 32-bit ARM with the DSP extension: the packed int8 matrix-vector kernel (what a
+/// speech model spends nearly all its time in); the rest is the scalar twin's,
+/// and so are multi-position passes (row by row, as on the scalar path).
+#[cfg(linrt_arm_dsp)]
+pub const DSP: KernelTable = {
+    use super::arm::dsp;
+    KernelTable {
+        matvec_i8_packed: dsp::matvec_i8_packed,
+        add_assign: scalar::add_assign,
+        scale: scalar::scale,
+        relu: scalar::relu,
+        elu_plus_one: scalar::elu_plus_one,
+        gelu: scalar::gelu,
+        layer_norm: scalar::layer_norm,
+        quantize: quant::quantize,
+        attention_head_step: scalar::attention_head_step,
+        matvec_f32: scalar::matvec,
+        matvec_f16: scalar::matvec_f16,
+        matvec_i8: scalar_matvec_i8,
+        matmul4_f32: scalar_matmul4_f32,
+        matmul4_f16: scalar_matmul4_f16,
+        matmul_i8_packed: None,
+        matmul_i8_panels: None,
+    }
+};
+
 impl KernelPath {
     /// This path's table.
     pub fn table(self) -> &'static KernelTable {
@@ -243,6 +272,8 @@ impl KernelPath {
             KernelPath::Neon => &NEON,
             #[cfg(target_arch = "aarch64")]
             KernelPath::NeonDotprod => &NEON_DOTPROD,
+            #[cfg(linrt_arm_dsp)]
+            KernelPath::Dsp => &DSP,
         }
     }
 
