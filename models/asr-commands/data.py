@@ -12,7 +12,9 @@ Engines that train the model (each installs here and bundles its voices):
 - from shard 24 on, MBROLA's four English diphone voices (Debian non-free `mbrola`,
   `mbrola-us1`, `-us2`, `-us3`, `-en1`; us3 held out), each utterance voiced through
   espeak-ng or through Festival (`festvox-us1` ... `festvox-en1`), and Festival's `rab`
-  voice (`festvox-rablpc16k`).
+  voice (`festvox-rablpc16k`);
+- from shard 30 on, the same voices with long quiet leads (0.7-2.2 s) in half the
+  utterances (`LONG_LEADS`).
 
 Never in training or tuning, so that the evaluation stays honest: CMU Flite (and the
 same CMU speakers packaged elsewhere: kal, awb, rms, slt), which is the
@@ -90,6 +92,11 @@ TRAIN_MIX = {"espeak": 0.40, "piper": 0.25, "pico": 0.15, "festival": 0.20}
 # (10,000,000 on) and the dev set (50,000,000 on) keep the first, so that every cached
 # shard stays what it was.
 SECOND_MIX = range(48_000, 10_000_000)
+# From shard 30 on (the third mix: the second mix's voices), half the utterances start
+# after a long quiet lead, 0.7-2.2 s: in a live stream the recognizer's one second of
+# anchor context before an onset is often all quiet (or quiet, then a noise onset),
+# where the first two mixes' leads (0.1-0.7 s) never were.
+LONG_LEADS = range(60_000, 10_000_000)
 TRAIN_MIX_2 = {"espeak": 0.28, "piper": 0.14, "pico": 0.14, "festival": 0.16, "mbrola": 0.28}
 FESTIVAL_VOICES_2 = ["ked", "rab"]
 # MBROLA's English voices (us1 is female, the others male); one is held out.
@@ -292,10 +299,11 @@ def flite(text, voice, rng):
 # ---------------------------------------------------------------------------------
 # Augmentation.
 
-def sox_effects(samples, rate, rng, clean):
+def sox_effects(samples, rate, rng, clean, long_leads=False):
     """Speed (and with it the formants), band-limiting or telephone audio, pitch,
     reverberation, silence around the speech; returns 16 kHz float32 samples and the
-    seconds of lead-in silence added before the speech."""
+    seconds of lead-in silence added before the speech. With `long_leads`, half the
+    leads are 0.7-2.2 s (drawn after the others, so the other draws stay as they were)."""
     effects = ["speed", f"{rng.uniform(0.88, 1.12):.3f}", "rate", str(SAMPLE_RATE)]
     if not clean:
         band = rng.random()
@@ -309,6 +317,8 @@ def sox_effects(samples, rate, rng, clean):
         effects += ["reverb", str(int(rng.integers(10, 90))), "50", str(int(rng.integers(10, 100))), "100",
                     str(int(rng.integers(0, 30)))]
     lead, tail = float(rng.uniform(0.1, 0.7)), float(rng.uniform(0.1, 0.6))
+    if long_leads and rng.random() < 0.5:
+        lead = float(rng.uniform(0.7, 2.2))
     effects += ["pad", f"{lead:.2f}", f"{tail:.2f}", "rate", str(SAMPLE_RATE)]
     raw = subprocess.run(["sox", "-q", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "float", "-b", "32",
                           "-c", "1", "-", *effects], input=wav_bytes(samples, rate), capture_output=True,
@@ -474,7 +484,7 @@ def finish(plan, samples, rate):
         audio = np.frombuffer(raw, dtype=np.float32).copy()
         audio = audio / (np.abs(audio).max() + 1e-9) * 10 ** (rng.uniform(-26, -1) / 20)
         return plan.text, f"flite-{plan.voice}", np.clip(audio, -1, 1), None
-    audio, lead = sox_effects(samples, rate, rng, clean)
+    audio, lead = sox_effects(samples, rate, rng, clean, long_leads=train and plan.index in LONG_LEADS)
     snr = None
     if train:
         audio = audio + quiet_floor(len(audio), rng)
@@ -564,7 +574,8 @@ def main():
 
     p = argparse.ArgumentParser(description="Generates training shards into --work (cached), or shows a few utterances.")
     p.add_argument("--work", default="/tmp/asr")
-    p.add_argument("--shards", type=int, default=0, help="training shards 0..N-1 to generate")
+    p.add_argument("--shards", type=int, default=0, help="training shards to generate")
+    p.add_argument("--first-shard", type=int, default=0, help="the first of them (train.py --first-shard)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--show", default=None, help="a split to print a few utterances of (train, test-pico-noisy, ...)")
     a = p.parse_args()
@@ -575,7 +586,7 @@ def main():
             text, voice, audio, snr = utterance(a.show, i)
             print(text, voice, audio.shape, snr, fbank(audio).shape, f"{time.time() - start:.3f}s")
     os.makedirs(a.work, exist_ok=True)
-    for s in range(a.shards):
+    for s in range(a.first_shard, a.first_shard + a.shards):
         if not os.path.exists(shard_path(a.work, s)):
             start = time.time()
             build_shard(a.work, s, a.workers)
