@@ -242,7 +242,7 @@ pub unsafe extern "C" fn linrt_ctc_text(
 ) -> LinrtStatus {
     guard(|| {
         // SAFETY: the caller's promise.
-        let (c, out) = unsafe { (shared(ctc)?, output(buf as *mut u8, len)?) };
+        let (c, out) = unsafe { (shared(ctc)?, output(buf.cast::<u8>(), len)?) };
         let mut n = 0;
         for token in c.decoder.tokens() {
             let text = c.info.symbol(token.id as usize).as_bytes();

@@ -179,7 +179,7 @@ pub unsafe extern "C" fn linrt_recognizer_error(
 ) -> LinrtStatus {
     guard(|| {
         // SAFETY: the caller's promise.
-        let (r, out) = unsafe { (shared(recognizer)?, output(buf as *mut u8, len)?) };
+        let (r, out) = unsafe { (shared(recognizer)?, output(buf.cast::<u8>(), len)?) };
         describe(r.last_error.as_ref(), out);
         Ok(())
     })

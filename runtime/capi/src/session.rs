@@ -260,7 +260,7 @@ pub unsafe extern "C" fn linrt_session_error(
 ) -> LinrtStatus {
     guard(|| {
         // SAFETY: the caller's promise.
-        let (s, out) = unsafe { (shared(session)?, output(buf as *mut u8, len)?) };
+        let (s, out) = unsafe { (shared(session)?, output(buf.cast::<u8>(), len)?) };
         describe(s.last_error.as_ref(), out);
         Ok(())
     })
