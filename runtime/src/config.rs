@@ -230,6 +230,10 @@ pub struct ModelConfig {
 pub const MAX_DIM: u32 = 1 << 24;
 /// Upper bound on the number of layers.
 pub const MAX_LAYERS: u32 = 4096;
+/// A layer's recurrent state may hold at most this many floats per weight of the
+/// layer. Real models hold far fewer (a 256-wide layer with 4 heads of 64: 0.02); without
+/// a bound, a small file could declare heads whose state takes hundreds of GB.
+pub const MAX_STATE_PER_WEIGHT: u64 = 64;
 
 impl ModelConfig {
     /// A post-norm, elu+1, relu config with fast-transformers' defaults.
@@ -335,6 +339,13 @@ impl ModelConfig {
             return Err(Error::BadConfig { field: "n_heads*d_value", value: v });
         }
         self.validate_feature_map()?;
+        let state = self.n_heads as u64 * self.features_per_head() as u64 * (self.d_value as u64 + 1);
+        if state > MAX_STATE_PER_WEIGHT * self.layer_weights() {
+            return Err(Error::BadConfig {
+                field: "state floats per layer (over 64 per weight of the layer)",
+                value: state,
+            });
+        }
         let eps_ok = |e: f32| e.is_finite() && e >= 0.0;
         if !eps_ok(self.attention_eps) {
             return Err(Error::BadConfig { field: "attention_eps", value: self.attention_eps.to_bits() as u64 });
@@ -364,6 +375,15 @@ impl ModelConfig {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Weights one layer's matrices hold (the projections, the feed-forward block, Ω):
+    /// what the file pays for the state it asks for. Dims are validated first, so
+    /// the products fit u64.
+    fn layer_weights(&self) -> u64 {
+        let (d, qk, v, ff) = (self.d_model as u64, self.qk_width() as u64, self.v_width() as u64, self.d_ff as u64);
+        let omega = if self.feature_map.has_omega() { self.d_query as u64 * self.omega_cols() as u64 } else { 0 };
+        d * (2 * qk + 2 * v + 2 * ff) + omega
     }
 
     /// The feature width and constants each map needs, and zeros where it has none.

@@ -73,6 +73,10 @@ pub enum Error {
     BadState { reason: &'static str },
     /// An input value is NaN or infinite.
     NonFiniteInput { index: usize },
+    /// A forward pass starting at stream position `position` produced NaN or
+    /// infinite values (weights too large for f32): the stream refuses to step or be
+    /// saved until it is reset or restored.
+    NonFiniteStep { position: u64 },
     /// A word list, grammar or hotword list that cannot be used: where (1-based line
     /// and column, in characters) and why.
     BadText { line: u32, column: u32, reason: &'static str },
@@ -185,6 +189,10 @@ impl fmt::Display for Error {
             }
             BadState { reason } => write!(f, "cannot restore state: {reason}"),
             NonFiniteInput { index } => write!(f, "input value {index} is NaN or infinite"),
+            NonFiniteStep { position } => write!(
+                f,
+                "the step at position {position} produced NaN or infinite values (weights too large for f32?); reset the stream or restore a saved state"
+            ),
             BadText { line, column, reason } => write!(f, "line {line}, column {column}: {reason}"),
             CapacityExceeded { what, capacity } => write!(f, "more {what} than the {capacity} the decoder was sized for"),
             TooLarge { line, column, what, capacity } => {

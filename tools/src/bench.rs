@@ -24,7 +24,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Option<KernelPath>) -> Result<Vec<f64>> {
     let cfg = model.config();
     let opts = SessionOptions { max_chunk: 1, kernels };
-    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut arena = crate::memory::zeroed(model.arena_bytes(opts)?, "the session's arena")?;
     let mut prepared = Vec::new();
     let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
     let mut session = Session::with_prepared(&weights, &mut arena, opts)?;
@@ -52,7 +52,7 @@ pub fn linrt_step_times(model: &Model, steps: usize, warmup: usize, kernels: Opt
 pub fn prefill_times(model: &Model, t: usize, repeats: usize, kernels: Option<KernelPath>) -> Result<(f64, f64)> {
     let cfg = model.config();
     let opts = SessionOptions { max_chunk: t, kernels };
-    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut arena = crate::memory::zeroed(model.arena_bytes(opts)?, "the session's arena")?;
     let mut prepared = Vec::new();
     let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
     let mut session = Session::with_prepared(&weights, &mut arena, opts)?;
@@ -94,8 +94,8 @@ pub fn batch_times(model: &Model, b: usize, steps: usize, kernels: Option<Kernel
     let wide = SessionOptions { max_chunk: b, kernels };
     let one = SessionOptions { max_chunk: 1, kernels };
     let mut arenas: Vec<Vec<u8>> = (0..b)
-        .map(|s| model.arena_bytes(if s == 0 { wide } else { one }).map(|n| vec![0u8; n]))
-        .collect::<Result<_, _>>()?;
+        .map(|s| crate::memory::zeroed(model.arena_bytes(if s == 0 { wide } else { one })?, "a session's arena"))
+        .collect::<Result<_>>()?;
     let mut prepared = Vec::new();
     let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
     let mut sessions: Vec<Session> = arenas

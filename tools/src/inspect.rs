@@ -64,7 +64,13 @@ pub fn text(model: &Model) -> String {
     line(format!("state        {} floats ({} bytes) per stream, whatever its length", state, state * 4));
     for t in [1usize, 64] {
         if let Ok(n) = model.arena_bytes(SessionOptions { max_chunk: t, ..SessionOptions::default() }) {
-            line(format!("arena        {n} bytes for chunks of up to {t}"));
+            let warning = match crate::memory::available() {
+                Some(free) if n as u64 > free => {
+                    format!(" (warning: more than the {} this machine has available)", crate::memory::human(free))
+                }
+                _ => String::new(),
+            };
+            line(format!("arena        {n} bytes for chunks of up to {t}{warning}"));
         }
     }
     let params: u64 =

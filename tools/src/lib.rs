@@ -11,6 +11,7 @@ pub mod commands;
 pub mod compare;
 pub mod cpu;
 pub mod inspect;
+pub mod memory;
 pub mod npy;
 #[cfg(feature = "onnx")]
 pub mod onnx;

@@ -89,7 +89,7 @@ pub fn run_model(model: &Model, inputs: &RunInputs, chunk: usize, kernels: Optio
     // No chunk is longer than the input: size the arena for what will run.
     let chunk = chunk.min(t.max(1));
     let opts = SessionOptions { max_chunk: chunk, kernels };
-    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut arena = crate::memory::zeroed(model.arena_bytes(opts)?, "the session's arena")?;
     let mut prepared = Vec::new();
     let weights = crate::cpu::prepare(model, kernels, &mut prepared)?;
     let mut session = Session::with_prepared(&weights, &mut arena, opts)?;

@@ -265,16 +265,17 @@ fn bad_input_fails_cleanly_and_keeps_what_was_decoded() {
     assert_fails(&out, "stray byte");
     assert_eq!(finals(&out)[..2], expected()[..2]);
 
-    // An absurd but finite float sample saturates the front-end instead of reaching
-    // the model as infinity: the transcript goes on.
+    // A float sample far outside [-1, 1] (3e38, finite) is not audio: the first
+    // utterance, before it, is transcribed; then one error line naming the sample
+    // and exit 1, not a garbage transcript and exit 0.
     let mut floats = sample();
-    floats[30_000] = 1e30;
+    floats[30_000] = 3e38;
     let data: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut file = wav_header(3, 1, 16000, 32, data.len() as u32);
     file.extend_from_slice(&data);
     let out = linrt(&["asr", &dir.write("loud.wav", &file)], None);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(finals(&out).len(), 3, "{:?}", finals(&out));
+    assert_fails(&out, "sample 30000 (at 1.875 s) is 3e38, outside [-1, 1]");
+    assert_eq!(finals(&out), expected()[..1], "decoded before the bad sample");
 
     // Clipped audio is audio: no error.
     let loud: Vec<u8> =

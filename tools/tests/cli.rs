@@ -272,3 +272,37 @@ fn kernel_paths_can_be_forced_and_agree() {
         );
     }
 }
+
+/// A model whose weights are all finite but near f32's limit: `linrt run` used to
+/// write NaN outputs and exit 0. Now the step that overflowed is named, exit 1, and
+/// no output file is left. (issue 19)
+#[test]
+fn an_overflowing_model_fails_instead_of_writing_nan() {
+    use linrt::format::{expected_tensor, tensor_count};
+    use linrt::{InputKind, LrtWriter, ModelConfig, OutputKind};
+    let dir = Dir::new("overflow");
+    let mut cfg = ModelConfig::new(8, 2, 2, 16);
+    cfg.input_kind = InputKind::Tokens;
+    cfg.input_dim = 5;
+    cfg.output_kind = OutputKind::Linear;
+    cfg.output_dim = 3;
+    let mut w = LrtWriter::new(cfg);
+    for i in 0..tensor_count(&cfg) {
+        let spec = expected_tensor(&cfg, i).unwrap();
+        let n = spec.dims[0] as usize * spec.dims[1] as usize;
+        w.tensor(spec.role, spec.layer, (0..n).map(|j| if j % 3 == 0 { -1.7e38 } else { 1.7e38 }).collect());
+    }
+    let lrt = dir.file("huge.lrt");
+    fs::write(&lrt, w.to_bytes().unwrap()).unwrap();
+    let ids = dir.file("ids.npy");
+    write_i64_npy(&ids, &[1, 2, 3]);
+    let y = dir.file("y.npy");
+    for chunk in ["1", "3"] {
+        assert_fails(
+            &linrt(&["run", &lrt, "--input", &ids, "--output", &y, "--chunk", chunk]),
+            1,
+            "the step at position 0 produced NaN or infinite values",
+        );
+        assert!(!Path::new(&y).exists(), "no output is written");
+    }
+}

@@ -41,6 +41,9 @@ typedef enum LinrtStatus {
   LINRT_STATUS_FAILED = 7,
   // A bug in linrt: please report it. The object must not be used again.
   LINRT_STATUS_PANIC = 8,
+  // A step produced NaN or infinite values (weights too large for f32): the
+  // stream refuses to step or be saved until it is reset or restored.
+  LINRT_STATUS_NON_FINITE = 9,
 } LinrtStatus;
 
 // How a model takes its input.

@@ -53,6 +53,9 @@ pub enum LinrtStatus {
     Failed = 7,
     /// A bug in linrt: please report it. The object must not be used again.
     Panic = 8,
+    /// A step produced NaN or infinite values (weights too large for f32): the
+    /// stream refuses to step or be saved until it is reset or restored.
+    NonFinite = 9,
 }
 
 impl LinrtStatus {
@@ -89,6 +92,7 @@ impl LinrtStatus {
             | Error::BadChunkLength { .. }
             | Error::NonFiniteInput { .. } => LinrtStatus::BadInput,
             Error::BadState { .. } => LinrtStatus::BadState,
+            Error::NonFiniteStep { .. } => LinrtStatus::NonFinite,
             _ => LinrtStatus::Failed,
         }
     }
@@ -107,6 +111,7 @@ pub extern "C" fn linrt_status_text(status: LinrtStatus) -> *const core::ffi::c_
         LinrtStatus::BadState => b"not a state of this model\0",
         LinrtStatus::Failed => b"the runtime refused the call\0",
         LinrtStatus::Panic => b"internal error (a bug in linrt)\0",
+        LinrtStatus::NonFinite => b"the stream produced NaN or infinite values; reset or restore it\0",
     };
     text.as_ptr().cast()
 }

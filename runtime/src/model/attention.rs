@@ -32,24 +32,29 @@ pub(crate) fn state_factor(exponent: u32) -> f32 {
 /// Keeps long streams in range: the state is stored multiplied by 2^-e, with e
 /// growing by 20 whenever a |z| (a sum of feature maps, positive ones for most maps:
 /// the fastest-growing part) passes 2^20. New terms get the same factor and eps is scaled with it, so
-/// the outputs are unchanged: powers of two scale exactly. Returns the new exponent.
+/// the outputs are unchanged: powers of two scale exactly. Returns the new exponent,
+/// or None when a z is NaN or infinite (the stream is broken; nothing is scaled).
 pub(crate) fn rescale_if_grown(
     kern: &Kernels,
     state: &mut [f32],
     layer_floats: usize,
     z_offset: usize,
     exponent: u32,
-) -> u32 {
-    if exponent + GROWTH_EXPONENT > MAX_STATE_EXPONENT {
-        return exponent;
+) -> Option<u32> {
+    // |z|: random Fourier features may be negative. NaN fails `<=` too, so one scan
+    // finds both growth and a broken z.
+    let in_range = |z: &f32| z.abs() <= GROWTH_LIMIT;
+    if state.chunks_exact(layer_floats).all(|layer| layer[z_offset..].iter().all(in_range)) {
+        return Some(exponent);
     }
-    // |z|: random Fourier features may be negative.
-    let grown = state.chunks_exact(layer_floats).any(|layer| layer[z_offset..].iter().any(|z| z.abs() > GROWTH_LIMIT));
-    if !grown {
-        return exponent;
+    if state.chunks_exact(layer_floats).any(|layer| layer[z_offset..].iter().any(|z| !z.is_finite())) {
+        return None;
+    }
+    if exponent + GROWTH_EXPONENT > MAX_STATE_EXPONENT {
+        return Some(exponent);
     }
     kern.scale(state, state_factor(GROWTH_EXPONENT));
-    exponent + GROWTH_EXPONENT
+    Some(exponent + GROWTH_EXPONENT)
 }
 
 /// Head geometry of one attention layer.
@@ -109,7 +114,7 @@ mod tests {
             let scaled_k = k.map(|x| x * factor);
             let mut out = [0f32; 4];
             Heads { eps: heads.eps * factor, ..heads }.step(&kern, &mut state, &q, &scaled_k, &v, &mut out);
-            exponent = rescale_if_grown(&kern, &mut state, 20, 16, exponent);
+            exponent = rescale_if_grown(&kern, &mut state, 20, 16, exponent).unwrap();
             for i in 0..4 {
                 z64[i] += k[i] as f64;
                 for j in 0..4 {
@@ -145,7 +150,7 @@ mod tests {
             let k = [1e37 * factor, 1e36 * factor];
             let mut out = [0f32; 2];
             Heads { eps: heads.eps * factor, ..heads }.step(&kern, &mut state, &[1.0, 1.0], &k, &[1.0, -2.0], &mut out);
-            exponent = rescale_if_grown(&kern, &mut state, 6, 4, exponent);
+            exponent = rescale_if_grown(&kern, &mut state, 6, 4, exponent).unwrap();
             assert!(out.iter().all(|x| x.is_finite()), "step {step}: {out:?}");
             assert!((out[0] - 1.0).abs() < 1e-5 && (out[1] + 2.0).abs() < 1e-5, "step {step}: {out:?}");
         }
@@ -165,7 +170,7 @@ mod tests {
             let k = [-1e30 * factor, -2e30 * factor];
             let mut out = [0f32; 2];
             Heads { eps: heads.eps * factor, ..heads }.step(&kern, &mut state, &[1.0, 1.0], &k, &[3.0, -1.0], &mut out);
-            exponent = rescale_if_grown(&kern, &mut state, 6, 4, exponent);
+            exponent = rescale_if_grown(&kern, &mut state, 6, 4, exponent).unwrap();
             assert!((out[0] - 3.0).abs() < 1e-5 && (out[1] + 1.0).abs() < 1e-5, "step {step}: {out:?}");
         }
         assert!(exponent > 0, "a z of -3e30 per step must have rescaled the state");

@@ -167,6 +167,9 @@ pub(crate) fn forward_rows<'x, S: States<'x>>(
             }
         }
     }
+    for i in 0..b {
+        states.get(i).check_finite()?;
+    }
     let d = cfg.d_model as usize;
     // Positions: each stream its own, from where it stands.
     for i in 0..b {
@@ -184,11 +187,43 @@ pub(crate) fn forward_rows<'x, S: States<'x>>(
             attend_row(kern, &cfg, state.layer(layer as usize), factor, q, k, v, out)
         };
         encoder_layer(kern, &cfg, &layer_weights, &mut ws.scratch, rows, Attention::Linear(&mut attend));
+        // A NaN or infinity in any S reaches its head's attention output (φ(q)·S:
+        // even a zero feature gives NaN), which int8 quantization would hide from
+        // the outputs further on: the check is here, where it costs H·Dv per row.
+        if !all_finite(&ws.scratch.attended[..rows * cfg.v_width()]) {
+            return Err(broken(states, t));
+        }
     }
+    let mut z_finite = true;
     for i in 0..b {
-        states.get(i).rescale_if_grown(kern);
+        z_finite &= states.get(i).rescale_if_grown(kern);
     }
-    head(kern, weights, ws, rows, outputs)
+    if !z_finite {
+        return Err(broken(states, t));
+    }
+    head(kern, weights, ws, rows, outputs)?;
+    if !all_finite(outputs) {
+        return Err(broken(states, t));
+    }
+    Ok(())
+}
+
+fn all_finite(values: &[f32]) -> bool {
+    values.iter().all(|v| v.is_finite())
+}
+
+/// A pass went non-finite: every stream in it is marked broken at the first
+/// position of the pass (its state may be half updated), and the error names the
+/// first stream's.
+fn broken<'x, S: States<'x>>(states: &mut S, t: usize) -> Error {
+    let mut first = None;
+    for i in 0..states.count() {
+        let state = states.get(i);
+        let start = state.position().saturating_sub(t as u64);
+        let error = state.mark_broken(start);
+        first.get_or_insert(error);
+    }
+    first.unwrap_or(Error::NonFiniteStep { position: 0 })
 }
 
 /// For baselines that keep linrt's layers but replace its attention (the softmax

@@ -30,6 +30,9 @@ pub struct StreamState<'a> {
     checksum: u32,
     position: u64,
     exponent: u32,
+    /// Where a forward pass produced NaN or infinite values: the state may hold them,
+    /// so the stream refuses to step or be saved until it is reset or restored.
+    broken_at: Option<u64>,
 }
 
 impl<'a> StreamState<'a> {
@@ -46,8 +49,15 @@ impl<'a> StreamState<'a> {
         let floats = floats.get_mut(..n).ok_or(Error::BadLength { what: "state", expected: n, found })?;
         let layer_floats = n / cfg.n_layers.max(1) as usize;
         let z_offset = cfg.n_heads as usize * cfg.features_per_head() as usize * cfg.d_value as usize;
-        let mut state =
-            StreamState { floats, layer_floats, z_offset, checksum: model.checksum(), position: 0, exponent: 0 };
+        let mut state = StreamState {
+            floats,
+            layer_floats,
+            z_offset,
+            checksum: model.checksum(),
+            position: 0,
+            exponent: 0,
+            broken_at: None,
+        };
         state.reset();
         Ok(state)
     }
@@ -57,6 +67,23 @@ impl<'a> StreamState<'a> {
         self.floats.fill(0.0);
         self.position = 0;
         self.exponent = 0;
+        self.broken_at = None;
+    }
+
+    /// Ok while every pass so far kept the stream finite; otherwise the error that
+    /// names the position where it broke.
+    pub fn check_finite(&self) -> Result<(), Error> {
+        match self.broken_at {
+            None => Ok(()),
+            Some(position) => Err(Error::NonFiniteStep { position }),
+        }
+    }
+
+    /// Marks the stream broken at `position` (the first position of the failed pass
+    /// that a later error reports); the first break is the one kept.
+    pub(crate) fn mark_broken(&mut self, position: u64) -> Error {
+        let position = *self.broken_at.get_or_insert(position);
+        Error::NonFiniteStep { position }
     }
 
     /// Positions consumed since creation or the last reset.
@@ -98,9 +125,16 @@ impl<'a> StreamState<'a> {
         self.position = self.position.saturating_add(positions as u64);
     }
 
-    /// Keeps long streams in range (see `attention::rescale_if_grown`).
-    pub(crate) fn rescale_if_grown(&mut self, kern: &Kernels) {
-        self.exponent = rescale_if_grown(kern, self.floats, self.layer_floats, self.z_offset, self.exponent);
+    /// Keeps long streams in range (see `attention::rescale_if_grown`); false when a
+    /// normaliser z is NaN or infinite.
+    pub(crate) fn rescale_if_grown(&mut self, kern: &Kernels) -> bool {
+        match rescale_if_grown(kern, self.floats, self.layer_floats, self.z_offset, self.exponent) {
+            Some(exponent) => {
+                self.exponent = exponent;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Bytes [`StreamState::save`] writes.
@@ -109,8 +143,13 @@ impl<'a> StreamState<'a> {
     }
 
     /// Writes the state (tagged with the model's checksum) to `out`; returns the
-    /// number of bytes written.
+    /// number of bytes written. A broken stream (see [`StreamState::check_finite`])
+    /// is not saved: [`StreamState::restore`] takes whatever this writes.
     pub fn save(&self, out: &mut [u8]) -> Result<usize, Error> {
+        self.check_finite()?;
+        if self.floats.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteStep { position: self.position });
+        }
         let n = self.saved_bytes();
         if out.len() < n {
             return Err(Error::BadLength { what: "state buffer", expected: n, found: out.len() });
@@ -158,6 +197,7 @@ impl<'a> StreamState<'a> {
         }
         self.position = u64::from_le_bytes(core::array::from_fn(|i| bytes[16 + i]));
         self.exponent = exponent;
+        self.broken_at = None;
         Ok(())
     }
 }

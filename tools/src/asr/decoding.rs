@@ -102,6 +102,16 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// Texts given directly (named "words", "grammar" and "hotwords" in messages).
+    pub fn from_texts(words: Option<String>, grammar: Option<String>, hotwords: Option<String>) -> Sources {
+        let named = |name: &str, text: Option<String>| text.map(|t| (name.to_string(), t));
+        Sources {
+            words: named("words", words),
+            grammar: named("grammar", grammar),
+            hotwords: named("hotwords", hotwords),
+        }
+    }
+
     pub fn read(options: &DecodeOptions) -> Result<Sources> {
         let load = |p: &Option<PathBuf>| -> Result<Option<(String, String)>> {
             p.as_ref().map(|p| Ok((p.display().to_string(), read(p)?))).transpose()
@@ -265,6 +275,8 @@ pub fn with_recognizer<R>(
         None => Decoder::greedy(&info),
     };
     let sizes = RecognizerSizes::new(model, &info, kernels, decoder.beam_config())?;
+    let bytes = sizes.arena_bytes.saturating_add(sizes.floats.saturating_mul(4));
+    crate::memory::check(bytes, "the recognizer's arena and buffers")?;
     let mut recognizer_buffers = RecognizerBuffers::new(&sizes);
     let inner = asr::Recognizer::new(model, info, endpoint, kernels, decoder, recognizer_buffers.memory())
         .map_err(|e| anyhow!("cannot start the recognizer: {e}"))?;

@@ -195,7 +195,10 @@ fn le<const N: usize>(raw: &[u8]) -> [u8; N] {
 }
 
 /// Averages one interleaved frame to mono, or names what is wrong with a float sample.
-fn mix(format: SampleFormat, frame: &[u8]) -> std::result::Result<f32, &'static str> {
+/// Float samples must lie in [-1, 1], as integer ones do by construction: anything
+/// else (NaN, infinity, 3e38, or a file that was never normalised) would reach the
+/// front-end as garbage, so it is an error naming the value.
+fn mix(format: SampleFormat, frame: &[u8]) -> std::result::Result<f32, String> {
     if frame.len() == format.bytes() && !format.is_float() {
         // Mono integer samples, the usual stream: the average of one, sooner.
         return Ok(format.decode(frame) as f32);
@@ -204,14 +207,18 @@ fn mix(format: SampleFormat, frame: &[u8]) -> std::result::Result<f32, &'static 
     let mut count = 0u32;
     for raw in frame.chunks_exact(format.bytes()) {
         let value = format.decode(raw);
-        // A 64-bit float can be finite yet too big for f32; it is as unusable as infinity.
-        if format.is_float() && !(value as f32).is_finite() {
+        if format.is_float() && !(-1.0..=1.0).contains(&value) {
             return Err(if value.is_nan() {
-                "NaN"
+                "NaN".to_string()
             } else if value.is_infinite() {
-                "infinite"
+                "infinite".to_string()
             } else {
-                "beyond the 32-bit float range"
+                // As the file holds it: an f32 widened to f64 would print its rounding.
+                let shown = match format {
+                    SampleFormat::F32 => format!("{:e}", value as f32),
+                    _ => format!("{value:e}"),
+                };
+                format!("{shown}, outside [-1, 1] (float samples must be normalised; `sox in.wav -b 16 out.wav` clips them)")
             });
         }
         sum += value;
@@ -469,10 +476,14 @@ mod tests {
         let (out, _) = read_all(&mut reader(&s32, PcmEncoding::S32Le, 1), 100);
         assert_eq!(out, vec![-1.0, 0.5, 0.0, -1.0 / 2_147_483_648.0]);
 
-        // Clipped float samples pass through untouched.
-        let values = [0.25f32, -1.0, 1.5, -3.0, 1e-30];
+        // Float samples in [-1, 1] pass through untouched; one outside is an error
+        // after the good ones.
+        let values = [0.25f32, -1.0, 1.0, 1e-30];
         let (out, error) = read_all(&mut reader(&f32_bytes(&values), PcmEncoding::F32Le, 1), 100);
         assert_eq!((out, error), (values.to_vec(), None));
+        let (out, error) = read_all(&mut reader(&f32_bytes(&[0.25, 1.5, 0.5]), PcmEncoding::F32Le, 1), 100);
+        assert_eq!(out, vec![0.25]);
+        assert!(error.unwrap().starts_with("sample 1 (at 0.000 s) is 1.5e0, outside [-1, 1]"));
     }
 
     #[test]

@@ -366,11 +366,29 @@ mod tests {
         assert_eq!(decode(&wav(1, 1, 16000, 24, &s24)), vec![-1.0, 0.5, -1.0 / 8_388_608.0]);
         let s32: Vec<u8> = [i32::MIN, -(1 << 29), 0].iter().flat_map(|v| v.to_le_bytes()).collect();
         assert_eq!(decode(&wav(1, 1, 16000, 32, &s32)), vec![-1.0, -0.25, 0.0]);
-        // Clipped float samples are passed through, not errors.
-        let floats = [0.5f32, -1.0, 1.25, -2.0];
+        let floats = [0.5f32, -1.0, 1.0, -0.25];
         assert_eq!(decode(&wav(3, 1, 16000, 32, &le_f32(&floats))), floats.to_vec());
-        let f64s: Vec<u8> = [0.5f64, -0.125, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(decode(&wav(3, 1, 16000, 64, &f64s)), vec![0.5, -0.125, 3.0]);
+        let f64s: Vec<u8> = [0.5f64, -0.125, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(decode(&wav(3, 1, 16000, 64, &f64s)), vec![0.5, -0.125, 1.0]);
+    }
+
+    /// Float samples outside [-1, 1] (3e38 from a hostile file, 1.25 from one never
+    /// normalised) would reach the front-end as garbage: an error naming the value,
+    /// after the good samples before it.
+    #[test]
+    fn float_samples_outside_the_unit_range_are_errors() {
+        for (bad, shown) in [(3e38f32, "3e38"), (1.25, "1.25e0"), (-2.0, "-2e0")] {
+            let bytes = wav(3, 1, 16000, 32, &le_f32(&[0.1, -0.2, bad, 0.4]));
+            let (out, error) = read_all(&mut WavReader::new(&bytes[..]).unwrap(), 10);
+            assert_eq!(out, vec![0.1, -0.2]);
+            let error = error.expect("an error");
+            assert!(error.starts_with(&format!("sample 2 (at 0.000 s) is {shown}, outside [-1, 1]")), "{error}");
+        }
+        // Stereo: one bad channel is enough.
+        let bytes = wav(3, 2, 16000, 32, &le_f32(&[0.5, 0.5, 0.25, 7.0]));
+        let (out, error) = read_all(&mut WavReader::new(&bytes[..]).unwrap(), 10);
+        assert_eq!(out, vec![0.5]);
+        assert!(error.unwrap().contains("sample 1 (at 0.000 s) is 7e0, outside [-1, 1]"));
     }
 
     #[test]
@@ -546,7 +564,7 @@ mod tests {
         let f64s: Vec<u8> = [0.5f64, 1e300].iter().flat_map(|v| v.to_le_bytes()).collect();
         let (out, error) = read_all(&mut WavReader::new(&wav(3, 1, 16000, 64, &f64s)[..]).unwrap(), 10);
         assert_eq!(out, vec![0.5]);
-        assert!(error.unwrap().contains("sample 1 (at 0.000 s) is beyond the 32-bit float range"));
+        assert!(error.unwrap().contains("sample 1 (at 0.000 s) is 1e300, outside [-1, 1]"));
     }
 
     #[test]

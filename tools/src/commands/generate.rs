@@ -210,7 +210,7 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
         None => prompt.len().max(1),
     };
     let opts = SessionOptions { max_chunk: prefill_chunk, kernels: cpu::requested(args.kernels.as_deref())? };
-    let mut arena = vec![0u8; model.arena_bytes(opts)?];
+    let mut arena = crate::memory::zeroed(model.arena_bytes(opts)?, "the session's arena")?;
     let mut session = Session::new(&model, &mut arena, opts)?;
 
     if task == "image-gen" {

@@ -227,7 +227,7 @@ fn run_linrt(model: &Model, test: &TestInputs, t: usize) -> Result<(Vec<f32>, Ve
     let d_out = cfg.output_dim();
     let e = |e: linrt::Error| anyhow!("linrt: {e}");
     let opts = SessionOptions { max_chunk: t, ..SessionOptions::default() };
-    let mut arena = vec![0u8; model.arena_bytes(opts).map_err(e)?];
+    let mut arena = crate::memory::zeroed(model.arena_bytes(opts).map_err(e)?, "the session's arena")?;
     let mut session = Session::new(model, &mut arena, opts).map_err(e)?;
     let mut stepped = vec![0f32; t * d_out];
     let width = cfg.input_width();
