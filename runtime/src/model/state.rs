@@ -181,6 +181,11 @@ impl<'a> StreamState<'a> {
         if bytes.len() != header + 4 * self.floats.len() {
             return Err(Error::BadState { reason: "wrong length for this model" });
         }
+        // Reserved bytes are zero, as save writes them: a state that restores is one
+        // that saving writes back byte for byte.
+        if header == STATE_HEADER_BYTES && word(28) != 0 {
+            return Err(Error::BadState { reason: "reserved header bytes are not zero" });
+        }
         let exponent = if header == STATE_HEADER_BYTES { word(24) } else { 0 };
         if exponent > MAX_STATE_EXPONENT {
             return Err(Error::BadState { reason: "state exponent out of range" });

@@ -137,7 +137,9 @@ fn source_name(inf: &Inferred, role: TensorRole, layer: u32) -> Result<String> {
     })
 }
 
-fn build_writer(graph: &OnnxGraph, inf: &Inferred) -> Result<LrtWriter> {
+/// The writer of an inferred graph: its weights in linrt's layout (nothing verified
+/// against tract, no source metadata yet).
+pub fn build_writer(graph: &OnnxGraph, inf: &Inferred) -> Result<LrtWriter> {
     let mut writer = LrtWriter::new(inf.config);
     for index in 0.. {
         let Some(spec) = expected_tensor(&inf.config, index) else {

@@ -37,6 +37,12 @@ pub struct OnnxGraph {
 impl OnnxGraph {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_bytes(bytes, path)
+    }
+
+    /// The graph in `bytes`, read as if from `path` (named in messages; external
+    /// tensor data is looked for beside it).
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
         let mut proto = guard("parsing the ONNX protobuf", || {
             use tract_onnx::prelude::Framework;
             let mut cursor = std::io::Cursor::new(bytes);
