@@ -127,6 +127,8 @@ mod board {
     }
 
     /// A fault ends the run with its address, rather than hanging the emulator.
+    // SAFETY: cortex-m-rt requires the handler to be an `unsafe fn`; it only reads the
+    // frame the hardware stacked and exits through semihosting.
     #[cortex_m_rt::exception]
     unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
         hprintln!("hard fault at pc {:#010x} (lr {:#010x})", frame.pc(), frame.lr());

@@ -402,6 +402,7 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     add_lanes(x, full, &mut sums, |v| v);
     let mean = fold_lanes(sums) / n as f32;
     let mut squares = [0f32; NORM_LANES];
+    // SAFETY: as above: NEON is always there and i + 16 ≤ full ≤ n.
     unsafe {
         let (m, mut acc) = (vdupq_n_f32(mean), [vdupq_n_f32(0.0); 4]);
         for i in (0..full).step_by(16) {
@@ -453,6 +454,7 @@ pub fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
         return 0.0;
     }
     for i in (0..whole).step_by(8) {
+        // SAFETY: as above: NEON is always there and i + 16 ≤ full ≤ n.
         unsafe {
             let lo = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x.as_ptr().add(i)), inv));
             let hi = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x.as_ptr().add(i + 4)), inv));

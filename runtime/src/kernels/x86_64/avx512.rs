@@ -565,6 +565,9 @@ enum Panels<'a> {
 
 /// The loops of the broadcast kernel: positions in chunks, sixteen rows at a time,
 /// [`PANEL_COLS`] columns at a time.
+///
+/// SAFETY (the caller's): the CPU runs the four AVX-512 features above, and the
+/// panels (rearranged or prepared) cover the matrix `b.len()` rows by `cols`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn broadcast_matmul(
