@@ -5,6 +5,7 @@
 //! `commands/asr.rs`.
 
 pub mod decoding;
+pub mod latency;
 pub mod recognizer;
 
 pub use decoding::{with_recognizer, DecodeOptions, DecoderKind, Tables, Vocabulary};

@@ -19,6 +19,7 @@ use linrt::{AlignedBytes, ModelFile};
 use serde_json::json;
 
 use crate::asr::decoding::{with_recognizer, DecodeOptions, DecoderKind, DEFAULT_HOTWORD_WEIGHT};
+use crate::asr::latency::Latencies;
 use crate::asr::{AsrInfo, Event, Recognizer, Utterance};
 use crate::audio::pcm::{PcmEncoding, PcmReader};
 use crate::audio::resample::Resampler;
@@ -395,43 +396,47 @@ fn final_json(u: &Utterance) -> serde_json::Value {
     json!({"type": "final", "text": u.text, "start": round(u.start), "end": round(u.end), "words": words})
 }
 
-/// What `--stats` reports.
+/// What `--stats` reports, in memory that does not grow with the stream.
 #[derive(Default)]
 struct Stats {
-    chunk_seconds: Vec<f64>,
+    chunk_seconds: Latencies,
     /// Per final: audio seconds from the end of its last word to the endpoint.
-    endpoint_delays: Vec<f64>,
+    delay_sum: f64,
+    delay_max: f64,
+    finals: u64,
 }
 
 impl Stats {
     fn chunk(&mut self, took: Duration, events: &[Event]) {
-        self.chunk_seconds.push(took.as_secs_f64());
+        self.chunk_seconds.add(took.as_secs_f64());
         for e in events {
             if let Event::Final(u) = e {
-                self.endpoint_delays.push((u.decided_at - u.end).max(0.0));
+                let delay = (u.decided_at - u.end).max(0.0);
+                self.delay_sum += delay;
+                self.delay_max = self.delay_max.max(delay);
+                self.finals += 1;
             }
         }
     }
 
     fn report(&self, out: &mut dyn Write, audio_seconds: f64, chunk_seconds: f64, json: bool) -> Result<()> {
-        let compute: f64 = self.chunk_seconds.iter().sum();
+        let latencies = &self.chunk_seconds;
+        let compute = latencies.sum();
         let rtf = if audio_seconds > 0.0 { compute / audio_seconds } else { 0.0 };
-        let mut sorted = self.chunk_seconds.clone();
-        sorted.sort_by(f64::total_cmp);
-        let pct = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
-        let (p50, p95, max) = (pct(0.5), pct(0.95), sorted.last().copied().unwrap_or(0.0));
-        let delays = &self.endpoint_delays;
-        let mean_delay = if delays.is_empty() { 0.0 } else { delays.iter().sum::<f64>() / delays.len() as f64 };
-        let max_delay = delays.iter().fold(0f64, |m, d| m.max(*d));
+        let (p50, p95, max) = (latencies.quantile(0.5), latencies.quantile(0.95), latencies.max());
+        let chunks = latencies.count();
+        let finals = self.finals;
+        let mean_delay = if finals == 0 { 0.0 } else { self.delay_sum / finals as f64 };
+        let max_delay = self.delay_max;
         let peak = peak_memory_bytes();
         if json {
             writeln!(
                 out,
                 "{}",
                 json!({"type": "stats", "audio_s": round(audio_seconds), "compute_s": compute, "rtf": rtf,
-                       "chunk_ms": chunk_seconds * 1e3, "chunks": sorted.len(),
+                       "chunk_ms": chunk_seconds * 1e3, "chunks": chunks,
                        "chunk_latency_ms": {"p50": p50 * 1e3, "p95": p95 * 1e3, "max": max * 1e3},
-                       "final_delay_s": {"mean": mean_delay, "max": max_delay, "finals": delays.len()},
+                       "final_delay_s": {"mean": mean_delay, "max": max_delay, "finals": finals},
                        "peak_memory_bytes": peak})
             )?;
         } else {
@@ -441,7 +446,7 @@ impl Stats {
                 e,
                 "chunk latency    {:.0} ms chunks ({}): p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms",
                 chunk_seconds * 1e3,
-                sorted.len(),
+                chunks,
                 p50 * 1e3,
                 p95 * 1e3,
                 max * 1e3
@@ -449,7 +454,7 @@ impl Stats {
             writeln!(
                 e,
                 "end of speech → final  {mean_delay:.2} s mean, {max_delay:.2} s max over {} finals (the endpoint rule's silence, in audio time), plus one chunk's latency",
-                delays.len()
+                finals
             )?;
             match peak {
                 Some(b) => writeln!(e, "peak memory      {:.1} MB resident", b as f64 / 1e6)?,
