@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{random_model, random_model_dtype};
+use common::{random_model, random_model_dtype, Arena};
 use linrt::format::{expected_tensor, tensor_count};
 use linrt::{
     AlignedBytes, DType, Error, Input, InputKind, KernelPath, Kernels, LrtWriter, ModelConfig, OutputKind, Session,
@@ -59,8 +59,8 @@ fn a_step_that_overflows_is_reported_and_never_saved() {
         let model = bytes.model().unwrap();
         for path in [KernelPath::Scalar, Kernels::detect().path()] {
             let opts = SessionOptions { kernels: Some(path), ..SessionOptions::default() };
-            let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
-            let mut s = Session::new(&model, &mut arena, opts).unwrap();
+            let mut arena = Arena::new(model.arena_bytes(opts).unwrap());
+            let mut s = Session::new(&model, arena.bytes(), opts).unwrap();
             let mut fresh = vec![0u8; s.state_bytes()];
             s.save_state(&mut fresh).unwrap();
             let mut out = [0f32; 3];
@@ -99,9 +99,9 @@ fn every_saved_state_restores() {
         let model = bytes.model().unwrap();
         let opts = SessionOptions::default();
         let (mut a1, mut a2) =
-            (vec![0u8; model.arena_bytes(opts).unwrap()], vec![0u8; model.arena_bytes(opts).unwrap()]);
-        let mut a = Session::new(&model, &mut a1, opts).unwrap();
-        let mut b = Session::new(&model, &mut a2, opts).unwrap();
+            (Arena::new(model.arena_bytes(opts).unwrap()), Arena::new(model.arena_bytes(opts).unwrap()));
+        let mut a = Session::new(&model, a1.bytes(), opts).unwrap();
+        let mut b = Session::new(&model, a2.bytes(), opts).unwrap();
         let (mut out_a, mut out_b) = (vec![0f32; 16], vec![0f32; 16]);
         let mut saved = vec![0u8; a.state_bytes()];
         for step in 0..200u32 {

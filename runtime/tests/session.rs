@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{random_model, Draw, Rng};
+use common::{random_model, Arena, Draw, Rng};
 use linrt::{
     Activation, AlignedBytes, Error, FeatureMap, FeatureParams, Input, InputKind, Inputs, ModelConfig, NormPlacement,
     OutputKind, Positional, Session, SessionOptions, STATE_HEADER_BYTES,
@@ -182,8 +182,8 @@ fn reset_and_state_round_trip() {
     let bytes = AlignedBytes::from_slice(&random_model(&cfg, 5));
     let model = bytes.model().unwrap();
     let opts = SessionOptions::default();
-    let mut arena = vec![0u8; model.arena_bytes(opts).unwrap()];
-    let mut s = Session::new(&model, &mut arena, opts).unwrap();
+    let mut arena = Arena::new(model.arena_bytes(opts).unwrap());
+    let mut s = Session::new(&model, arena.bytes(), opts).unwrap();
     let data = inputs(&cfg, 20, 3);
     let first = step_all(&mut s, &cfg, &data, 20);
     s.reset();

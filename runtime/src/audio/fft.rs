@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn matches_a_direct_dft() {
-        for n in [4usize, 8, 64, 512, 1024] {
+        // Under Miri the direct DFT of 1024 points alone takes many minutes; the
+        // fbank test there runs the 512-point FFT the front-end uses.
+        let sizes: &[usize] = if cfg!(miri) { &[4, 8, 64] } else { &[4, 8, 64, 512, 1024] };
+        for &n in sizes {
             let signal: [f64; MAX_FFT] = core::array::from_fn(|i| libm::sin(i as f64 * 0.37) + (i % 7) as f64 * 0.1);
             let mut x = signal;
             let mut power = [0f32; MAX_FFT / 2 + 1];

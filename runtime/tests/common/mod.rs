@@ -56,3 +56,16 @@ pub fn random_model_dtype(cfg: &ModelConfig, seed: u64, dtype: linrt::DType) -> 
     w.weight_dtype(dtype, 0);
     w.to_bytes().expect("valid model")
 }
+
+/// Arena memory with the 4-byte alignment sessions need whatever the allocator gives
+/// bytes (Miri gives `Vec<u8>` any alignment): `u32` words seen as bytes.
+pub struct Arena(Vec<u32>);
+
+impl Arena {
+    pub fn new(bytes: usize) -> Arena {
+        Arena(vec![0; bytes.div_ceil(4)])
+    }
+    pub fn bytes(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.0)
+    }
+}
