@@ -10,7 +10,7 @@ work=$(mktemp -d)
 for t in lrt state audio resample metadata words onnx; do
   mkdir -p "$work/$t" "artifacts/$t"
   cp corpus/"$t"/* "$work/$t/"
-  if ! "$bin/$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+  if ! "$bin/$t" -seed=1 -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
       -artifact_prefix="artifacts/$t/" "$work/$t" >"$work/$t.log" 2>&1; then
     tail -40 "$work/$t.log"
     echo "fuzz target $t crashed: the input is in fuzz/artifacts/$t/"

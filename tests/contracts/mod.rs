@@ -44,8 +44,10 @@ pub fn check(name: &str, data: &[u8]) {
     }
 }
 
+/// An error message fit for one line of a terminal (anyhow chains are first rendered
+/// as the CLI prints them, `linrt_tools::cli::one_line`).
 fn one_line(message: &str) {
-    assert!(!message.is_empty() && !message.contains('\n'), "error is not one line: {message:?}");
+    assert!(!message.is_empty() && !message.chars().any(char::is_control), "error is not one line: {message:?}");
 }
 
 /// Inputs for `model` drawn from `bytes`: tokens in range, or vector values in [-4, 4].
@@ -223,7 +225,7 @@ fn drain(source: &mut impl AudioSource, block: usize) -> (Vec<f32>, Option<Strin
         match source.read(&mut out, block) {
             Ok(0) => return (out, None),
             Ok(_) => {}
-            Err(e) => return (out, Some(format!("{e:#}"))),
+            Err(e) => return (out, Some(linrt_tools::cli::one_line(&e))),
         }
     }
     panic!("a finite input never ended");
@@ -247,12 +249,12 @@ pub fn audio(data: &[u8]) {
         if raw {
             match PcmReader::new(reader, encoding, 16000, channels) {
                 Ok(mut r) => drain(&mut r, block),
-                Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+                Err(e) => (Vec::new(), Some(linrt_tools::cli::one_line(&e))),
             }
         } else {
             match WavReader::new(reader) {
                 Ok(mut r) => drain(&mut r, block),
-                Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+                Err(e) => (Vec::new(), Some(linrt_tools::cli::one_line(&e))),
             }
         }
     };
@@ -368,7 +370,7 @@ pub fn words(data: &[u8]) {
     let mut tables = Tables::new(&info, &sources);
     let vocabulary = match tables.build(&info, &sources, 1.5) {
         Ok(v) => v,
-        Err(e) => return one_line(&format!("{e:#}")),
+        Err(e) => return one_line(&linrt_tools::cli::one_line(&e)),
     };
     let config = BeamConfig { beam: 4, ..BeamConfig::default() };
     let mut buffers = BeamBuffers::new(&config, info.symbols()).expect("beam buffers");
@@ -408,6 +410,6 @@ pub fn onnx(data: &[u8]) {
             let file = AlignedBytes::from_slice(&bytes);
             file.model().expect("the converter wrote a model its reader refuses");
         }
-        Err(e) => one_line(&format!("{e:#}")),
+        Err(e) => one_line(&linrt_tools::cli::one_line(&e)),
     }
 }

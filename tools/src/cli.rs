@@ -82,9 +82,20 @@ pub fn main() -> i32 {
     }
 }
 
-/// An error chain on one line.
-fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+/// An error chain on one line, as the CLI prints it: line breaks and tabs become
+/// spaces and other control characters are escaped, so that a name quoted from a
+/// hostile file (an ONNX input called "T\n...") can neither split the line nor
+/// drive the terminal.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in format!("{e:#}").chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn execute(command: Command) -> Result<()> {
@@ -99,5 +110,16 @@ pub fn execute(command: Command) -> Result<()> {
         Command::Asr(args) => commands::asr::run(args, &mut out),
         Command::Generate(args) => commands::generate::run(args, &mut out),
         Command::Info(args) => commands::info::execute(args, &mut out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Found by the onnx fuzz target: an input named with control characters split
+    /// the error over two lines and sent backspaces to the terminal.
+    #[test]
+    fn errors_quoting_hostile_names_stay_one_plain_line() {
+        let e = anyhow::anyhow!("input \u{8}\u{7}T\n\rx\tz has ONNX element type 0").context("converting");
+        assert_eq!(super::one_line(&e), "converting: input \\u{8}\\u{7}T  x z has ONNX element type 0");
     }
 }
