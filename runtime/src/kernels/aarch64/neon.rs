@@ -454,7 +454,7 @@ pub fn quantize(x: &[f32], q: &mut [i8]) -> f32 {
         return 0.0;
     }
     for i in (0..whole).step_by(8) {
-        // SAFETY: as above: NEON is always there and i + 16 ≤ full ≤ n.
+        // SAFETY: as above: NEON is always there; i + 8 ≤ whole ≤ n, inside x and q.
         unsafe {
             let lo = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x.as_ptr().add(i)), inv));
             let hi = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x.as_ptr().add(i + 4)), inv));
