@@ -152,11 +152,16 @@ fn write_seed_corpus() {
     put("audio", "wav-s24", &[&[0u8, 5, 9, 1][..], &wav(1, 1, 24, &s16[..60])].concat());
     put("audio", "raw-s16", &[&[3u8, 7, 7, 7][..], &s16].concat());
     put("audio", "raw-f32", &[&[9u8, 1, 4, 9][..], &f32s].concat());
-    // Resampler: two rates (4000 + u16), a piece size, samples.
-    for (name, from, to) in [("16k-8k", 16000u32, 8000u32), ("44k1-16k", 44100, 16000), ("8k-48k", 8000, 48000)] {
-        let (a, b) = ((from - 4000) as u16, (to - 4000) as u16);
+    // Resampler: two rates (4000 + three bytes), a piece size, samples.
+    for (name, from, to) in [
+        ("16k-8k", 16000u32, 8000u32),
+        ("44k1-16k", 44100, 16000),
+        ("8k-48k", 8000, 48000),
+        ("192k-44k1", 192_000, 44100),
+    ] {
+        let (a, b) = ((from - 4000).to_le_bytes(), (to - 4000).to_le_bytes());
         let samples: Vec<u8> = (0..200u32).map(|i| (128.0 + 100.0 * (i as f32 * 0.3).sin()) as u8).collect();
-        put("resample", name, &[&a.to_le_bytes()[..], &b.to_le_bytes(), &[13], &samples].concat());
+        put("resample", name, &[&a[..3], &b[..3], &[13], &samples].concat());
     }
     // Metadata: the speech model's own (mask 0), and single keys replaced.
     let speech = linrt::AlignedBytes::from_slice(contracts::SPEECH_MODEL);

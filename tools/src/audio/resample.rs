@@ -13,7 +13,9 @@
 //! 44100→16000 has 160 phases, 48000→16000 one) it is precomputed exactly. Coprime
 //! rates such as 44101→16000 would need 16000 phases × 200 taps, so for those each
 //! output's weights are interpolated linearly from a finely sampled kernel (1024
-//! points per zero crossing, error about −100 dB), at some cost per sample.
+//! points per zero crossing, error about −100 dB), at some cost per sample. That
+//! kernel is the same for every pair of rates once measured in zero crossings, so
+//! one table serves every resampler of the process.
 //!
 //! Positions are kept as an integer sample index and a phase numerator over
 //! `to/gcd`, and the input history is indexed absolutely, so every output sample is
@@ -21,6 +23,7 @@
 //! is split into `process` calls: the output is bit-identical.
 
 use std::f64::consts::PI;
+use std::sync::OnceLock;
 
 /// Zero crossings of the sinc on each side of the centre.
 const ZERO_CROSSINGS: f64 = 32.0;
@@ -62,8 +65,9 @@ enum Weights {
     PassThrough,
     /// `up` rows of 2 × half weights, one per phase.
     Bank(Vec<f32>),
-    /// The kernel from 0 to its end at `points_per_sample` points per input sample.
-    Table { kernel: Vec<f64>, points_per_sample: f64 },
+    /// The kernel from 0 to its end (`unit_kernel_table`), at `points_per_sample`
+    /// points per input sample.
+    Table { kernel: &'static [f64], points_per_sample: f64 },
 }
 
 impl Resampler {
@@ -195,9 +199,7 @@ impl Weights {
     fn table(kernel: &Kernel) -> Weights {
         // Zero crossings lie 1 / (2·cutoff) input samples apart.
         let points_per_sample = TABLE_POINTS_PER_ZERO_CROSSING * 2.0 * kernel.cutoff;
-        let points = (kernel.half_width * points_per_sample).ceil() as usize + 2;
-        let kernel = (0..points).map(|i| kernel.at(i as f64 / points_per_sample)).collect();
-        Weights::Table { kernel, points_per_sample }
+        Weights::Table { kernel: unit_kernel_table(), points_per_sample }
     }
 
     /// The weights of phase `phase` (of `up`), from the bank or computed into `scratch`.
@@ -255,13 +257,31 @@ impl Kernel {
 
     /// Windowed sinc at distance `d` input samples from the centre.
     fn at(&self, d: f64) -> f64 {
-        let r = d / self.half_width;
-        if r.abs() >= 1.0 {
-            return 0.0;
-        }
-        let window = bessel_i0(KAISER_BETA * (1.0 - r * r).sqrt()) / self.i0_beta;
-        2.0 * self.cutoff * sinc(2.0 * self.cutoff * d) * window
+        2.0 * self.cutoff * unit_kernel(2.0 * self.cutoff * d, self.i0_beta)
     }
+}
+
+/// The kernel at `u` zero crossings from its centre, without its 2·cutoff gain: the
+/// same function for every pair of rates, only stretched.
+fn unit_kernel(u: f64, i0_beta: f64) -> f64 {
+    let r = u / ZERO_CROSSINGS;
+    if r.abs() >= 1.0 {
+        return 0.0;
+    }
+    sinc(u) * bessel_i0(KAISER_BETA * (1.0 - r * r).sqrt()) / i0_beta
+}
+
+/// `unit_kernel` from 0 to its end at TABLE_POINTS_PER_ZERO_CROSSING points per zero
+/// crossing. Rows are normalised to sum 1, so the missing gain does not matter, and
+/// the table serves every pair of rates: it is computed once per process (32,770
+/// points, 256 KiB), not per resampler.
+fn unit_kernel_table() -> &'static [f64] {
+    static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let i0_beta = bessel_i0(KAISER_BETA);
+        let points = (ZERO_CROSSINGS * TABLE_POINTS_PER_ZERO_CROSSING) as usize + 2;
+        (0..points).map(|i| unit_kernel(i as f64 / TABLE_POINTS_PER_ZERO_CROSSING, i0_beta)).collect()
+    })
 }
 
 fn sinc(x: f64) -> f64 {
