@@ -14,7 +14,11 @@ Engines that train the model (each installs here and bundles its voices):
   espeak-ng or through Festival (`festvox-us1` ... `festvox-en1`), and Festival's `rab`
   voice (`festvox-rablpc16k`);
 - from shard 30 on, the same voices with long quiet leads (0.7-2.2 s) in half the
-  utterances (`LONG_LEADS`).
+  utterances (`LONG_LEADS`);
+- from shard 40 on (the fourth mix), RHVoice's English HTS voices (Debian `rhvoice`,
+  `rhvoice-english`: bdl, evgeniy-eng and lyubov train, clb is held out; alan and slt
+  never, being CMU's awb and slt) and Festival's `don` diphone voice
+  (`festvox-don`) join them.
 
 Never in training or tuning, so that the evaluation stays honest: CMU Flite (and the
 same CMU speakers packaged elsewhere: kal, awb, rms, slt), which is the
@@ -99,6 +103,15 @@ SECOND_MIX = range(48_000, 10_000_000)
 LONG_LEADS = range(60_000, 10_000_000)
 TRAIN_MIX_2 = {"espeak": 0.28, "piper": 0.14, "pico": 0.14, "festival": 0.16, "mbrola": 0.28}
 FESTIVAL_VOICES_2 = ["ked", "rab"]
+# From shard 40 on (the fourth mix; long leads as the third), RHVoice's voices and
+# Festival's don join, and espeak-ng's share goes back up: cycle 5, trained on the
+# third mix alone, lost on espeak-ng's held-out voices what it won elsewhere.
+FOURTH_MIX = range(80_000, 10_000_000)
+TRAIN_MIX_4 = {"espeak": 0.34, "piper": 0.10, "pico": 0.12, "festival": 0.12, "mbrola": 0.16, "rhvoice": 0.16}
+FESTIVAL_VOICES_4 = ["ked", "rab", "don"]
+# RHVoice's English voices (HTS). Its alan and slt are CMU's awb and slt, Flite's test
+# speakers: never used. bdl and clb are other CMU ARCTIC speakers; clb is held out.
+RHVOICE_TRAIN, RHVOICE_TEST = ["bdl", "evgeniy-eng", "lyubov"], ["clb"]
 # MBROLA's English voices (us1 is female, the others male); one is held out.
 MBROLA_TRAIN, MBROLA_TEST = ["us1", "us2", "en1"], ["us3"]
 # MBROLA is a waveform back-end: a text front-end chooses phones and prosody.
@@ -128,7 +141,8 @@ def espeak_voices(split):
     return [f"{a}+{v}" if v else a for a, v in held]
 
 
-def voices(engine, split, second_mix=False):
+def voices(engine, split, mix=1):
+    """The voices of `engine` in `split`; `mix` (1, 2 or 4) is the training mix."""
     train = split == "train"
     if engine == "espeak":
         return espeak_voices(split)
@@ -137,9 +151,13 @@ def voices(engine, split, second_mix=False):
     if engine == "piper":
         return PIPER_VOICES
     if engine == "festival":
-        return FESTIVAL_VOICES_2 if train and second_mix else FESTIVAL_VOICES
+        if train and mix >= 4:
+            return FESTIVAL_VOICES_4
+        return FESTIVAL_VOICES_2 if train and mix >= 2 else FESTIVAL_VOICES
     if engine == "mbrola":
         return MBROLA_TRAIN if train else MBROLA_TEST
+    if engine == "rhvoice":
+        return RHVOICE_TRAIN if train else RHVOICE_TEST
     if engine == "flite":
         assert not train, "Flite never trains the model"
         return FLITE_VOICES
@@ -288,6 +306,17 @@ def mbrola_espeak(text, voice, rng):
     return espeak(text, f"mb-{voice}", rng)
 
 
+def rhvoice(text, voice, rng):
+    """An RHVoice voice; its rate (percent, 50 is its normal speed) and pitch
+    (50 normal, only higher values change it) drawn from `rng`."""
+    rate, pitch = int(rng.integers(50, 86)), int(rng.integers(50, 71))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "x.wav")
+        subprocess.run(["RHVoice-test", "-p", voice, "-r", str(rate), "-t", str(pitch), "-o", out], input=text.encode(),
+                       check=True, capture_output=True)
+        return read_wav(out)
+
+
 def flite(text, voice, rng):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "x.wav")
@@ -406,7 +435,7 @@ def fbank(audio, noise_floor=0.0):
 
 
 # Test splits: held-out voices of each training engine, clean and with noise, and Flite.
-TEST_ENGINES = ["espeak", "pico", "piper", "festival", "mbrola"]
+TEST_ENGINES = ["espeak", "pico", "piper", "festival", "mbrola", "rhvoice"]
 
 
 def parse_split(split):
@@ -430,12 +459,13 @@ class Plan:
         seed = f"{split}:{index}" if split == "train" else f"test-{engine}:{index}"
         self.rng = np.random.default_rng(zlib.crc32(seed.encode()))
         rng = self.rng
-        second = engine is None and index in SECOND_MIX
+        mix_number = 1
         if engine is None:
-            mix = TRAIN_MIX_2 if second else TRAIN_MIX
+            mix_number = 4 if index in FOURTH_MIX else 2 if index in SECOND_MIX else 1
+            mix = {1: TRAIN_MIX, 2: TRAIN_MIX_2, 4: TRAIN_MIX_4}[mix_number]
             names = list(mix)
             engine = names[rng.choice(len(names), p=[mix[n] for n in names])]
-        pool = voices(engine, "train" if split == "train" else "test", second)
+        pool = voices(engine, "train" if split == "train" else "test", mix_number)
         self.split, self.index, self.engine, self.condition = split, index, engine, condition
         self.voice = pool[rng.integers(len(pool))] if engine != "flite" else pool[index % len(pool)]
         # Which front-end voices an MBROLA utterance (drawn only for MBROLA, so that
@@ -464,7 +494,8 @@ def render(plans):
         batch = [(plans[i].text, plans[i].festival_voice(), plans[i].stretch) for i in fest]
         for i, audio in zip(fest, festival_batch(batch)):
             out[i] = audio
-    engines = {"espeak": espeak, "pico": pico, "piper": piper, "flite": flite, "mbrola": mbrola_espeak}
+    engines = {"espeak": espeak, "pico": pico, "piper": piper, "flite": flite, "mbrola": mbrola_espeak,
+               "rhvoice": rhvoice}
     for i, p in enumerate(plans):
         if out[i] is None:
             out[i] = engines[p.engine](p.text, p.voice, p.rng)

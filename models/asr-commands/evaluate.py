@@ -30,7 +30,8 @@ from train import edit_distance  # noqa: E402
 
 # name → utterances; every held-out set of the training engines, clean and noisy.
 TEST_SETS = {f"test-{e}-{c}": n
-             for e, n in (("espeak", 600), ("pico", 300), ("piper", 300), ("festival", 300), ("mbrola", 300))
+             for e, n in (("espeak", 600), ("pico", 300), ("piper", 300), ("festival", 300), ("mbrola", 300),
+                          ("rhvoice", 300))
              for c in ("clean", "noisy")}
 TEST_SETS["test-flite"] = 600
 
