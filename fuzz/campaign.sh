@@ -13,10 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 sanitizer=${SANITIZER:-address}
-declare -A runs=([lrt]=10000000 [state]=1000000 [audio]=1000000 [resample]=1000000
+declare -A runs=([lrt]=10000000 [state]=1000000 [audio]=1000000 [compressed]=1000000 [resample]=1000000
                  [metadata]=1000000 [words]=1000000 [onnx]=1000000)
 targets=()
-for arg in "${@:-lrt state audio resample metadata words onnx}"; do
+for arg in "${@:-lrt state audio compressed resample metadata words onnx}"; do
   for t in $arg; do
     name=${t%%=*}
     [[ -n ${runs[$name]:-} ]] || { echo "no fuzz target $name" >&2; exit 2; }

@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 seconds=${1:-15}
 bin=target/x86_64-unknown-linux-gnu/release
 work=$(mktemp -d)
-for t in lrt state audio resample metadata words onnx; do
+for t in lrt state audio compressed resample metadata words onnx; do
   mkdir -p "$work/$t" "artifacts/$t"
   cp corpus/"$t"/* "$work/$t/"
   if ! "$bin/$t" -seed=1 -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \

@@ -160,6 +160,43 @@ fn any_chunking_gives_bit_identical_logits_and_transcripts() {
     }
 }
 
+/// All of an audio file's samples, through the reader `linrt asr` picks for it.
+fn file_samples(path: &Path) -> (Vec<f32>, u32) {
+    let (mut source, _) = linrt_tools::audio::open_file(path).unwrap();
+    let mut samples = Vec::new();
+    while source.read(&mut samples, 1 << 16).unwrap() > 0 {}
+    (samples, source.sample_rate())
+}
+
+#[test]
+fn a_lossless_file_gives_the_wav_logits_bit_for_bit_and_lossy_ones_its_transcripts() {
+    // tools/tests/audio/: the sample encoded by ffmpeg (see its README).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let wav = read_wav(&root.join("models/asr-commands/sample.wav"));
+    let audio = |name: &str| file_samples(&root.join("tools/tests/audio").join(name));
+    let (flac, rate) = audio("sample.flac");
+    assert_eq!(rate, 16000);
+    assert!(flac.len() == wav.len() && flac.iter().zip(&wav).all(|(a, b)| a.to_bits() == b.to_bits()), "FLAC samples");
+    let (logits, finals) = stream("int8", DecoderKind::Beam, &wav, 160);
+    let (flac_logits, flac_finals) = stream("int8", DecoderKind::Beam, &flac, 160);
+    assert_eq!(flac_finals, finals);
+    assert_eq!(flac_logits.len(), logits.len());
+    assert!(flac_logits.iter().zip(&logits).all(|(a, b)| a.to_bits() == b.to_bits()), "FLAC logits");
+    // Lossy: the same words; AAC in MP4 comes 64 ms late (1,024 priming samples
+    // that symphonia does not trim: it reads the file's edit list but does not apply it).
+    for (name, late) in [("sample.ogg", 0.0), ("sample.mp3", 0.0), ("sample.m4a", 0.064)] {
+        let (samples, rate) = audio(name);
+        assert_eq!(rate, 16000, "{name}");
+        let (_, got) = stream("int8", DecoderKind::Beam, &samples, 160);
+        let texts: Vec<&str> = got.iter().map(|f| f.0.as_str()).collect();
+        let want: Vec<&str> = finals.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(texts, want, "{name}");
+        for (g, w) in got.iter().zip(&finals) {
+            assert!((g.1 - late - w.1).abs() <= 0.035, "{name}: {g:?} against {w:?}");
+        }
+    }
+}
+
 #[test]
 fn the_sample_stream_ends_each_utterance_at_an_endpoint_with_its_command() {
     // sample.wav: the golden utterances with 1.4 s of quiet between them. Streamed

@@ -43,6 +43,11 @@ fn audio_corpus() {
 }
 
 #[test]
+fn compressed_corpus() {
+    run_target("compressed");
+}
+
+#[test]
 fn resample_corpus() {
     run_target("resample");
 }

@@ -15,6 +15,7 @@ use linrt::asr::AsrInfo;
 use linrt::decode::{BeamBuffers, BeamConfig};
 use linrt::{AlignedBytes, Error, Input, InputKind, Inputs, Model, Session, SessionOptions};
 use linrt_tools::asr::decoding::{Sources, Tables};
+use linrt_tools::audio::compressed::CompressedReader;
 use linrt_tools::audio::pcm::{PcmEncoding, PcmReader};
 use linrt_tools::audio::resample::Resampler;
 use linrt_tools::audio::wav::WavReader;
@@ -54,6 +55,7 @@ pub fn check(name: &str, data: &[u8]) {
         "lrt" => lrt(data),
         "state" => state(data),
         "audio" => audio(data),
+        "compressed" => compressed(data),
         "resample" => resample(data),
         "metadata" => metadata(data),
         "words" => words(data),
@@ -285,6 +287,58 @@ pub fn audio(data: &[u8]) {
         one_line(e);
     }
     assert!(whole.0.iter().all(|v| (-1.0..=1.0).contains(v)), "a sample outside [-1, 1]");
+}
+
+/// Compressed audio (FLAC, Ogg Vorbis, MP3, AAC in MP4: symphonia behind linrt's
+/// reader), from a file and from a pipe, read in blocks of the size the first byte
+/// chooses and in large ones: no panic, the same samples and error whatever the
+/// block size, every sample finite and in [-1, 1], errors on one line.
+pub fn compressed(data: &[u8]) {
+    let Some((&head, body)) = data.split_first() else {
+        return;
+    };
+    let block = 1 + usize::from(head) * 13;
+    // At most this many samples (a few bytes of FLAC can declare 65,535 samples per
+    // frame): the contract is about every sample read, not about reading forever.
+    const LIMIT: usize = 1 << 20;
+    let read = |pipe: bool, block: usize| -> (Vec<f32>, Option<String>) {
+        let opened = if pipe {
+            CompressedReader::from_pipe(std::io::Cursor::new(body.to_vec()))
+        } else {
+            CompressedReader::open(Box::new(std::io::Cursor::new(body.to_vec())), None)
+        };
+        let mut reader = match opened {
+            Ok(r) => r,
+            Err(e) => return (Vec::new(), Some(linrt_tools::cli::one_line(&e))),
+        };
+        let mut out = Vec::new();
+        while out.len() < LIMIT {
+            match reader.read(&mut out, block) {
+                Ok(0) => return (out, None),
+                Ok(_) => {}
+                Err(e) => return (out, Some(linrt_tools::cli::one_line(&e))),
+            }
+        }
+        out.truncate(LIMIT);
+        (out, None)
+    };
+    for pipe in [false, true] {
+        let (small, small_error) = read(pipe, block);
+        let (large, large_error) = read(pipe, 1 << 16);
+        let n = small.len().min(large.len());
+        assert!(small.len() == large.len() || n == LIMIT, "sample count depends on the block size");
+        assert!(
+            small[..n].iter().zip(&large[..n]).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "samples depend on the block size"
+        );
+        if n < LIMIT {
+            assert_eq!(small_error, large_error, "the error depends on the block size");
+        }
+        if let Some(e) = &small_error {
+            one_line(e);
+        }
+        assert!(small.iter().all(|v| (-1.0..=1.0).contains(v)), "a sample outside [-1, 1] or NaN");
+    }
 }
 
 /// The resampler between the rates the first bytes choose, the samples fed whole

@@ -44,7 +44,7 @@ pub enum Command {
     Bench(commands::bench::BenchArgs),
     /// Transcribe speech, streaming: a WAV file, raw PCM on stdin, or the microphone.
     #[command(
-        after_help = "Examples:\n  linrt asr                                   # the bundled sample with the bundled model\n  linrt asr speech.wav --json\n  arecord -f S16_LE -r 16000 -c 1 -t raw | linrt asr -\n  linrt asr --mic --device hw:1,0 --stats\n  linrt asr long.wav --realtime             # paced like live audio"
+        after_help = "Examples:\n  linrt asr                                   # the bundled sample with the bundled model\n  linrt asr speech.wav --json\n  linrt asr recording.flac                   # also .ogg (Vorbis), .mp3, .m4a (AAC)\n  arecord -f S16_LE -r 16000 -c 1 -t raw | linrt asr -\n  linrt asr --mic --device hw:1,0 --stats\n  linrt asr long.wav --realtime             # paced like live audio"
     )]
     Asr(commands::asr::AsrArgs),
     /// Generate tokens with a token model: text, a copy, or a PNG grid of images.

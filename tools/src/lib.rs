@@ -6,6 +6,7 @@
 pub mod asr;
 pub mod audio;
 pub mod bench;
+pub mod bundled;
 pub mod cli;
 pub mod commands;
 pub mod compare;

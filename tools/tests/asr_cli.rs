@@ -197,6 +197,43 @@ fn any_rate_channels_and_encoding_give_the_same_transcripts() {
     assert!(!finals(&out).is_empty());
 }
 
+/// A file of tools/tests/audio/ (the sample encoded by ffmpeg; see its README).
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/audio").join(name).display().to_string()
+}
+
+#[test]
+fn flac_ogg_mp3_and_m4a_files_and_streams_give_the_sample_transcripts() {
+    for name in ["sample.flac", "sample.ogg", "sample.mp3", "sample.m4a"] {
+        let out = linrt(&["asr", &fixture(name)], None);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(finals(&out), expected(), "{name}");
+    }
+    // Through a pipe: FLAC, Ogg and MP3 name themselves in their first bytes (MP4's
+    // index usually comes last: it needs a file).
+    for name in ["sample.flac", "sample.ogg", "sample.mp3"] {
+        let out = linrt(&["asr", "-"], Some(&fs::read(fixture(name)).unwrap()));
+        assert!(out.status.success(), "{name} on stdin: {}", stderr(&out));
+        assert_eq!(finals(&out), expected(), "{name} on stdin");
+    }
+}
+
+#[test]
+fn compressed_files_that_cannot_be_read_say_why_in_one_line() {
+    let dir = Dir::new("compressed");
+    // Opus in Ogg: a codec symphonia does not decode names itself.
+    assert_fails(&linrt(&["asr", &fixture("opus.ogg")], None), "Opus audio is not supported");
+    assert_fails(&linrt(&["asr", &dir.write("notes.txt", b"hello, this is not audio")], None), "not an audio format");
+    assert_fails(&linrt(&["asr", &dir.write("empty.mp3", b"")], None), "empty");
+    // Cut files: the transcripts before the cut, then the error.
+    for (name, needle) in [("sample.flac", "truncated FLAC"), ("sample.mp3", "truncated MP3")] {
+        let bytes = fs::read(fixture(name)).unwrap();
+        let out = linrt(&["asr", &dir.write(&format!("cut-{name}"), &bytes[..bytes.len() * 3 / 5])], None);
+        assert_fails(&out, needle);
+        assert_eq!(finals(&out), expected()[..2], "{name}: what was decoded before the cut");
+    }
+}
+
 #[test]
 fn realtime_paces_a_file_like_live_audio() {
     let dir = Dir::new("realtime");

@@ -54,9 +54,9 @@ pub const DEFAULT_HOTWORD_WEIGHT: f32 = 1.5;
 const GRAMMAR_SLOTS: usize = 1024;
 
 impl DecodeOptions {
-    /// The decoder these options ask for with this model.
-    pub fn resolve(&self, info: &AsrInfo) -> Result<DecoderKind> {
-        let has_words = self.words.is_some() || self.grammar.is_some() || info.has_words();
+    /// The decoder these options ask for with this model and these word lists.
+    pub fn resolve(&self, info: &AsrInfo, sources: &Sources) -> Result<DecoderKind> {
+        let has_words = sources.words.is_some() || sources.grammar.is_some() || info.has_words();
         let kind = self.kind.unwrap_or(if has_words { DecoderKind::Beam } else { DecoderKind::Greedy });
         match kind {
             DecoderKind::Beam if !has_words => bail!(
@@ -64,9 +64,9 @@ impl DecodeOptions {
             ),
             DecoderKind::Greedy => {
                 for (flag, given) in [
-                    ("--words", self.words.is_some()),
-                    ("--grammar", self.grammar.is_some()),
-                    ("--hotwords", self.hotwords.is_some()),
+                    ("--words", sources.words.is_some()),
+                    ("--grammar", sources.grammar.is_some()),
+                    ("--hotwords", sources.hotwords.is_some()),
                     ("--beam", self.beam.is_some()),
                     ("--boundary-penalty", self.boundary_penalty.is_some()),
                 ] {
@@ -259,12 +259,26 @@ pub fn with_recognizer<R>(
     kernels: Option<KernelPath>,
     f: impl FnOnce(&mut Recognizer) -> Result<R>,
 ) -> Result<R> {
-    let kind = options.resolve(&info)?;
-    let config = options.beam_config()?;
     let sources = Sources::read(options)?;
-    let mut tables = Tables::new(&info, &sources);
+    with_recognizer_for(model, info, options, &sources, endpoint, kernels, f)
+}
+
+/// [`with_recognizer`] with the word list, grammar and hotwords given (`sources`)
+/// rather than read from the files `options` names.
+pub fn with_recognizer_for<R>(
+    model: &Model,
+    info: AsrInfo,
+    options: &DecodeOptions,
+    sources: &Sources,
+    endpoint: EndpointConfig,
+    kernels: Option<KernelPath>,
+    f: impl FnOnce(&mut Recognizer) -> Result<R>,
+) -> Result<R> {
+    let kind = options.resolve(&info, sources)?;
+    let config = options.beam_config()?;
+    let mut tables = Tables::new(&info, sources);
     let vocabulary = match kind {
-        DecoderKind::Beam => Some(tables.build(&info, &sources, options.hotword_weight)?),
+        DecoderKind::Beam => Some(tables.build(&info, sources, options.hotword_weight)?),
         DecoderKind::Greedy => None,
     };
     let mut beam_buffers = BeamBuffers::new(&config, info.symbols())?;
@@ -281,4 +295,20 @@ pub fn with_recognizer<R>(
     let inner = asr::Recognizer::new(model, info, endpoint, kernels, decoder, recognizer_buffers.memory())
         .map_err(|e| anyhow!("cannot start the recognizer: {e}"))?;
     f(&mut Recognizer::new(inner))
+}
+
+/// The endpoint rules: seconds of trailing silence that end an utterance in which
+/// nothing was decoded, and one after something was; the longest utterance.
+/// `names` name the three in messages (`linrt asr`'s flags, the Python keywords).
+pub fn endpoint_config(seconds: [f32; 3], names: [&str; 3]) -> Result<EndpointConfig> {
+    for (name, v) in names.iter().zip(seconds) {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{name} must be a positive number of seconds, not {v}");
+        }
+    }
+    let mut e = EndpointConfig::default();
+    e.rules[0].min_trailing_silence = seconds[0];
+    e.rules[1].min_trailing_silence = seconds[1];
+    e.rules[2].min_utterance_length = seconds[2];
+    Ok(e)
 }

@@ -25,7 +25,7 @@ const MAX_BLOCK_BYTES: usize = 1 << 20;
 const ACCEPTED: &str = "U8, S16_LE (s16le), S24_3LE (s24le), S32_LE (s32le), FLOAT_LE (f32le)";
 
 /// Checks a sample rate from a header or the command line.
-pub(crate) fn check_sample_rate(rate: u32) -> Result<()> {
+pub fn check_sample_rate(rate: u32) -> Result<()> {
     if !(MIN_RATE..=MAX_RATE).contains(&rate) {
         bail!("absurd sample rate {rate} Hz (linrt accepts {MIN_RATE} to {MAX_RATE} Hz)");
     }
@@ -203,11 +203,9 @@ fn mix(format: SampleFormat, frame: &[u8]) -> std::result::Result<f32, String> {
         // Mono integer samples, the usual stream: the average of one, sooner.
         return Ok(format.decode(frame) as f32);
     }
-    let mut sum = 0.0f64;
-    let mut count = 0u32;
-    for raw in frame.chunks_exact(format.bytes()) {
-        let value = format.decode(raw);
-        if format.is_float() && !(-1.0..=1.0).contains(&value) {
+    let values = frame.chunks_exact(format.bytes()).map(|raw| format.decode(raw));
+    if format.is_float() {
+        if let Some(value) = values.clone().find(|v| !(-1.0..=1.0).contains(v)) {
             return Err(if value.is_nan() {
                 "NaN".to_string()
             } else if value.is_infinite() {
@@ -221,10 +219,16 @@ fn mix(format: SampleFormat, frame: &[u8]) -> std::result::Result<f32, String> {
                 format!("{shown}, outside [-1, 1] (float samples must be normalised; `sox in.wav -b 16 out.wav` clips them)")
             });
         }
-        sum += value;
-        count += 1;
     }
-    Ok((sum / f64::from(count.max(1))) as f32)
+    Ok(average(values))
+}
+
+/// The mean of one frame's channel values, summed in f64, as f32. Every reader
+/// (raw PCM, WAV, compressed files) mixes to mono this way, so the same audio gives
+/// the same samples whatever holds it.
+pub(crate) fn average(values: impl Iterator<Item = f64>) -> f32 {
+    let (sum, count) = values.fold((0.0f64, 0u32), |(sum, count), v| (sum + v, count + 1));
+    (sum / f64::from(count.max(1))) as f32
 }
 
 /// Where a stream of frames stands.

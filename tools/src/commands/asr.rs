@@ -1,4 +1,5 @@
-//! `linrt asr`: transcribe a WAV file, raw PCM on stdin or the microphone, live.
+//! `linrt asr`: transcribe an audio file (WAV, FLAC, Ogg Vorbis, MP3, M4A), a stream
+//! on stdin or the microphone, live.
 //!
 //! The audio is read in chunks (10 ms by default, as a sound card delivers it),
 //! resampled to the model's rate, fed to the [`Recognizer`], and every event is
@@ -6,9 +7,8 @@
 //! per utterance; with `--json` one object per line. Whatever was decoded before a
 //! failure (truncated file, lost device) is printed before the error.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,22 +21,18 @@ use serde_json::json;
 use crate::asr::decoding::{with_recognizer, DecodeOptions, DecoderKind, DEFAULT_HOTWORD_WEIGHT};
 use crate::asr::latency::Latencies;
 use crate::asr::{AsrInfo, Event, Recognizer, Utterance};
+use crate::audio::compressed::{is_compressed_stream, CompressedReader};
 use crate::audio::pcm::{PcmEncoding, PcmReader};
 use crate::audio::resample::Resampler;
 use crate::audio::wav::WavReader;
 use crate::audio::AudioSource;
-use crate::cpu;
-
-/// The model and the sample the binary carries, so that `linrt asr` works anywhere.
-static BUNDLED_MODEL: &[u8] = include_bytes!("../../../models/asr-commands/asr-commands.int8.lrt");
-static BUNDLED_SAMPLE: &[u8] = include_bytes!("../../../models/asr-commands/sample.wav");
-const BUNDLED_MODEL_NAME: &str = "models/asr-commands/asr-commands.int8.lrt (built in)";
-const BUNDLED_SAMPLE_NAME: &str = "models/asr-commands/sample.wav (built in)";
+use crate::{bundled, cpu};
 
 #[derive(clap::Args, Debug)]
 pub struct AsrArgs {
-    /// A WAV file, or - for stdin (raw PCM as --format/--rate/--channels say, or a
-    /// WAV stream). Without it (and without --mic): the bundled sample.
+    /// An audio file (WAV, FLAC, Ogg Vorbis, MP3, AAC in MP4/M4A), or - for stdin (raw
+    /// PCM as --format/--rate/--channels say, or a WAV, FLAC, Ogg or MP3 stream).
+    /// Without it (and without --mic): the bundled sample.
     pub input: Option<String>,
     /// The speech model (.lrt with app.task asr-ctc). Default: the bundled int8 model.
     #[arg(long)]
@@ -140,15 +136,15 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
     let kernels = cpu::requested(args.kernels.as_deref())?;
 
     // The model: a file (memory-mapped) or the bundled bytes (copied once to align them).
-    let (file, bundled);
+    let (file, built_in);
     let (model, model_name) = match &args.model {
         Some(path) => {
             file = ModelFile::open(path).map_err(|e| anyhow!("cannot open {}: {e}", path.display()))?;
             (file.model().map_err(|e| super::model_error(path, e))?, path.display().to_string())
         }
         None => {
-            bundled = AlignedBytes::from_slice(BUNDLED_MODEL);
-            (bundled.model().map_err(|e| anyhow!("the bundled model: {e}"))?, BUNDLED_MODEL_NAME.to_string())
+            built_in = AlignedBytes::from_slice(bundled::MODEL);
+            (built_in.model().map_err(|e| anyhow!("the bundled model: {e}"))?, bundled::MODEL_NAME.to_string())
         }
     };
     let info = AsrInfo::from_model(&model).with_context(|| model_name.clone())?;
@@ -253,20 +249,10 @@ fn stream(
 }
 
 fn endpoint_config(args: &AsrArgs) -> Result<EndpointConfig> {
-    for (name, v) in [
-        ("--silence-empty", args.silence_empty),
-        ("--silence-after-speech", args.silence_after_speech),
-        ("--max-utterance", args.max_utterance),
-    ] {
-        if !(v.is_finite() && v > 0.0) {
-            bail!("{name} must be a positive number of seconds, not {v}");
-        }
-    }
-    let mut e = EndpointConfig::default();
-    e.rules[0].min_trailing_silence = args.silence_empty;
-    e.rules[1].min_trailing_silence = args.silence_after_speech;
-    e.rules[2].min_utterance_length = args.max_utterance;
-    Ok(e)
+    crate::asr::decoding::endpoint_config(
+        [args.silence_empty, args.silence_after_speech, args.max_utterance],
+        ["--silence-empty", "--silence-after-speech", "--max-utterance"],
+    )
 }
 
 /// The audio source the arguments name, with a name for messages.
@@ -275,26 +261,27 @@ fn open_source(args: &AsrArgs) -> Result<(Box<dyn AudioSource>, String)> {
         return open_mic(&args.device);
     }
     match args.input.as_deref() {
-        None => Ok((Box::new(WavReader::new(BUNDLED_SAMPLE)?), BUNDLED_SAMPLE_NAME.to_string())),
+        None => Ok((Box::new(WavReader::new(bundled::SAMPLE)?), bundled::SAMPLE_NAME.to_string())),
         Some("-") => {
             let mut stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
-            // A WAV stream (arecord -t wav, sox … -t wav -) describes itself; raw PCM does not.
+            // A WAV stream (arecord -t wav, sox … -t wav -) or a compressed one describes
+            // itself; raw PCM does not.
             let head = stdin.fill_buf().context("cannot read stdin")?;
             if head.starts_with(b"RIFF") {
                 let wav = WavReader::new(stdin).context("stdin")?;
                 let name = format!("stdin ({}, {} Hz, {} ch)", wav.encoding_name(), wav.sample_rate(), wav.channels());
                 return Ok((Box::new(wav), name));
             }
+            if is_compressed_stream(head) {
+                let reader = CompressedReader::from_pipe(stdin).context("stdin")?;
+                let name = format!("stdin ({}, {} Hz)", reader.codec(), reader.sample_rate());
+                return Ok((Box::new(reader), name));
+            }
             let encoding: PcmEncoding = args.format.parse()?;
             let name = format!("stdin ({encoding}, {} Hz, {} ch)", args.rate, args.channels);
             Ok((Box::new(PcmReader::new(stdin, encoding, args.rate, args.channels)?), name))
         }
-        Some(path) => {
-            let file = File::open(path).with_context(|| format!("cannot open {path}"))?;
-            let wav = WavReader::new(BufReader::new(file)).with_context(|| path.to_string())?;
-            let name = format!("{path} ({}, {} Hz, {} ch)", wav.encoding_name(), wav.sample_rate(), wav.channels());
-            Ok((Box::new(wav), name))
-        }
+        Some(path) => crate::audio::open_file(Path::new(path)),
     }
 }
 

@@ -71,6 +71,29 @@ pub fn execute(_: ConvertArgs, _: &mut dyn Write) -> Result<()> {
 
 #[cfg(feature = "onnx")]
 pub fn execute(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
+    let quiet = args.json;
+    let done = convert(&args, &mut |msg| {
+        if !quiet {
+            eprintln!("{msg}");
+        }
+    })?;
+    if args.json {
+        writeln!(out, "{}", report_json(&args, &done))?;
+    } else {
+        if let Some(r) = &done.report {
+            super::verify::write_report(out, r)?;
+        } else {
+            writeln!(out, "verification skipped (--no-verify)")?;
+        }
+        writeln!(out, "wrote {} ({} bytes)", args.output.display(), done.file_size)?;
+    }
+    Ok(())
+}
+
+/// The conversion `args` ask for, with its progress messages; the Python package's
+/// `linrt.convert` calls it too.
+#[cfg(feature = "onnx")]
+pub fn convert(args: &ConvertArgs, progress: &mut dyn FnMut(&str)) -> Result<crate::onnx::convert::Converted> {
     use crate::onnx::convert::{convert_file, ConvertOptions};
     use crate::onnx::infer::{parse_activation, parse_norm, parse_positional, Overrides};
 
@@ -81,10 +104,10 @@ pub fn execute(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
         norm_placement: args.norm.as_deref().map(parse_norm).transpose()?,
         attention_eps: args.attention_eps,
         layernorm_eps: args.layernorm_eps,
-        prefix: args.prefix,
-        embedding: args.embedding,
-        input_projection: args.input_projection,
-        output_head: args.output_head,
+        prefix: args.prefix.clone(),
+        embedding: args.embedding.clone(),
+        input_projection: args.input_projection.clone(),
+        output_head: args.output_head.clone(),
         positional: args.positional.as_deref().map(parse_positional).transpose()?,
         ignore_metadata: args.ignore_metadata,
     };
@@ -95,27 +118,13 @@ pub fn execute(args: ConvertArgs, out: &mut dyn Write) -> Result<()> {
         dtype,
         int8_block: args.int8_block,
     };
-    let quiet = args.json;
-    let done = convert_file(&args.onnx, &args.output, &opts, &mut |msg| {
-        if !quiet {
-            eprintln!("{msg}");
-        }
-    })?;
-    if args.json {
-        let report = done.report.as_ref().map(super::verify::report_json);
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({"output": args.output.display().to_string(), "bytes": done.file_size,
-                               "form": done.inferred.form.name(), "verification": report})
-        )?;
-    } else {
-        if let Some(r) = &done.report {
-            super::verify::write_report(out, r)?;
-        } else {
-            writeln!(out, "verification skipped (--no-verify)")?;
-        }
-        writeln!(out, "wrote {} ({} bytes)", args.output.display(), done.file_size)?;
-    }
-    Ok(())
+    convert_file(&args.onnx, &args.output, &opts, progress)
+}
+
+/// `linrt convert --json`'s object: the file written and the verification report.
+#[cfg(feature = "onnx")]
+pub fn report_json(args: &ConvertArgs, done: &crate::onnx::convert::Converted) -> serde_json::Value {
+    let report = done.report.as_ref().map(super::verify::report_json);
+    serde_json::json!({"output": args.output.display().to_string(), "bytes": done.file_size,
+                       "form": done.inferred.form.name(), "verification": report})
 }
