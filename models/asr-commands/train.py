@@ -117,14 +117,14 @@ def edit_distance(a, b):
 class Pool:
     """The training utterances of the shards loaded so far, normalised."""
 
-    def __init__(self, work, mean, std, batch, first_shard=0):
-        self.work, self.mean, self.std, self.batch, self.first = work, mean, std, batch, first_shard
+    def __init__(self, work, mean, std, batch, order):
+        self.work, self.mean, self.std, self.batch, self.order = work, mean, std, batch, order
         self.utts, self.labels, self.shards = [], [], 0
 
     def grow(self, shards):
-        """Loads shards until `shards` of them (from the first) are in."""
+        """Loads shards until the first `shards` of `order` are in."""
         while self.shards < shards:
-            path = data.shard_path(self.work, self.first + self.shards)
+            path = data.shard_path(self.work, self.order[self.shards])
             waited = time.time()
             while not os.path.exists(path):  # data.py is still generating it
                 time.sleep(10)
@@ -137,6 +137,17 @@ class Pool:
         # Batches of similar length: sort, cut into batch-size runs, draw runs at random.
         order = np.argsort([len(u) for u in self.utts], kind="stable")
         self.runs = [order[i:i + self.batch] for i in range(0, len(order), self.batch)]
+
+
+def shard_order(text):
+    """"40,0,41-43" -> [40, 0, 41, 42, 43]."""
+    order = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        order += range(int(first), int(last or first) + 1)
+    if len(set(order)) != len(order):
+        raise SystemExit(f"--shard-order {text}: a shard is named twice")
+    return order
 
 
 def normalisation(work, shards):
@@ -209,6 +220,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--first-shard", type=int, default=0,
                    help="the pool's first shard: a fine-tuning run can leave out the earliest")
+    p.add_argument("--shard-order", default=None,
+                   help="the shards the pool takes, in the order it takes them, as a comma list of numbers and "
+                        "ranges (\"40,0,41-45\"): mixes shards of several data mixes (default: --first-shard on)")
     p.add_argument("--initial-shards", type=int, default=4)
     p.add_argument("--max-shards", type=int, default=24)
     p.add_argument("--steps-per-shard", type=int, default=1000)
@@ -228,6 +242,9 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.work, exist_ok=True)
+    order = shard_order(a.shard_order) if a.shard_order else list(range(a.first_shard, a.first_shard + a.max_shards))
+    if a.max_shards > len(order):
+        p.error(f"--max-shards {a.max_shards} but --shard-order names {len(order)} shards")
     ckpt_path = os.path.join(a.work, a.checkpoint)
     onnx_path = a.onnx or os.path.join(a.work, "asr-commands.onnx")
 
@@ -248,14 +265,14 @@ def main():
             p.error(f"no checkpoint at {ckpt_path}")
         torch.manual_seed(a.seed)
         rng = np.random.default_rng(a.seed)
-        for s in range(a.first_shard, a.first_shard + a.initial_shards):
+        for s in order[:a.initial_shards]:
             data.build_shard(a.work, s)
         if a.init:
             state_dict, mean, std = initial_weights(a.init)
             model.load_state_dict(state_dict)
             print(f"starting from the weights of {a.init}", flush=True)
         else:
-            mean, std = normalisation(a.work, range(a.first_shard, a.first_shard + a.initial_shards))
+            mean, std = normalisation(a.work, order[:a.initial_shards])
         start_step, history, train_seconds = 0, [], 0.0
     if a.export_only:
         export(model, mean, std, onnx_path)
@@ -267,7 +284,7 @@ def main():
     def shards_at(step):
         return min(a.max_shards, a.initial_shards + step // a.steps_per_shard)
 
-    pool = Pool(a.work, mean, std, a.batch, a.first_shard)
+    pool = Pool(a.work, mean, std, a.batch, order)
     pool.grow(shards_at(start_step))
     dev_utts, dev_texts = dev_set(a.work, a.dev, mean, std)
     print(f"data: {len(pool.utts)} utterances in {pool.shards} shards; dev {len(dev_utts)}", flush=True)
