@@ -6,7 +6,7 @@ mod common;
 use common::{random_model, Arena, Draw, Rng};
 use linrt::{
     Activation, AlignedBytes, Error, FeatureMap, FeatureParams, Input, InputKind, Inputs, ModelConfig, NormPlacement,
-    OutputKind, Positional, Session, SessionOptions, STATE_HEADER_BYTES,
+    OutputKind, Positional, Session, SessionOptions, StreamState, STATE_HEADER_BYTES,
 };
 
 fn configs() -> Vec<ModelConfig> {
@@ -229,6 +229,35 @@ fn reset_and_state_round_trip() {
     assert!(matches!(s.restore_state(&bad), Err(Error::BadState { reason: "contains NaN or infinite values" })));
     let mut small = vec![0u8; 3];
     assert!(matches!(s.save_state(&mut small), Err(Error::BadLength { .. })));
+}
+
+/// `StreamState::load` (a GPU's copy of a stream coming back) makes the state that
+/// saving writes byte for byte, and refuses what `restore` refuses.
+#[test]
+fn loaded_values_save_as_the_session_saved_them() {
+    let cfg = configs()[1];
+    let bytes = AlignedBytes::from_slice(&random_model(&cfg, 5));
+    let model = bytes.model().unwrap();
+    let opts = SessionOptions::default();
+    let mut arena = Arena::new(model.arena_bytes(opts).unwrap());
+    let mut s = Session::new(&model, arena.bytes(), opts).unwrap();
+    let data = inputs(&cfg, 7, 3);
+    step_all(&mut s, &cfg, &data, 7);
+    let mut saved = vec![0u8; s.state_bytes()];
+    s.save_state(&mut saved).unwrap();
+    let values = s.state().floats().to_vec();
+    let mut floats = vec![0f32; values.len()];
+    let mut host = StreamState::new(&model, &mut floats).unwrap();
+    host.load(&values, s.position(), s.state_exponent()).unwrap();
+    let mut again = vec![0u8; saved.len()];
+    host.save(&mut again).unwrap();
+    assert_eq!(again, saved);
+    let mut nan = values.clone();
+    nan[3] = f32::NAN;
+    assert!(matches!(host.load(&nan, 1, 0), Err(Error::BadState { reason: "contains NaN or infinite values" })));
+    assert!(matches!(host.load(&values[1..], 1, 0), Err(Error::BadState { .. })));
+    assert!(matches!(host.load(&values, 1, 101), Err(Error::BadState { reason: "state exponent out of range" })));
+    assert_eq!(host.position(), 7, "a refused load changes nothing");
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod cpu;
+pub mod device;
 pub mod inspect;
 pub mod memory;
 pub mod npy;

@@ -306,3 +306,32 @@ fn an_overflowing_model_fails_instead_of_writing_nan() {
         assert!(!Path::new(&y).exists(), "no output is written");
     }
 }
+
+/// `--device cuda` where there is no GPU (here and in CI), whether or not linrt was
+/// built with CUDA: one line saying why, exit 1, nothing written. A GPU machine runs
+/// runtime/cuda/device-check instead.
+#[test]
+fn cuda_without_a_gpu_is_one_error_line() {
+    let dir = Dir::new("cuda");
+    let (y, ids) = (dir.file("y.npy"), dir.file("ids.npy"));
+    write_i64_npy(&ids, &[1, 2, 3]);
+    let model = repo("models/copy/copy.int8.lrt");
+    let has_gpu = linrt(&["info"]).stdout.windows(5).any(|w| w == b"cuda:");
+    if has_gpu {
+        eprintln!("a CUDA device is present: this test is for machines without one");
+        return;
+    }
+    assert_fails(&linrt(&["run", &model, "--input", &ids, "--output", &y, "--device", "cuda"]), 1, "--device cuda:0: ");
+    assert_fails(&linrt(&["bench", &model, "--device", "cuda:1"]), 1, "--device cuda:1: ");
+    assert_fails(
+        &linrt(&["run", &model, "--input", &ids, "--output", &y, "--device", "gpu"]),
+        1,
+        "expected cpu, cuda or cuda:N",
+    );
+    assert!(!Path::new(&y).exists());
+    let out = linrt(&["run", &model, "--input", &ids, "--output", &y, "--device", "cpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info = String::from_utf8_lossy(&linrt(&["info"]).stdout).into_owned();
+    let line = info.lines().find(|l| l.starts_with("cuda")).unwrap_or_else(|| panic!("no cuda line in {info}"));
+    assert!(line.contains("not built") || line.contains("no CUDA driver"), "{line}");
+}

@@ -183,7 +183,7 @@ pub fn elu_plus_one(x: &mut [f32]) {
 
 /// Constants of [`exp_nonpositive`], shared with its SIMD versions so that every
 /// path computes the same bits.
-pub(crate) mod exp_poly {
+pub mod exp_poly {
     /// Below this eˣ is under 1.6e-38; inputs are clamped here so 2ⁿ stays a normal float.
     pub const LOWEST: f32 = -87.0;
     pub const LOG2_E: f32 = core::f32::consts::LOG2_E;
@@ -227,7 +227,7 @@ pub fn gelu(x: &mut [f32]) {
 }
 
 /// Constants of [`erf`], shared with its SIMD versions.
-pub(crate) mod erf_poly {
+pub mod erf_poly {
     /// Beyond ±4, erf is ±1 in f32.
     pub const CLAMP: f32 = 4.0;
     /// Numerator: odd powers x¹³ … x¹, as a polynomial in x², highest degree first.

@@ -15,16 +15,16 @@ use crate::kernels::Kernels;
 
 /// When any z of any layer passes this, every layer's S and z are multiplied by
 /// [`GROWTH_SCALE`] and the stream's state exponent grows by [`GROWTH_EXPONENT`].
-pub(crate) const GROWTH_LIMIT: f32 = (1u32 << 20) as f32;
-pub(crate) const GROWTH_EXPONENT: u32 = 20;
+pub const GROWTH_LIMIT: f32 = (1u32 << 20) as f32;
+pub const GROWTH_EXPONENT: u32 = 20;
 /// Past this exponent the per-step factor would near f32's smallest normal numbers;
 /// a stream would need about 2^100 steps to get there.
-pub(crate) const MAX_STATE_EXPONENT: u32 = 100;
+pub const MAX_STATE_EXPONENT: u32 = 100;
 
 /// 2^-exponent, exactly: built from its bits (a normal f32 for every exponent up
 /// to [`MAX_STATE_EXPONENT`]), cheap enough to ask for at every row.
 #[inline]
-pub(crate) fn state_factor(exponent: u32) -> f32 {
+pub fn state_factor(exponent: u32) -> f32 {
     let e = exponent.min(MAX_STATE_EXPONENT);
     f32::from_bits((127 - e) << 23)
 }

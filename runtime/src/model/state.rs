@@ -97,6 +97,32 @@ impl<'a> StreamState<'a> {
         self.exponent
     }
 
+    /// The state's values: layers back to back, each `[S: H×F×Dv][z: H×F]`, stored
+    /// multiplied by 2^-[`StreamState::exponent`].
+    pub fn floats(&self) -> &[f32] {
+        self.floats
+    }
+
+    /// Takes values a backend kept elsewhere (a GPU's copy of this stream): the same
+    /// checks as [`StreamState::restore`] on its values. Nothing changes unless all
+    /// of them hold.
+    pub fn load(&mut self, floats: &[f32], position: u64, exponent: u32) -> Result<(), Error> {
+        if floats.len() != self.floats.len() {
+            return Err(Error::BadState { reason: "wrong length for this model" });
+        }
+        if exponent > MAX_STATE_EXPONENT {
+            return Err(Error::BadState { reason: "state exponent out of range" });
+        }
+        if floats.iter().any(|v| !v.is_finite()) {
+            return Err(Error::BadState { reason: "contains NaN or infinite values" });
+        }
+        self.floats.copy_from_slice(floats);
+        self.position = position;
+        self.exponent = exponent;
+        self.broken_at = None;
+        Ok(())
+    }
+
     /// The checksum of the model this state belongs to.
     pub(crate) fn checksum(&self) -> u32 {
         self.checksum

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Result};
 
 use super::open_model;
+use crate::device::Device;
 use crate::{bench, cpu};
 
 #[derive(clap::Args, Debug)]
@@ -38,6 +39,10 @@ pub struct BenchArgs {
     /// Steps per sequence for --paper (the paper's CIFAR-10 images: 3072).
     #[arg(long, default_value_t = 3072)]
     pub paper_steps: usize,
+    /// Also time the model on a GPU: cuda or cuda:N (a build with --features cuda),
+    /// one stream and, with --batch, B streams in one pass, beside the CPU.
+    #[arg(long, conflicts_with_all = ["onnx", "prefill", "paper"])]
+    pub device: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -51,7 +56,8 @@ pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
         crate::paper::run(&out_dir, paper_steps, json, out)?;
         return Ok(());
     }
-    let BenchArgs { model, onnx, steps, kernels, prefill, batch, json, .. } = args;
+    let BenchArgs { model, onnx, steps, kernels, prefill, batch, json, device, .. } = args;
+    let device = Device::parse(device.as_deref())?;
     let model = model.ok_or_else(|| anyhow!("bench needs a model file (or --paper)"))?;
     let request = cpu::requested(kernels.as_deref())?;
     let path = cpu::chosen(request)?.path();
@@ -59,6 +65,9 @@ pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
     let m = file.model().map_err(|e| super::model_error(&model, e))?;
     if !(1..=1_000_000).contains(&steps) {
         bail!("--steps must be between 1 and 1000000");
+    }
+    if let Device::Cuda(ordinal) = device {
+        return bench_cuda(&m, &model, ordinal, steps, batch, request, json, out);
     }
     let weights = bench::step_bytes(&m, file.bytes());
     // The three measurements take turns in rounds, so a burst of noise from
@@ -139,6 +148,66 @@ pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
                 stepped / chunk
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `--device cuda`: one stream (and B with --batch) on the GPU against the CPU's step.
+#[allow(clippy::too_many_arguments)]
+fn bench_cuda(
+    m: &linrt::Model,
+    model: &std::path::Path,
+    ordinal: usize,
+    steps: usize,
+    batch: Option<usize>,
+    request: Option<linrt::KernelPath>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if let Some(b) = batch {
+        if !(1..=4096).contains(&b) {
+            bail!("--batch must be between 1 and 4096 streams");
+        }
+    }
+    let gpu_step = crate::device::step_times(m, 1, steps, ordinal)?;
+    let gpu_batch = match batch {
+        Some(b) => Some((b, crate::device::step_times(m, b, steps, ordinal)?)),
+        None => None,
+    };
+    let cpu_step = bench::median(bench::linrt_step_times(m, steps, 20, request)?);
+    let us = |s: f64| s * 1e6;
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"device": format!("cuda:{ordinal}"), "dtype": m.weight_dtype().name(), "steps": steps,
+                "gpu_step_us": us(gpu_step), "cpu_step_us": us(cpu_step),
+                "batch": gpu_batch.map(|(b, t)| serde_json::json!({"streams": b, "pass_us": us(t),
+                    "per_stream_us": us(t) / b as f64}))})
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "model        {} ({})", model.display(), m.weight_dtype().name())?;
+    writeln!(
+        out,
+        "cuda:{ordinal}       {:>10.2} µs per step (median of {steps}, 1 stream, with copies)",
+        us(gpu_step)
+    )?;
+    writeln!(
+        out,
+        "cpu          {:>10.2} µs per step: at one stream the {} is {:.1}× faster",
+        us(cpu_step),
+        if cpu_step < gpu_step { "CPU" } else { "GPU" },
+        (gpu_step / cpu_step).max(cpu_step / gpu_step)
+    )?;
+    if let Some((b, t)) = gpu_batch {
+        writeln!(
+            out,
+            "batch        {b} streams in one pass: {:.1} µs ({:.2} µs per stream, {:.1}× the CPU's throughput)",
+            us(t),
+            us(t) / b as f64,
+            cpu_step * b as f64 / t
+        )?;
     }
     Ok(())
 }

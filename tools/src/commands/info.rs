@@ -24,13 +24,14 @@ pub fn execute(args: InfoArgs, out: &mut dyn Write) -> Result<()> {
     let available: Vec<&str> =
         linrt::kernels::ALL_PATHS.iter().filter(|p| p.is_supported()).map(|p| p.name()).collect();
     let features = cpu::features();
+    let (cuda_lines, cuda_json) = crate::device::cuda_report();
     if json {
         writeln!(
             out,
             "{}",
             serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "format_version": format!("{major}.{minor}"),
                                "arch": std::env::consts::ARCH, "cpu_features": features,
-                               "kernel_paths": available, "kernels": chosen, "onnx_import": onnx})
+                               "kernel_paths": available, "kernels": chosen, "onnx_import": onnx, "cuda": cuda_json})
         )?;
     } else {
         writeln!(out, "linrt {}", env!("CARGO_PKG_VERSION"))?;
@@ -42,6 +43,9 @@ pub fn execute(args: InfoArgs, out: &mut dyn Write) -> Result<()> {
             "onnx import  {}",
             if onnx { "yes (tract-onnx)" } else { "no (built without the onnx feature)" }
         )?;
+        for line in cuda_lines {
+            writeln!(out, "cuda         {line}")?;
+        }
     }
     Ok(())
 }

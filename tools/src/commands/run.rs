@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use super::open_model;
+use crate::device::Device;
 use crate::{cpu, npy, run};
 
 #[derive(clap::Args, Debug)]
@@ -28,11 +29,15 @@ pub struct RunArgs {
     /// Force a kernel path: scalar, avx2, avx512, … (default: LINRT_KERNELS, else the fastest).
     #[arg(long)]
     pub kernels: Option<String>,
+    /// Where to run: cpu (default), cuda or cuda:N (a build with --features cuda).
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 pub fn execute(args: RunArgs, out: &mut dyn Write) -> Result<()> {
-    let RunArgs { model, input, output, chunk, expect, tolerance, kernels } = args;
+    let RunArgs { model, input, output, chunk, expect, tolerance, kernels, device } = args;
     let kernels = cpu::requested(kernels.as_deref())?;
+    let device = Device::parse(device.as_deref())?;
     let file = open_model(&model)?;
     let m = file.model().map_err(|e| super::model_error(&model, e))?;
     let inputs = run::read_inputs(&input, &m)?;
@@ -40,12 +45,22 @@ pub fn execute(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     if inputs.is_empty() {
         bail!("{}: no positions to run", input.display());
     }
-    let y = run::run_model(&m, &inputs, chunk, kernels)?;
+    if chunk == 0 {
+        bail!("--chunk must be at least 1");
+    }
+    let y = match device {
+        Device::Cpu => run::run_model(&m, &inputs, chunk, kernels)?,
+        Device::Cuda(ordinal) => crate::device::run_model(&m, &inputs, chunk, ordinal)?,
+    };
     let (t, d_out) = (inputs.len(width), m.config().output_dim());
     npy::write_f32(&output, &[t, d_out], &y)?;
     let form = if chunk == 1 { "recurrent steps".to_string() } else { format!("causal chunks of {chunk}") };
+    let place = match device {
+        Device::Cpu => String::new(),
+        Device::Cuda(n) => format!(" on cuda:{n}"),
+    };
     eprintln!(
-        "ran {t} positions ({form}), state {} floats; wrote {} [{t}, {d_out}]",
+        "ran {t} positions ({form}){place}, state {} floats; wrote {} [{t}, {d_out}]",
         m.config().state_floats().unwrap_or(0),
         output.display()
     );

@@ -1,0 +1,25 @@
+//! linrt on NVIDIA GPUs, for Jetson-class boards (an integrated GPU sharing the
+//! CPU's memory) and discrete cards, beside the CPU kernels and off by default.
+//!
+//! - the driver and NVRTC are loaded at run time ([`probe`]): building needs no CUDA
+//!   toolkit, and a machine without them gets an error, never a panic;
+//! - the kernels (kernels.cu) are compiled by NVRTC for the device's own
+//!   architecture and cached on disk ([`compile`]);
+//! - a model's weights are rearranged on the host into the kernels' layouts
+//!   ([`weights`]) and uploaded once ([`CudaModel`]);
+//! - streams keep their state in device memory ([`CudaStreams`], [`CudaSession`]),
+//!   advanced by the same forward pass as the CPU's (B streams × T positions), and
+//!   saved in the CPU's byte format.
+
+pub mod compile;
+mod device;
+pub mod error;
+pub mod plan;
+pub mod probe;
+mod session;
+pub mod weights;
+
+pub use device::{check_supported, CudaModel, CudaStreams};
+pub use error::CudaError;
+pub use probe::{devices, DeviceInfo};
+pub use session::CudaSession;
