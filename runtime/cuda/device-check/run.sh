@@ -38,6 +38,13 @@ for m in copy.f32:1e-5 copy.int8:2e-3; do
   echo "$out" | sed 's/^/    /'
   row "run $name (tolerance $tol)" "$r"
 done
+echo "=== generate: greedy tokens on both devices"
+for name in copy.f32 digits-gen.int8; do
+  a=$(./linrt generate --model "models/$name.lrt" --greedy --tokens 10,1,2,3,4,10 --steps 24 --json 2>&1)
+  b=$(./linrt generate --model "models/$name.lrt" --greedy --tokens 10,1,2,3,4,10 --steps 24 --json --device cuda 2>&1)
+  if [ "$a" = "$b" ]; then r=pass; else r=FAIL; status=1; echo "    cpu: $a"; echo "    gpu: $b"; fi
+  row "generate $name (greedy, identical tokens)" "$r"
+done
 echo "=== bench (µs per pass)"
 for m in models/asr-commands.int8.lrt models/digits-gen.int8.lrt; do
   for b in 1 16 256; do

@@ -14,6 +14,7 @@ use linrt::{InputKind, Inputs, Model, ModelFile, OutputKind, Session, SessionOpt
 use serde_json::{json, Value};
 
 use crate::cpu;
+use crate::device::Device;
 
 /// Most tokens one `linrt generate` call produces.
 const MAX_STEPS: usize = 100_000_000;
@@ -66,39 +67,75 @@ pub struct GenerateArgs {
     /// Force a kernel path (default: LINRT_KERNELS, else the fastest).
     #[arg(long)]
     pub kernels: Option<String>,
+    /// Where to run: cpu (default), cuda or cuda:N (a build with --features cuda).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// A token stream to generate from: the CPU session, or a GPU's.
+pub trait TokenStream {
+    fn reset(&mut self) -> Result<()>;
+    fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()>;
+    fn step_chunk(&mut self, tokens: &[u32], logits: &mut [f32]) -> Result<()>;
+}
+
+impl TokenStream for Session<'_> {
+    fn reset(&mut self) -> Result<()> {
+        Session::reset(self);
+        Ok(())
+    }
+    fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()> {
+        Ok(Session::step(self, linrt::Input::Token(token), logits)?)
+    }
+    fn step_chunk(&mut self, tokens: &[u32], logits: &mut [f32]) -> Result<()> {
+        Ok(Session::step_chunk(self, Inputs::Tokens(tokens), logits)?)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl TokenStream for linrt_cuda::CudaSession<'_, '_> {
+    fn reset(&mut self) -> Result<()> {
+        Ok(linrt_cuda::CudaSession::reset(self)?)
+    }
+    fn step(&mut self, token: u32, logits: &mut [f32]) -> Result<()> {
+        Ok(linrt_cuda::CudaSession::step(self, linrt::Input::Token(token), logits)?)
+    }
+    fn step_chunk(&mut self, tokens: &[u32], logits: &mut [f32]) -> Result<()> {
+        Ok(linrt_cuda::CudaSession::step_chunk(self, Inputs::Tokens(tokens), logits)?)
+    }
 }
 
 /// Generates `steps` tokens after `prompt` (at least one token) with a fresh state.
 pub fn generate(
-    session: &mut Session,
+    session: &mut dyn TokenStream,
+    vocab: usize,
     prompt: &[u32],
     steps: usize,
     sampler: &mut Sampler,
     prefill_chunk: usize,
 ) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(steps.min(1 << 16));
-    generate_into(session, prompt, steps, sampler, prefill_chunk, &mut out).map(|_| out)
+    generate_into(session, vocab, prompt, steps, sampler, prefill_chunk, &mut out).map(|_| out)
 }
 
 /// [`generate`] into `out`, which keeps the tokens generated before a failure.
 fn generate_into(
-    session: &mut Session,
+    session: &mut dyn TokenStream,
+    vocab: usize,
     prompt: &[u32],
     steps: usize,
     sampler: &mut Sampler,
     prefill_chunk: usize,
     out: &mut Vec<u32>,
 ) -> Result<()> {
-    let cfg = *session.config();
-    let vocab = cfg.output_dim();
     if prompt.is_empty() {
         bail!("an empty prompt: generation continues from the prompt's last position, so it needs one");
     }
-    session.reset();
+    session.reset()?;
     let mut logits = vec![0f32; prefill_chunk * vocab];
     let mut last = 0;
     for chunk in prompt.chunks(prefill_chunk) {
-        session.step_chunk(Inputs::Tokens(chunk), &mut logits[..chunk.len() * vocab])?;
+        session.step_chunk(chunk, &mut logits[..chunk.len() * vocab])?;
         last = chunk.len() - 1;
     }
     let mut next: Vec<f32> = logits[last * vocab..(last + 1) * vocab].to_vec();
@@ -107,7 +144,7 @@ fn generate_into(
         let token = sampler.sample(&next, &mut scratch)?;
         out.push(token);
         if i + 1 < steps {
-            session.step(linrt::Input::Token(token), &mut next)?;
+            session.step(token, &mut next)?;
         }
     }
     Ok(())
@@ -209,15 +246,37 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
         Some(n) => n.min(prompt.len().max(1)),
         None => prompt.len().max(1),
     };
+    let device = Device::parse(args.device.as_deref())?;
     let opts = SessionOptions { max_chunk: prefill_chunk, kernels: cpu::requested(args.kernels.as_deref())? };
-    let mut arena = crate::memory::zeroed(model.arena_bytes(opts)?, "the session's arena")?;
-    let mut session = Session::new(&model, &mut arena, opts)?;
+    let mut arena;
+    let mut cpu_session;
+    #[cfg(feature = "cuda")]
+    let gpu;
+    #[cfg(feature = "cuda")]
+    let mut gpu_session;
+    let session: &mut dyn TokenStream = match device {
+        Device::Cpu => {
+            arena = crate::memory::zeroed(model.arena_bytes(opts)?, "the session's arena")?;
+            cpu_session = Session::new(&model, &mut arena, opts)?;
+            &mut cpu_session
+        }
+        #[cfg(feature = "cuda")]
+        Device::Cuda(ordinal) => {
+            let on_device = |e: linrt_cuda::CudaError| anyhow!("cuda:{ordinal}: {e}");
+            gpu = linrt_cuda::CudaModel::load(&model, ordinal).map_err(on_device)?;
+            gpu_session = linrt_cuda::CudaSession::new(&gpu, prefill_chunk).map_err(on_device)?;
+            &mut gpu_session
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => unreachable!("Device::parse refuses cuda in a build without it"),
+    };
+    let vocab = cfg.output_dim();
 
     if task == "image-gen" {
         if !prompt.is_empty() {
             bail!("an image model's prompt is its class: use --class");
         }
-        return images(&model, &mut session, &mut sampler, &args, out);
+        return images(&model, session, vocab, &mut sampler, &args, out);
     }
     if args.out.is_some() {
         bail!("--out writes images; this model's task is {task:?}, not image-gen");
@@ -230,7 +289,7 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
     };
     // Whatever was generated before a failure is printed before the error.
     let mut tokens = Vec::with_capacity(steps.min(1 << 16));
-    let outcome = generate_into(&mut session, &prompt, steps, &mut sampler, prefill_chunk, &mut tokens);
+    let outcome = generate_into(session, vocab, &prompt, steps, &mut sampler, prefill_chunk, &mut tokens);
     let text = vocabulary.as_ref().map(|v| tokens.iter().map(|t| v[*t as usize].as_str()).collect::<String>());
     if args.json {
         writeln!(out, "{}", json!({"prompt": prompt, "tokens": tokens, "text": text}))?;
@@ -246,7 +305,8 @@ pub fn run(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
 /// Generates images class by class and writes them as a PNG grid.
 fn images(
     model: &Model,
-    session: &mut Session,
+    session: &mut dyn TokenStream,
+    vocab: usize,
     sampler: &mut Sampler,
     args: &GenerateArgs,
     out: &mut dyn Write,
@@ -276,7 +336,7 @@ fn images(
     let mut grid = Vec::new(); // (column, row, pixels)
     for (col, class) in which.iter().enumerate() {
         for row in 0..args.count {
-            let pixels = generate(session, &[class_base + class], h * w, sampler, 1)?;
+            let pixels = generate(session, vocab, &[class_base + class], h * w, sampler, 1)?;
             grid.push((col, row, pixels));
         }
     }
