@@ -10,6 +10,7 @@
 
 use crate::compile;
 use crate::error::{driver, CudaError};
+use crate::io::{IoBuffer, IoMemory};
 use crate::plan::{self, Launch};
 use crate::probe::{self, DeviceInfo};
 use crate::weights::{repack, HostMatrix};
@@ -259,20 +260,21 @@ struct Buffers {
     value: CudaSlice<f32>,
     attended: CudaSlice<f32>,
     ffn: CudaSlice<f32>,
-    input: CudaSlice<f32>,
-    ids: CudaSlice<u32>,
-    positions: CudaSlice<f32>,
     quant: CudaSlice<u32>,
     quant_scales: CudaSlice<f32>,
-    output: CudaSlice<f32>,
     factors: CudaSlice<f32>,
+    // Exchanged with the host every pass (io.rs: mapped on integrated GPUs).
+    input: IoBuffer<f32>,
+    ids: IoBuffer<u32>,
+    positions: IoBuffer<f32>,
+    output: IoBuffer<f32>,
     /// [0]: a non-finite attention output in this pass.
-    flags: CudaSlice<u32>,
+    flags: IoBuffer<u32>,
     /// Per stream: bit 0 a non-finite z, bit 1 a z past the growth limit.
-    z_flags: CudaSlice<u32>,
+    z_flags: IoBuffer<u32>,
     /// Per stream: the state exponent (the host's copy goes up before each pass and
     /// comes back after it).
-    exponents: CudaSlice<u32>,
+    exponents: IoBuffer<u32>,
 }
 
 /// What a pass sends back besides its outputs, once the stream is synchronised.
@@ -305,8 +307,21 @@ pub struct CudaStreams<'a, 'm> {
 }
 
 impl<'a, 'm> CudaStreams<'a, 'm> {
-    /// `streams` zero states and the buffers of a pass of `streams × max_positions` rows.
+    /// `streams` zero states and the buffers of a pass of `streams × max_positions`
+    /// rows; inputs and outputs in mapped host memory on an integrated GPU, copied on
+    /// a discrete one.
     pub fn new(model: &'a CudaModel<'m>, streams: usize, max_positions: usize) -> Result<Self, CudaError> {
+        let io = if model.info.integrated { IoMemory::Mapped } else { IoMemory::Copied };
+        Self::with_io(model, streams, max_positions, io)
+    }
+
+    /// [`CudaStreams::new`] with the host-exchanged buffers where `io` says.
+    pub fn with_io(
+        model: &'a CudaModel<'m>,
+        streams: usize,
+        max_positions: usize,
+        io: IoMemory,
+    ) -> Result<Self, CudaError> {
         let cfg = *model.config();
         let rows = streams.checked_mul(max_positions).filter(|&r| r > 0).ok_or(Error::SizeOverflow)?;
         plan::matmul(1, rows)?; // the grid limit on rows, said before allocating
@@ -324,16 +339,16 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
             value: alloc(rows * cfg.v_width())?,
             attended: alloc(rows * cfg.v_width())?,
             ffn: alloc(rows * cfg.d_ff as usize)?,
-            input: alloc(rows * cfg.input_width())?,
-            ids: s.alloc_zeros::<u32>(rows).map_err(driver("cuMemAlloc"))?,
-            positions: alloc(rows * d)?,
             quant: s.alloc_zeros::<u32>(rows * k4).map_err(driver("cuMemAlloc"))?,
             quant_scales: alloc(rows)?,
-            output: alloc(rows * cfg.output_dim())?,
             factors: alloc(streams)?,
-            flags: s.alloc_zeros::<u32>(1).map_err(driver("cuMemAlloc"))?,
-            z_flags: s.alloc_zeros::<u32>(streams).map_err(driver("cuMemAlloc"))?,
-            exponents: s.alloc_zeros::<u32>(streams).map_err(driver("cuMemAlloc"))?,
+            input: IoBuffer::new(s, rows * cfg.input_width(), io)?,
+            ids: IoBuffer::new(s, rows, io)?,
+            positions: IoBuffer::new(s, rows * d, io)?,
+            output: IoBuffer::new(s, rows * cfg.output_dim(), io)?,
+            flags: IoBuffer::new(s, 1, io)?,
+            z_flags: IoBuffer::new(s, streams, io)?,
+            exponents: IoBuffer::new(s, streams, io)?,
         };
         Ok(CudaStreams {
             model,
@@ -450,6 +465,11 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
         let st = self.model.stream.clone();
         let b = self.buffers_download(out_len, outputs)?;
         st.synchronize().map_err(driver("cuStreamSynchronize"))?;
+        let mut b = b;
+        self.buffers.output.finish_read(&mut outputs[..out_len]);
+        self.buffers.flags.finish_read(&mut b.flags);
+        self.buffers.z_flags.finish_read(&mut b.z_flags);
+        self.buffers.exponents.finish_read(&mut b.exponents);
         let (attended_non_finite, z_flags, exponents) = b.finish();
         for (s, e) in self.streams.iter_mut().zip(exponents) {
             s.exponent = e;
@@ -470,13 +490,12 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
     fn upload(&mut self, inputs: Inputs, rows: usize, t: usize) -> Result<(), CudaError> {
         let cfg = *self.model.config();
         let st = self.model.stream.clone();
-        let up = driver("cuMemcpyHtoD");
         match (cfg.input_kind, inputs) {
             (InputKind::Tokens, Inputs::Tokens(ids)) => {
                 if let Some(&token) = ids.iter().find(|&&id| id >= cfg.input_dim) {
                     return Err(Error::TokenOutOfRange { token, vocab: cfg.input_dim }.into());
                 }
-                st.memcpy_htod(ids, &mut self.buffers.ids.slice_mut(..rows)).map_err(&up)?;
+                self.buffers.ids.write(&st, ids)?;
             }
             (InputKind::Vectors, Inputs::Vectors(v)) => {
                 let width = cfg.input_dim as usize;
@@ -486,7 +505,7 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
                 if let Some(index) = v.iter().position(|x| !x.is_finite()) {
                     return Err(Error::NonFiniteInput { index }.into());
                 }
-                st.memcpy_htod(v, &mut self.buffers.input.slice_mut(..v.len())).map_err(&up)?;
+                self.buffers.input.write(&st, v)?;
             }
             _ => return Err(Error::WrongInputKind { expected: cfg.input_kind }.into()),
         }
@@ -497,24 +516,22 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
             for (i, s) in self.streams.iter().enumerate() {
                 add_sinusoidal(&mut table[i * t * d..(i + 1) * t * d], d, s.position);
             }
-            st.memcpy_htod(&self.host_positions[..rows * d], &mut self.buffers.positions.slice_mut(..rows * d))
-                .map_err(&up)?;
+            self.buffers.positions.write(&st, &self.host_positions[..rows * d])?;
         }
         let exponents: Vec<u32> = self.streams.iter().map(|s| s.exponent).collect();
-        st.memcpy_htod(&exponents, &mut self.buffers.exponents).map_err(&up)?;
+        self.buffers.exponents.write(&st, &exponents)?;
         Ok(())
     }
 
     /// Queues the outputs, flags and exponents of a pass for the host.
     fn buffers_download(&mut self, out_len: usize, outputs: &mut [f32]) -> Result<Downloads, CudaError> {
         let st = &self.model.stream;
-        let down = driver("cuMemcpyDtoH");
         let b = self.streams.len();
         let mut d = Downloads { flags: [0], z_flags: vec![0; b], exponents: vec![0; b] };
-        st.memcpy_dtoh(&self.buffers.output.slice(..out_len), outputs).map_err(&down)?;
-        st.memcpy_dtoh(&self.buffers.flags, &mut d.flags).map_err(&down)?;
-        st.memcpy_dtoh(&self.buffers.z_flags, &mut d.z_flags).map_err(&down)?;
-        st.memcpy_dtoh(&self.buffers.exponents, &mut d.exponents).map_err(&down)?;
+        self.buffers.output.queue_read(st, &mut outputs[..out_len])?;
+        self.buffers.flags.queue_read(st, &mut d.flags)?;
+        self.buffers.z_flags.queue_read(st, &mut d.z_flags)?;
+        self.buffers.exponents.queue_read(st, &mut d.exponents)?;
         Ok(d)
     }
 
@@ -538,12 +555,12 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
         let cfg = *model.config();
         let st = model.stream.clone();
         let b = self.streams.len();
-        st.memset_zeros(&mut self.buffers.flags).map_err(driver("cuMemsetD8"))?;
-        st.memset_zeros(&mut self.buffers.z_flags).map_err(driver("cuMemsetD8"))?;
+        st.memset_zeros(self.buffers.flags.device_mut()).map_err(driver("cuMemsetD8"))?;
+        st.memset_zeros(self.buffers.z_flags.device_mut()).map_err(driver("cuMemsetD8"))?;
         {
             let (streams, max) = (b as i32, MAX_STATE_EXPONENT);
             let mut l = st.launch_builder(&model.kernels.factors_from_exponents);
-            l.arg(&self.buffers.exponents).arg(&mut self.buffers.factors).arg(&streams).arg(&max);
+            l.arg(self.buffers.exponents.device()).arg(&mut self.buffers.factors).arg(&streams).arg(&max);
             launch(l, plan::elementwise(b)?)?;
         }
         self.embed(rows)?;
@@ -568,7 +585,7 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
                 let table = model.embedding.as_ref().ok_or(Error::WrongInputKind { expected: cfg.input_kind })?;
                 let (d_i, rows_i) = (d as i32, rows as i32);
                 let mut l = st.launch_builder(&model.kernels.embed_tokens);
-                l.arg(table).arg(&self.buffers.ids).arg(&mut self.buffers.hidden).arg(&d_i).arg(&rows_i);
+                l.arg(table).arg(self.buffers.ids.device()).arg(&mut self.buffers.hidden).arg(&d_i).arg(&rows_i);
                 launch(l, plan::embed(d, rows)?)
             }
             InputKind::Vectors => match &model.input {
@@ -612,7 +629,7 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
         {
             let st = &model.stream;
             let (count, mut l) = ((rows * v_width) as i32, st.launch_builder(&model.kernels.flag_non_finite));
-            l.arg(&self.buffers.attended).arg(&count).arg(&mut self.buffers.flags);
+            l.arg(&self.buffers.attended).arg(&count).arg(self.buffers.flags.device_mut());
             launch(l, plan::elementwise(rows * v_width)?)?;
         }
         self.linear(&layer.o, Which::Attended, Which::Branch, rows, int8)?;
@@ -671,15 +688,19 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
         let args = [self.state_floats, layer_floats, z_offset, z_count].map(|v| v as i32);
         let mut l = st.launch_builder(&model.kernels.check_normalisers);
         l.arg(&self.state).arg(&args[0]).arg(&args[1]).arg(&args[2]).arg(&args[3]).arg(&GROWTH_LIMIT);
-        l.arg(&mut self.buffers.z_flags);
+        l.arg(self.buffers.z_flags.device_mut());
         launch(l, plan::per_stream(cfg.n_layers as usize * z_count, b)?)?;
         let (growth, max, streams) = (GROWTH_EXPONENT, MAX_STATE_EXPONENT, b as i32);
         let mut l = st.launch_builder(&model.kernels.rescale_grown);
-        l.arg(&mut self.state).arg(&args[0]).arg(&self.buffers.z_flags).arg(&self.buffers.exponents);
+        l.arg(&mut self.state).arg(&args[0]).arg(self.buffers.z_flags.device()).arg(self.buffers.exponents.device());
         l.arg(&growth).arg(&max);
         launch(l, plan::per_stream(self.state_floats, b)?)?;
         let mut l = st.launch_builder(&model.kernels.bump_exponents);
-        l.arg(&mut self.buffers.exponents).arg(&self.buffers.z_flags).arg(&streams).arg(&growth).arg(&max);
+        l.arg(self.buffers.exponents.device_mut())
+            .arg(self.buffers.z_flags.device())
+            .arg(&streams)
+            .arg(&growth)
+            .arg(&max);
         launch(l, plan::elementwise(b)?)
     }
 
@@ -810,9 +831,9 @@ impl Buffers {
             (Which::Value, value),
             (Which::Attended, attended),
             (Which::Ffn, ffn),
-            (Which::Input, input),
-            (Which::Positions, positions),
-            (Which::Output, output),
+            (Which::Input, input.device_mut()),
+            (Which::Positions, positions.device_mut()),
+            (Which::Output, output.device_mut()),
         ]
     }
 
@@ -844,9 +865,9 @@ impl Buffers {
             Which::Value => &mut self.value,
             Which::Attended => &mut self.attended,
             Which::Ffn => &mut self.ffn,
-            Which::Input => &mut self.input,
-            Which::Positions => &mut self.positions,
-            Which::Output => &mut self.output,
+            Which::Input => self.input.device_mut(),
+            Which::Positions => self.positions.device_mut(),
+            Which::Output => self.output.device_mut(),
         };
         (&self.quant, &self.quant_scales, y)
     }
@@ -860,9 +881,9 @@ impl Buffers {
             Which::Value => &self.value,
             Which::Attended => &self.attended,
             Which::Ffn => &self.ffn,
-            Which::Input => &self.input,
-            Which::Positions => &self.positions,
-            Which::Output => &self.output,
+            Which::Input => self.input.device(),
+            Which::Positions => self.positions.device(),
+            Which::Output => self.output.device(),
         };
         (x, &mut self.quant, &mut self.quant_scales)
     }

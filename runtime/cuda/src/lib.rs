@@ -14,6 +14,7 @@
 pub mod compile;
 mod device;
 pub mod error;
+mod io;
 pub mod plan;
 pub mod probe;
 mod session;
@@ -21,5 +22,6 @@ pub mod weights;
 
 pub use device::{check_supported, CudaModel, CudaStreams};
 pub use error::CudaError;
+pub use io::IoMemory;
 pub use probe::{devices, DeviceInfo};
 pub use session::CudaSession;

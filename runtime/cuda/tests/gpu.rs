@@ -13,7 +13,7 @@ use linrt::{
     Activation, AlignedBytes, DType, FeatureMap, Input, InputKind, Inputs, LrtWriter, Model, ModelConfig,
     NormPlacement, OutputKind, Positional, Session, SessionOptions,
 };
-use linrt_cuda::{CudaModel, CudaSession, CudaStreams};
+use linrt_cuda::{CudaModel, CudaSession, CudaStreams, IoMemory};
 
 fn device_or_skip(test: &str) -> Option<usize> {
     match linrt_cuda::devices() {
@@ -262,4 +262,32 @@ fn bad_inputs_are_typed_errors() {
     let mut three = vec![0f32; 3 * cfg.output_dim()];
     assert!(s.step_chunk(Inputs::Tokens(&[1, 2, 3]), &mut three).is_err(), "a chunk longer than max_chunk");
     assert_eq!(s.position(), 0, "failed calls consume nothing");
+}
+
+/// Inputs and outputs in mapped host memory (what an integrated GPU uses) give the
+/// bits of copied device buffers (what a discrete one uses); a discrete GPU maps host
+/// memory too, over the bus, so this runs on either.
+#[test]
+fn mapped_io_equals_copied_io() {
+    let Some(ordinal) = device_or_skip("mapped_io_equals_copied_io") else { return };
+    for (name, cfg) in configs() {
+        let bytes = random_model(&cfg, 13, DType::I8, 0);
+        let model = bytes.model().unwrap();
+        let gpu = CudaModel::load(&model, ordinal).unwrap();
+        let (tokens, vectors) = inputs(&cfg, 8, 4);
+        let d_out = cfg.output_dim();
+        let mut results = Vec::new();
+        for io in [IoMemory::Copied, IoMemory::Mapped] {
+            let mut s = CudaStreams::with_io(&gpu, 1, 4, io).unwrap();
+            let mut out = vec![0f32; 8 * d_out];
+            let width = cfg.input_width();
+            for t in 0..4 {
+                let one = as_inputs(&cfg, &tokens[t..t + 1], &vectors[t * width..(t + 1) * width]);
+                s.forward(one, &mut out[t * d_out..(t + 1) * d_out]).unwrap();
+            }
+            s.forward(as_inputs(&cfg, &tokens[4..8], &vectors[4 * width..8 * width]), &mut out[4 * d_out..]).unwrap();
+            results.push(out);
+        }
+        assert_eq!(results[0], results[1], "{name}: mapped and copied inputs and outputs differ");
+    }
 }
