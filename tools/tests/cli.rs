@@ -323,7 +323,11 @@ fn cuda_without_a_gpu_is_one_error_line() {
     }
     assert_fails(&linrt(&["run", &model, "--input", &ids, "--output", &y, "--device", "cuda"]), 1, "--device cuda:0: ");
     assert_fails(&linrt(&["bench", &model, "--device", "cuda:1"]), 1, "--device cuda:1: ");
-    assert_fails(&linrt(&["generate", "--model", &model, "--tokens", "1,2", "--device", "cuda"]), 1, "--device cuda:0: ");
+    assert_fails(
+        &linrt(&["generate", "--model", &model, "--tokens", "1,2", "--device", "cuda"]),
+        1,
+        "--device cuda:0: ",
+    );
     assert_fails(
         &linrt(&["run", &model, "--input", &ids, "--output", &y, "--device", "gpu"]),
         1,

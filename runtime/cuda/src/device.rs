@@ -15,7 +15,8 @@ use crate::plan::{self, Launch};
 use crate::probe::{self, DeviceInfo};
 use crate::weights::{repack, HostMatrix};
 use cudarc::driver::{
-    sys, CudaContext, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+    sys, CudaContext, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
+    PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 use linrt::config::{Activation, FeatureMap, InputKind, NormPlacement, OutputKind, Positional};
@@ -275,6 +276,9 @@ struct Buffers {
     /// Per stream: the state exponent (the host's copy goes up before each pass and
     /// comes back after it).
     exponents: IoBuffer<u32>,
+    /// Per stream: the device address of its state (`CudaState`), which the
+    /// attention and range-check kernels read.
+    state_ptrs: IoBuffer<u64>,
 }
 
 /// What a pass sends back besides its outputs, once the stream is synchronised.
@@ -290,47 +294,103 @@ impl Downloads {
     }
 }
 
-/// `streams` independent streams of one model on its device, advanced together by
-/// [`CudaStreams::forward`] (B streams × T positions, T ≤ `max_positions`).
-pub struct CudaStreams<'a, 'm> {
-    model: &'a CudaModel<'m>,
-    streams: Vec<StreamInfo>,
-    max_positions: usize,
-    /// Every stream's state back to back: `[streams, state_floats]`.
-    state: CudaSlice<f32>,
-    state_floats: usize,
-    buffers: Buffers,
-    /// Host staging for the position encoding.
-    host_positions: Vec<f32>,
-    /// The one-position pass as a CUDA graph, captured at the first step.
-    step_graph: Option<CudaGraph>,
+/// One stream's recurrent state in device memory (the CUDA backend's
+/// `Backend::State`), in the CPU's layout, with its position and exponent on the host.
+pub struct CudaState {
+    values: CudaSlice<f32>,
+    info: StreamInfo,
+    checksum: u32,
 }
 
-impl<'a, 'm> CudaStreams<'a, 'm> {
-    /// `streams` zero states and the buffers of a pass of `streams × max_positions`
-    /// rows; inputs and outputs in mapped host memory on an integrated GPU, copied on
-    /// a discrete one.
-    pub fn new(model: &'a CudaModel<'m>, streams: usize, max_positions: usize) -> Result<Self, CudaError> {
-        let io = if model.info.integrated { IoMemory::Mapped } else { IoMemory::Copied };
-        Self::with_io(model, streams, max_positions, io)
+impl CudaState {
+    /// A zero state of `model`'s shape on its device.
+    pub fn new(model: &CudaModel) -> Result<CudaState, CudaError> {
+        let floats = StreamState::floats_for(model.config())?;
+        let values = model.stream.alloc_zeros::<f32>(floats.max(1)).map_err(driver("cuMemAlloc"))?;
+        Ok(CudaState { values, info: StreamInfo::default(), checksum: model.model.checksum() })
     }
 
-    /// [`CudaStreams::new`] with the host-exchanged buffers where `io` says.
-    pub fn with_io(
-        model: &'a CudaModel<'m>,
-        streams: usize,
-        max_positions: usize,
-        io: IoMemory,
-    ) -> Result<Self, CudaError> {
+    /// Positions consumed since creation, reset or restore.
+    pub fn position(&self) -> u64 {
+        self.info.position
+    }
+
+    /// Forgets the stream: zero state, position 0.
+    pub fn reset(&mut self, model: &CudaModel) -> Result<(), CudaError> {
+        model.stream.memset_zeros(&mut self.values).map_err(driver("cuMemsetD8"))?;
+        self.info = StreamInfo::default();
+        Ok(())
+    }
+
+    /// Bytes [`CudaState::save`] writes (the CPU's count).
+    pub fn saved_bytes(model: &CudaModel) -> Result<usize, CudaError> {
+        Ok(linrt::STATE_HEADER_BYTES + 4 * StreamState::floats_for(model.config())?)
+    }
+
+    /// The state in the CPU's saved-state format: a CPU session restores it.
+    pub fn save(&self, model: &CudaModel, out: &mut [u8]) -> Result<usize, CudaError> {
+        if let Some(position) = self.info.broken_at {
+            return Err(Error::NonFiniteStep { position }.into());
+        }
+        let n = StreamState::floats_for(model.config())?;
+        let mut values = vec![0f32; n];
+        let s = &model.stream;
+        s.memcpy_dtoh(&self.values.slice(..n), &mut values).map_err(driver("cuMemcpyDtoH"))?;
+        s.synchronize().map_err(driver("cuStreamSynchronize"))?;
+        let mut floats = vec![0f32; n];
+        let mut host = StreamState::new(&model.model, &mut floats)?;
+        let position = self.info.position;
+        host.load(&values, position, self.info.exponent).map_err(|_| Error::NonFiniteStep { position })?;
+        Ok(host.save(out)?)
+    }
+
+    /// Restores bytes [`CudaState::save`] (or a CPU session) wrote for this model.
+    /// Nothing changes unless they are valid.
+    pub fn restore(&mut self, model: &CudaModel, bytes: &[u8]) -> Result<(), CudaError> {
+        let n = StreamState::floats_for(model.config())?;
+        let mut floats = vec![0f32; n];
+        let mut host = StreamState::new(&model.model, &mut floats)?;
+        host.restore(bytes)?;
+        let mut view = self.values.slice_mut(..n);
+        model.stream.memcpy_htod(host.floats(), &mut view).map_err(driver("cuMemcpyHtoD"))?;
+        self.info = StreamInfo { position: host.position(), exponent: host.exponent(), broken_at: None };
+        Ok(())
+    }
+}
+
+/// One worker's scratch on the device (the CUDA backend's `Backend::Workspace`):
+/// the buffers of passes of up to `max_rows` rows, and the step graph.
+pub struct CudaWorkspace {
+    buffers: Buffers,
+    max_rows: usize,
+    /// Host staging for the position encoding.
+    host_positions: Vec<f32>,
+    /// The one-position pass over B streams as a CUDA graph, captured at the first
+    /// step of B streams (the states it runs on are read from `state_ptrs`).
+    step_graph: Option<(usize, CudaGraph)>,
+}
+
+impl CudaWorkspace {
+    /// Buffers for passes of up to `max_rows` rows (streams × positions); inputs and
+    /// outputs in mapped host memory on an integrated GPU, copied on a discrete one.
+    pub fn new(model: &CudaModel, max_rows: usize) -> Result<CudaWorkspace, CudaError> {
+        let io = if model.info.integrated { IoMemory::Mapped } else { IoMemory::Copied };
+        Self::with_io(model, max_rows, io)
+    }
+
+    /// [`CudaWorkspace::new`] with the host-exchanged buffers where `io` says.
+    pub fn with_io(model: &CudaModel, max_rows: usize, io: IoMemory) -> Result<CudaWorkspace, CudaError> {
         let cfg = *model.config();
-        let rows = streams.checked_mul(max_positions).filter(|&r| r > 0).ok_or(Error::SizeOverflow)?;
+        let rows = max_rows;
+        if rows == 0 {
+            return Err(Error::BadChunkLength { len: 0, max: 0 }.into());
+        }
         plan::matmul(1, rows)?; // the grid limit on rows, said before allocating
         let s = &model.stream;
         let alloc = |n: usize| s.alloc_zeros::<f32>(n.max(1)).map_err(driver("cuMemAlloc"));
         let d = cfg.d_model as usize;
         let widest = [d, cfg.input_width(), cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize].into_iter().max();
         let k4 = widest.unwrap_or(1).div_ceil(4);
-        let state_floats = StreamState::floats_for(&cfg)?;
         let buffers = Buffers {
             hidden: alloc(rows * d)?,
             branch: alloc(rows * d)?,
@@ -341,84 +401,110 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
             ffn: alloc(rows * cfg.d_ff as usize)?,
             quant: s.alloc_zeros::<u32>(rows * k4).map_err(driver("cuMemAlloc"))?,
             quant_scales: alloc(rows)?,
-            factors: alloc(streams)?,
+            factors: alloc(rows)?,
             input: IoBuffer::new(s, rows * cfg.input_width(), io)?,
             ids: IoBuffer::new(s, rows, io)?,
             positions: IoBuffer::new(s, rows * d, io)?,
             output: IoBuffer::new(s, rows * cfg.output_dim(), io)?,
             flags: IoBuffer::new(s, 1, io)?,
-            z_flags: IoBuffer::new(s, streams, io)?,
-            exponents: IoBuffer::new(s, streams, io)?,
+            z_flags: IoBuffer::new(s, rows, io)?,
+            exponents: IoBuffer::new(s, rows, io)?,
+            state_ptrs: IoBuffer::new(s, rows, io)?,
         };
-        Ok(CudaStreams {
-            model,
-            streams: vec![StreamInfo::default(); streams],
-            max_positions,
-            state: alloc(streams * state_floats)?,
-            state_floats,
-            buffers,
-            host_positions: vec![0.0; rows * d],
-            step_graph: None,
-        })
+        Ok(CudaWorkspace { buffers, max_rows, host_positions: vec![0.0; rows * d], step_graph: None })
     }
 
-    pub fn streams(&self) -> usize {
-        self.streams.len()
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+}
+
+/// The CUDA backend: one device. `prepare` uploads a model, `forward` runs B
+/// streams × T positions on states and scratch in device memory, as the CPU backend
+/// does on caller memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Cuda {
+    ordinal: usize,
+}
+
+impl Cuda {
+    /// The backend of device `ordinal`, once the driver says it is there.
+    pub fn new(ordinal: usize) -> Result<Cuda, CudaError> {
+        probe::device(ordinal)?;
+        Ok(Cuda { ordinal })
+    }
+}
+
+impl linrt::Backend for Cuda {
+    type Prepared<'m> = CudaModel<'m>;
+    type State<'s> = CudaState;
+    type Workspace<'w> = CudaWorkspace;
+    type Error = CudaError;
+
+    /// Nothing: the weights go to device memory, not to the host arena.
+    fn prepared_bytes(&self, _: &Model) -> Result<usize, CudaError> {
+        Ok(0)
     }
 
-    /// Positions stream `i` has consumed since it was created, reset or restored.
-    pub fn position(&self, i: usize) -> u64 {
-        self.streams[i].position
+    fn prepare<'m>(&self, model: &Model<'m>, _: &'m mut [u8]) -> Result<CudaModel<'m>, CudaError> {
+        CudaModel::load(model, self.ordinal)
     }
 
-    /// Forgets stream `i`: zero state, position 0.
-    pub fn reset(&mut self, i: usize) -> Result<(), CudaError> {
-        let n = self.state_floats;
-        let mut view = self.state.slice_mut(i * n..(i + 1) * n);
-        self.model.stream.memset_zeros(&mut view).map_err(driver("cuMemsetD8"))?;
-        self.streams[i] = StreamInfo::default();
-        Ok(())
+    fn forward(
+        &self,
+        prepared: &CudaModel<'_>,
+        workspace: &mut CudaWorkspace,
+        states: &mut [&mut CudaState],
+        inputs: Inputs,
+        outputs: &mut [f32],
+    ) -> Result<(), CudaError> {
+        forward(prepared, workspace, states, inputs, outputs)
     }
+}
 
-    /// Bytes [`CudaStreams::save_state`] writes (the CPU session's count).
-    pub fn state_bytes(&self) -> usize {
-        linrt::STATE_HEADER_BYTES + 4 * self.state_floats
+/// The forward pass (`Backend::forward` of [`Cuda`]): `states.len()` streams advance
+/// by T positions each.
+pub fn forward(
+    model: &CudaModel,
+    workspace: &mut CudaWorkspace,
+    states: &mut [&mut CudaState],
+    inputs: Inputs,
+    outputs: &mut [f32],
+) -> Result<(), CudaError> {
+    if states.iter().any(|s| s.checksum != model.model.checksum()) {
+        return Err(Error::BatchMismatch { reason: "a state belongs to a different model" }.into());
     }
-
-    /// Stream `i`'s state in the CPU's saved-state format.
-    pub fn save_state(&self, i: usize, out: &mut [u8]) -> Result<usize, CudaError> {
-        let info = self.streams[i];
-        if let Some(position) = info.broken_at {
-            return Err(Error::NonFiniteStep { position }.into());
-        }
-        let n = self.state_floats;
-        let mut values = vec![0f32; n];
-        let s = &self.model.stream;
-        s.memcpy_dtoh(&self.state.slice(i * n..(i + 1) * n), &mut values).map_err(driver("cuMemcpyDtoH"))?;
-        s.synchronize().map_err(driver("cuStreamSynchronize"))?;
-        let mut floats = vec![0f32; n];
-        let mut host = StreamState::new(&self.model.model, &mut floats)?;
-        host.load(&values, info.position, info.exponent)
-            .map_err(|_| Error::NonFiniteStep { position: info.position })?;
-        Ok(host.save(out)?)
+    let mut pass = Pass {
+        model,
+        streams: states.iter().map(|s| s.info).collect(),
+        state_floats: StreamState::floats_for(model.config())?,
+        max_rows: workspace.max_rows,
+        buffers: &mut workspace.buffers,
+        host_positions: &mut workspace.host_positions,
+        step_graph: &mut workspace.step_graph,
+    };
+    let result = pass.forward(states, inputs, outputs);
+    for (state, info) in states.iter_mut().zip(pass.streams) {
+        state.info = info;
     }
+    result
+}
 
-    /// Restores stream `i` from bytes [`CudaStreams::save_state`] (or a CPU session's
-    /// `save_state`) wrote for this model. Nothing changes unless they are valid.
-    pub fn restore_state(&mut self, i: usize, bytes: &[u8]) -> Result<(), CudaError> {
-        let n = self.state_floats;
-        let mut floats = vec![0f32; n];
-        let mut host = StreamState::new(&self.model.model, &mut floats)?;
-        host.restore(bytes)?;
-        let mut view = self.state.slice_mut(i * n..(i + 1) * n);
-        self.model.stream.memcpy_htod(host.floats(), &mut view).map_err(driver("cuMemcpyHtoD"))?;
-        self.streams[i] = StreamInfo { position: host.position(), exponent: host.exponent(), broken_at: None };
-        Ok(())
-    }
+/// One forward pass in progress: the model, the streams' bookkeeping, the scratch.
+struct Pass<'x, 'm> {
+    model: &'x CudaModel<'m>,
+    streams: Vec<StreamInfo>,
+    state_floats: usize,
+    max_rows: usize,
+    buffers: &'x mut Buffers,
+    host_positions: &'x mut Vec<f32>,
+    step_graph: &'x mut Option<(usize, CudaGraph)>,
+}
 
+impl Pass<'_, '_> {
     /// Every stream advances by T positions: `inputs` holds B·T positions stream by
-    /// stream (B = [`CudaStreams::streams`]), `outputs` gets B·T rows of `output_dim`.
-    pub fn forward(&mut self, inputs: Inputs, outputs: &mut [f32]) -> Result<(), CudaError> {
+    /// stream, `outputs` gets B·T rows of `output_dim`.
+    fn forward(&mut self, states: &[&mut CudaState], inputs: Inputs, outputs: &mut [f32]) -> Result<(), CudaError> {
         let cfg = *self.model.config();
         let b = self.streams.len();
         let rows = match inputs {
@@ -434,8 +520,8 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
             .into());
         }
         let t = rows / b;
-        if t > self.max_positions {
-            return Err(Error::BadChunkLength { len: t, max: self.max_positions }.into());
+        if rows > self.max_rows {
+            return Err(Error::BadChunkLength { len: rows, max: self.max_rows }.into());
         }
         let out_len = rows * cfg.output_dim();
         if outputs.len() != out_len {
@@ -447,6 +533,8 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
             }
         }
         self.upload(inputs, rows, t)?;
+        let pointers: Vec<u64> = states.iter().map(|s| s.values.device_ptr(&self.model.stream).0).collect();
+        self.buffers.state_ptrs.write(&self.model.stream, &pointers)?;
         let starts: Vec<u64> = self.streams.iter().map(|s| s.position).collect();
         for s in &mut self.streams {
             s.position = s.position.saturating_add(t as u64);
@@ -454,10 +542,11 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
         if t == 1 {
             // A step: the same kernels with the same arguments every time, so they run
             // as one graph (one launch), captured at the first step.
-            if self.step_graph.is_none() {
-                self.step_graph = Some(self.capture(rows)?);
+            if self.step_graph.as_ref().is_none_or(|(streams, _)| *streams != b) {
+                *self.step_graph = None;
+                *self.step_graph = Some((b, self.capture(rows)?));
             }
-            let graph = self.step_graph.as_ref().expect("captured above");
+            let (_, graph) = self.step_graph.as_ref().expect("captured above");
             graph.launch().map_err(driver("cuGraphLaunch"))?;
         } else {
             self.pass(rows, t)?;
@@ -665,12 +754,12 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
         let (heads, f, dv) = (cfg.n_heads as usize, cfg.features_per_head() as usize, cfg.d_value as usize);
         let launch_shape = plan::attention(heads, self.streams.len(), f, dv)?;
         let layer_floats = self.state_floats / cfg.n_layers.max(1) as usize;
-        let args = [self.state_floats, layer * layer_floats, heads, f, dv, t].map(|v| v as i32);
+        let args = [layer * layer_floats, heads, f, dv, t].map(|v| v as i32);
         let st = &model.stream;
-        let b = &mut self.buffers;
+        let b = &mut *self.buffers;
         let mut l = st.launch_builder(&model.kernels.attention_step);
-        l.arg(&mut self.state).arg(&args[0]).arg(&args[1]).arg(&b.factors).arg(&b.query).arg(&b.key).arg(&b.value);
-        l.arg(&mut b.attended).arg(&args[2]).arg(&args[3]).arg(&args[4]).arg(&args[5]).arg(&cfg.attention_eps);
+        l.arg(b.state_ptrs.device()).arg(&args[0]).arg(&b.factors).arg(&b.query).arg(&b.key).arg(&b.value);
+        l.arg(&mut b.attended).arg(&args[1]).arg(&args[2]).arg(&args[3]).arg(&args[4]).arg(&cfg.attention_eps);
         launch(l, launch_shape)
     }
 
@@ -687,12 +776,14 @@ impl<'a, 'm> CudaStreams<'a, 'm> {
         let st = &model.stream;
         let args = [self.state_floats, layer_floats, z_offset, z_count].map(|v| v as i32);
         let mut l = st.launch_builder(&model.kernels.check_normalisers);
-        l.arg(&self.state).arg(&args[0]).arg(&args[1]).arg(&args[2]).arg(&args[3]).arg(&GROWTH_LIMIT);
+        l.arg(self.buffers.state_ptrs.device()).arg(&args[0]).arg(&args[1]).arg(&args[2]).arg(&args[3]);
+        l.arg(&GROWTH_LIMIT);
         l.arg(self.buffers.z_flags.device_mut());
         launch(l, plan::per_stream(cfg.n_layers as usize * z_count, b)?)?;
         let (growth, max, streams) = (GROWTH_EXPONENT, MAX_STATE_EXPONENT, b as i32);
         let mut l = st.launch_builder(&model.kernels.rescale_grown);
-        l.arg(&mut self.state).arg(&args[0]).arg(self.buffers.z_flags.device()).arg(self.buffers.exponents.device());
+        l.arg(self.buffers.state_ptrs.device()).arg(&args[0]).arg(self.buffers.z_flags.device());
+        l.arg(self.buffers.exponents.device());
         l.arg(&growth).arg(&max);
         launch(l, plan::per_stream(self.state_floats, b)?)?;
         let mut l = st.launch_builder(&model.kernels.bump_exponents);

@@ -274,9 +274,9 @@ extern "C" __global__ void embed_tokens(const float* __restrict__ table, const u
 //   z += φ(k),  S += φ(k) vᵀ,  out = φ(q)ᵀ S / (φ(q)·z + eps).
 // One block per (head, stream), one thread per value column j (blockDim.x = Dv).
 // A stream's state is stored times its factor 2^-e: φ(k) and eps get that factor.
-// State of stream b, layer: state + b * stream_floats + layer_offset, laid out
-// [S: H×F×Dv][z: H×F] as runtime/src/model/state.rs.
-extern "C" __global__ void attention_step(float* __restrict__ state, int stream_floats, int layer_offset,
+// Stream b's state is at states[b] (each stream its own allocation); its layer at
+// states[b] + layer_offset, laid out [S: H×F×Dv][z: H×F] as runtime/src/model/state.rs.
+extern "C" __global__ void attention_step(float* const* __restrict__ states, int layer_offset,
                                           const float* __restrict__ factors, const float* __restrict__ q,
                                           const float* __restrict__ k, const float* __restrict__ v,
                                           float* __restrict__ out, int heads, int f, int dv, int positions,
@@ -288,7 +288,7 @@ extern "C" __global__ void attention_step(float* __restrict__ state, int stream_
     int b = blockIdx.y;
     int j = threadIdx.x;
     float factor = factors[b];
-    float* layer = state + (size_t)b * stream_floats + layer_offset;
+    float* layer = states[b] + layer_offset;
     float* s = layer + (size_t)h * f * dv;
     float* z = layer + (size_t)heads * f * dv + (size_t)h * f;
     float scaled_eps = __fmul_rn(eps, factor);
@@ -337,14 +337,14 @@ extern "C" __global__ void flag_non_finite(const float* __restrict__ x, int coun
 
 // Per stream: flags[b] |= 2 when a z of any layer passes the growth limit, |= 1 when
 // one is NaN or infinite (attention::rescale_if_grown decides on the host).
-extern "C" __global__ void check_normalisers(const float* __restrict__ state, int stream_floats, int layer_floats,
+extern "C" __global__ void check_normalisers(float* const* __restrict__ states, int stream_floats, int layer_floats,
                                              int z_offset, int z_count, float limit, unsigned int* __restrict__ flags) {
     int b = blockIdx.y;
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     int layers = stream_floats / layer_floats;
     if (i >= layers * z_count) return;
     int layer = i / z_count;
-    float z = state[(size_t)b * stream_floats + (size_t)layer * layer_floats + z_offset + i % z_count];
+    float z = states[b][(size_t)layer * layer_floats + z_offset + i % z_count];
     if (!finite(z)) atomicOr(flags + b, 1u);
     else if (fabsf(z) > limit) atomicOr(flags + b, 2u);
 }
@@ -361,15 +361,14 @@ extern "C" __global__ void factors_from_exponents(const unsigned int* __restrict
 // attention::rescale_if_grown on the device, for stream b (blockIdx.y): when a z
 // passed the limit (flag 2), none is non-finite (flag 1) and the exponent has room,
 // the whole state is multiplied by 2^-growth. bump_exponents then counts it.
-extern "C" __global__ void rescale_grown(float* __restrict__ state, int stream_floats,
+extern "C" __global__ void rescale_grown(float* const* __restrict__ states, int stream_floats,
                                          const unsigned int* __restrict__ z_flags,
                                          const unsigned int* __restrict__ exponents, unsigned int growth,
                                          unsigned int max_exponent) {
     int b = blockIdx.y;
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= stream_floats || z_flags[b] != 2u || exponents[b] + growth > max_exponent) return;
-    size_t at = (size_t)b * stream_floats + i;
-    state[at] = __fmul_rn(state[at], __uint_as_float((127u - growth) << 23));
+    states[b][i] = __fmul_rn(states[b][i], __uint_as_float((127u - growth) << 23));
 }
 
 extern "C" __global__ void bump_exponents(unsigned int* __restrict__ exponents,

@@ -7,9 +7,10 @@
 //!   architecture and cached on disk ([`compile`]);
 //! - a model's weights are rearranged on the host into the kernels' layouts
 //!   ([`weights`]) and uploaded once ([`CudaModel`]);
-//! - streams keep their state in device memory ([`CudaStreams`], [`CudaSession`]),
-//!   advanced by the same forward pass as the CPU's (B streams × T positions), and
-//!   saved in the CPU's byte format.
+//! - [`Cuda`] implements the runtime's backend seam (`linrt::Backend`): `prepare`
+//!   uploads a model, `forward` runs B streams × T positions, each stream's state
+//!   ([`CudaState`]) and the scratch ([`CudaWorkspace`]) in device memory; states
+//!   save in the CPU's byte format. [`CudaStreams`] and [`CudaSession`] wrap it.
 
 pub mod compile;
 mod device;
@@ -18,10 +19,12 @@ mod io;
 pub mod plan;
 pub mod probe;
 mod session;
+mod streams;
 pub mod weights;
 
-pub use device::{check_supported, CudaModel, CudaStreams};
+pub use device::{check_supported, forward, Cuda, CudaModel, CudaState, CudaWorkspace};
 pub use error::CudaError;
 pub use io::IoMemory;
 pub use probe::{devices, DeviceInfo};
 pub use session::CudaSession;
+pub use streams::CudaStreams;

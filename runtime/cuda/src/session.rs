@@ -1,8 +1,9 @@
 //! One stream on the GPU, with the CPU session's contract: step, step_chunk, reset,
 //! save/restore (bytes interchangeable with the CPU's), typed errors.
 
-use crate::device::{CudaModel, CudaStreams};
+use crate::device::CudaModel;
 use crate::error::CudaError;
+use crate::streams::CudaStreams;
 use linrt::{Input, Inputs};
 
 /// A single stream: [`CudaStreams`] of one, whose passes hold up to `max_chunk`

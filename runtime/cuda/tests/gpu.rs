@@ -291,3 +291,51 @@ fn mapped_io_equals_copied_io() {
         assert_eq!(results[0], results[1], "{name}: mapped and copied inputs and outputs differ");
     }
 }
+
+/// The backend seam itself: `linrt::Backend::forward` of `Cuda` over B streams × T
+/// positions, each state its own device allocation, equals each stream alone.
+#[test]
+fn backend_seam_forward_equals_sessions() {
+    use linrt::Backend;
+    use linrt_cuda::{Cuda, CudaState, CudaWorkspace};
+    let Some(ordinal) = device_or_skip("backend_seam_forward_equals_sessions") else { return };
+    let cuda = Cuda::new(ordinal).unwrap();
+    for (name, cfg) in configs() {
+        let bytes = random_model(&cfg, 17, DType::F16, 0);
+        let model = bytes.model().unwrap();
+        assert_eq!(cuda.prepared_bytes(&model).unwrap(), 0);
+        let prepared = cuda.prepare(&model, &mut []).unwrap();
+        let (b, t) = (3, 4);
+        let mut ws = CudaWorkspace::new(&prepared, b * t).unwrap();
+        let mut states: Vec<CudaState> = (0..b).map(|_| CudaState::new(&prepared).unwrap()).collect();
+        let (d_out, width) = (cfg.output_dim(), cfg.input_width());
+        let data: Vec<_> = (0..b).map(|i| inputs(&cfg, 2 * t, 60 + i as u64)).collect();
+        let mut together = vec![vec![0f32; 2 * t * d_out]; b];
+        for round in 0..2 {
+            let tokens: Vec<u32> = data.iter().flat_map(|(tk, _)| tk[round * t..(round + 1) * t].to_vec()).collect();
+            let vectors: Vec<f32> =
+                data.iter().flat_map(|(_, v)| v[round * t * width..(round + 1) * t * width].to_vec()).collect();
+            let mut out = vec![0f32; b * t * d_out];
+            let mut refs: Vec<&mut CudaState> = states.iter_mut().collect();
+            cuda.forward(&prepared, &mut ws, &mut refs, as_inputs(&cfg, &tokens, &vectors), &mut out).unwrap();
+            for (i, rows) in out.chunks_exact(t * d_out).enumerate() {
+                together[i][round * t * d_out..(round + 1) * t * d_out].copy_from_slice(rows);
+            }
+        }
+        for (i, (tokens, vectors)) in data.iter().enumerate() {
+            let mut s = CudaSession::new(&prepared, t).unwrap();
+            let mut alone = vec![0f32; 2 * t * d_out];
+            for round in 0..2 {
+                let chunk = as_inputs(
+                    &cfg,
+                    &tokens[round * t..(round + 1) * t],
+                    &vectors[round * t * width..(round + 1) * t * width],
+                );
+                s.step_chunk(chunk, &mut alone[round * t * d_out..(round + 1) * t * d_out]).unwrap();
+            }
+            // Rows of several streams share the matrix kernels' launches but not their sums.
+            assert_eq!(together[i], alone, "{name}: stream {i} through the seam differs from itself alone");
+            assert_eq!(states[i].position(), 2 * t as u64);
+        }
+    }
+}

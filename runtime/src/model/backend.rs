@@ -18,27 +18,36 @@ use crate::error::Error;
 use crate::format::{Model, TensorRole};
 use crate::kernels::{KernelPath, Kernels};
 
-/// A way to run models: the CPU kernels here; a GPU later.
+/// A way to run models: the CPU kernels here; a GPU in `linrt-cuda`, whose streams
+/// and scratch live in device memory. Each backend names where it keeps a stream's
+/// state and a worker's scratch; the pass itself is the same contract everywhere.
 pub trait Backend {
     /// A model made ready to run: its weights in the backend's layout.
     type Prepared<'m>;
+    /// One stream's recurrent state as this backend keeps it (the CPU: a
+    /// [`StreamState`] in caller memory).
+    type State<'s>;
+    /// One worker's scratch for a pass (the CPU: a [`Workspace`] in caller memory).
+    type Workspace<'w>;
+    /// The runtime's [`Error`], or a backend's own that carries it.
+    type Error: From<Error>;
 
     /// Bytes [`Backend::prepare`] needs in its arena for `model`.
-    fn prepared_bytes(&self, model: &Model) -> Result<usize, Error>;
+    fn prepared_bytes(&self, model: &Model) -> Result<usize, Self::Error>;
 
     /// Makes `model` ready, keeping whatever it rearranges in `arena`.
-    fn prepare<'m>(&self, model: &Model<'m>, arena: &'m mut [u8]) -> Result<Self::Prepared<'m>, Error>;
+    fn prepare<'m>(&self, model: &Model<'m>, arena: &'m mut [u8]) -> Result<Self::Prepared<'m>, Self::Error>;
 
     /// `states.len()` streams advance by T positions each: `inputs` holds their
     /// B·T positions stream by stream, `outputs` gets B·T rows of `output_dim`.
     fn forward(
         &self,
         prepared: &Self::Prepared<'_>,
-        workspace: &mut Workspace,
-        states: &mut [&mut StreamState],
+        workspace: &mut Self::Workspace<'_>,
+        states: &mut [&mut Self::State<'_>],
         inputs: Inputs,
         outputs: &mut [f32],
-    ) -> Result<(), Error>;
+    ) -> Result<(), Self::Error>;
 }
 
 /// The CPU backend: the dispatched kernels of one path.
@@ -69,6 +78,9 @@ impl Cpu {
 
 impl Backend for Cpu {
     type Prepared<'m> = CpuPrepared<'m>;
+    type State<'s> = StreamState<'s>;
+    type Workspace<'w> = Workspace<'w>;
+    type Error = Error;
 
     /// Zero except on a path with a panel kernel (AVX-512): about the int8 weights' size.
     fn prepared_bytes(&self, model: &Model) -> Result<usize, Error> {
@@ -82,8 +94,8 @@ impl Backend for Cpu {
     fn forward(
         &self,
         prepared: &CpuPrepared<'_>,
-        workspace: &mut Workspace,
-        states: &mut [&mut StreamState],
+        workspace: &mut Workspace<'_>,
+        states: &mut [&mut StreamState<'_>],
         inputs: Inputs,
         outputs: &mut [f32],
     ) -> Result<(), Error> {
