@@ -69,7 +69,7 @@ struct Kernels {
     attention_step: CudaFunction,
     flag_non_finite: CudaFunction,
     check_normalisers: CudaFunction,
-    factors_from_exponents: CudaFunction,
+    begin_pass: CudaFunction,
     rescale_grown: CudaFunction,
     bump_exponents: CudaFunction,
 }
@@ -91,7 +91,7 @@ impl Kernels {
             attention_step: f("attention_step")?,
             flag_non_finite: f("flag_non_finite")?,
             check_normalisers: f("check_normalisers")?,
-            factors_from_exponents: f("factors_from_exponents")?,
+            begin_pass: f("begin_pass")?,
             rescale_grown: f("rescale_grown")?,
             bump_exponents: f("bump_exponents")?,
         })
@@ -112,7 +112,13 @@ pub struct CudaModel<'m> {
     output: Option<Linear>,
     int8: bool,
     weight_bytes: usize,
+    /// Tells this load from every other in the process (states and workspaces hold
+    /// device memory of one load).
+    id: u64,
 }
+
+/// Numbers the model loads of this process.
+static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What the kernels here do not cover, named before anything is uploaded.
 pub fn check_supported(cfg: &ModelConfig) -> Result<(), CudaError> {
@@ -199,6 +205,7 @@ impl<'m> CudaModel<'m> {
             output,
             int8: model.has_int8(),
             weight_bytes,
+            id: LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -238,7 +245,7 @@ fn linear(stream: &Arc<CudaStream>, m: &linrt::kernels::Matrix, b: CudaSlice<f32
         HostMatrix::I8 { words, scales, block, .. } => DeviceMatrix::I8 {
             words: stream.clone_htod(&words).map_err(&up)?,
             scales: stream.clone_htod(&scales).map_err(&up)?,
-            block: block as i32,
+            block: int(block)?,
         },
     };
     Ok(Linear { w, b, rows, cols })
@@ -299,7 +306,8 @@ impl Downloads {
 pub struct CudaState {
     values: CudaSlice<f32>,
     info: StreamInfo,
-    checksum: u32,
+    /// The [`CudaModel`] load it belongs to (a state is device memory of one load).
+    model_id: u64,
 }
 
 impl CudaState {
@@ -307,7 +315,10 @@ impl CudaState {
     pub fn new(model: &CudaModel) -> Result<CudaState, CudaError> {
         let floats = StreamState::floats_for(model.config())?;
         let values = model.stream.alloc_zeros::<f32>(floats.max(1)).map_err(driver("cuMemAlloc"))?;
-        Ok(CudaState { values, info: StreamInfo::default(), checksum: model.model.checksum() })
+        // States are made, reset and restored on the model's stream and passes run on
+        // a workspace's: each of these finishes before it returns.
+        model.stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
+        Ok(CudaState { values, info: StreamInfo::default(), model_id: model.id })
     }
 
     /// Positions consumed since creation, reset or restore.
@@ -318,6 +329,7 @@ impl CudaState {
     /// Forgets the stream: zero state, position 0.
     pub fn reset(&mut self, model: &CudaModel) -> Result<(), CudaError> {
         model.stream.memset_zeros(&mut self.values).map_err(driver("cuMemsetD8"))?;
+        model.stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
         self.info = StreamInfo::default();
         Ok(())
     }
@@ -353,6 +365,7 @@ impl CudaState {
         host.restore(bytes)?;
         let mut view = self.values.slice_mut(..n);
         model.stream.memcpy_htod(host.floats(), &mut view).map_err(driver("cuMemcpyHtoD"))?;
+        model.stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
         self.info = StreamInfo { position: host.position(), exponent: host.exponent(), broken_at: None };
         Ok(())
     }
@@ -361,6 +374,11 @@ impl CudaState {
 /// One worker's scratch on the device (the CUDA backend's `Backend::Workspace`):
 /// the buffers of passes of up to `max_rows` rows, and the step graph.
 pub struct CudaWorkspace {
+    /// Its own stream: passes of workers sharing one model run side by side.
+    stream: Arc<CudaStream>,
+    /// The [`CudaModel`] load it was sized for (its step graph holds that load's
+    /// weights).
+    model_id: u64,
     buffers: Buffers,
     max_rows: usize,
     /// Host staging for the position encoding.
@@ -386,7 +404,8 @@ impl CudaWorkspace {
             return Err(Error::BadChunkLength { len: 0, max: 0 }.into());
         }
         plan::matmul(1, rows)?; // the grid limit on rows, said before allocating
-        let s = &model.stream;
+        let stream = model.stream.context().new_stream().map_err(driver("cuStreamCreate"))?;
+        let s = &stream;
         let alloc = |n: usize| s.alloc_zeros::<f32>(n.max(1)).map_err(driver("cuMemAlloc"));
         let d = cfg.d_model as usize;
         let widest = [d, cfg.input_width(), cfg.qk_width(), cfg.v_width(), cfg.d_ff as usize].into_iter().max();
@@ -411,7 +430,15 @@ impl CudaWorkspace {
             exponents: IoBuffer::new(s, rows, io)?,
             state_ptrs: IoBuffer::new(s, rows, io)?,
         };
-        Ok(CudaWorkspace { buffers, max_rows, host_positions: vec![0.0; rows * d], step_graph: None })
+        stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
+        Ok(CudaWorkspace {
+            stream,
+            model_id: model.id,
+            buffers,
+            max_rows,
+            host_positions: vec![0.0; rows * d],
+            step_graph: None,
+        })
     }
 
     pub fn max_rows(&self) -> usize {
@@ -471,11 +498,12 @@ pub fn forward(
     inputs: Inputs,
     outputs: &mut [f32],
 ) -> Result<(), CudaError> {
-    if states.iter().any(|s| s.checksum != model.model.checksum()) {
-        return Err(Error::BatchMismatch { reason: "a state belongs to a different model" }.into());
+    if workspace.model_id != model.id || states.iter().any(|s| s.model_id != model.id) {
+        return Err(Error::BatchMismatch { reason: "a state or workspace belongs to another loaded model" }.into());
     }
     let mut pass = Pass {
         model,
+        stream: workspace.stream.clone(),
         streams: states.iter().map(|s| s.info).collect(),
         state_floats: StreamState::floats_for(model.config())?,
         max_rows: workspace.max_rows,
@@ -493,6 +521,9 @@ pub fn forward(
 /// One forward pass in progress: the model, the streams' bookkeeping, the scratch.
 struct Pass<'x, 'm> {
     model: &'x CudaModel<'m>,
+    /// The workspace's own stream: workers sharing a model do not wait for, or get
+    /// captured into, each other's passes.
+    stream: Arc<CudaStream>,
     streams: Vec<StreamInfo>,
     state_floats: usize,
     max_rows: usize,
@@ -532,40 +563,23 @@ impl Pass<'_, '_> {
                 return Err(Error::NonFiniteStep { position }.into());
             }
         }
-        self.upload(inputs, rows, t)?;
-        let pointers: Vec<u64> = states.iter().map(|s| s.values.device_ptr(&self.model.stream).0).collect();
-        self.buffers.state_ptrs.write(&self.model.stream, &pointers)?;
+        self.check_inputs(inputs, rows)?;
+        // Nothing is queued before this line; from here on a failure leaves the
+        // device part way through a pass, so the streams are marked broken.
         let starts: Vec<u64> = self.streams.iter().map(|s| s.position).collect();
-        for s in &mut self.streams {
-            s.position = s.position.saturating_add(t as u64);
-        }
-        if t == 1 {
-            // A step: the same kernels with the same arguments every time, so they run
-            // as one graph (one launch), captured at the first step.
-            if self.step_graph.as_ref().is_none_or(|(streams, _)| *streams != b) {
-                *self.step_graph = None;
-                *self.step_graph = Some((b, self.capture(rows)?));
+        let result = self.run(states, inputs, rows, t, outputs);
+        let non_finite = match result {
+            Ok(non_finite) => non_finite,
+            Err(e) => {
+                let _ = self.stream.synchronize();
+                for (s, &start) in self.streams.iter_mut().zip(&starts) {
+                    s.position = start.saturating_add(t as u64);
+                    s.broken_at.get_or_insert(start);
+                }
+                return Err(e);
             }
-            let (_, graph) = self.step_graph.as_ref().expect("captured above");
-            graph.launch().map_err(driver("cuGraphLaunch"))?;
-        } else {
-            self.pass(rows, t)?;
-        }
-        let st = self.model.stream.clone();
-        let b = self.buffers_download(out_len, outputs)?;
-        st.synchronize().map_err(driver("cuStreamSynchronize"))?;
-        let mut b = b;
-        self.buffers.output.finish_read(&mut outputs[..out_len]);
-        self.buffers.flags.finish_read(&mut b.flags);
-        self.buffers.z_flags.finish_read(&mut b.z_flags);
-        self.buffers.exponents.finish_read(&mut b.exponents);
-        let (attended_non_finite, z_flags, exponents) = b.finish();
-        for (s, e) in self.streams.iter_mut().zip(exponents) {
-            s.exponent = e;
-        }
-        let broken =
-            attended_non_finite || z_flags.iter().any(|f| f & 1 != 0) || outputs.iter().any(|v| !v.is_finite());
-        if broken {
+        };
+        if non_finite {
             // As the CPU: every stream of the pass is broken at the pass's first position.
             for (s, &start) in self.streams.iter_mut().zip(&starts) {
                 s.broken_at.get_or_insert(start);
@@ -575,16 +589,58 @@ impl Pass<'_, '_> {
         Ok(())
     }
 
-    /// Inputs, the position encoding and the streams' exponents to the device.
-    fn upload(&mut self, inputs: Inputs, rows: usize, t: usize) -> Result<(), CudaError> {
+    /// The pass itself: uploads, the kernels (the step graph for one position), the
+    /// results back. True when something went NaN or infinite.
+    fn run(
+        &mut self,
+        states: &[&mut CudaState],
+        inputs: Inputs,
+        rows: usize,
+        t: usize,
+        outputs: &mut [f32],
+    ) -> Result<bool, CudaError> {
+        let b = self.streams.len();
+        let out_len = outputs.len();
+        self.upload(inputs, rows, t)?;
+        let st = self.stream.clone();
+        let pointers: Vec<u64> = states.iter().map(|s| s.values.device_ptr(&st).0).collect();
+        self.buffers.state_ptrs.write(&st, &pointers)?;
+        for s in &mut self.streams {
+            s.position = s.position.saturating_add(t as u64);
+        }
+        if t == 1 {
+            // A step: the same kernels with the same arguments every time, so they run
+            // as one graph (one launch), captured at the first step of B streams.
+            if self.step_graph.as_ref().is_none_or(|(streams, _)| *streams != b) {
+                *self.step_graph = None;
+                *self.step_graph = Some((b, self.capture(rows)?));
+            }
+            let (_, graph) = self.step_graph.as_ref().expect("captured above");
+            graph.launch().map_err(driver("cuGraphLaunch"))?;
+        } else {
+            self.pass(rows, t)?;
+        }
+        let mut d = self.buffers_download(out_len, outputs)?;
+        st.synchronize().map_err(driver("cuStreamSynchronize"))?;
+        self.buffers.output.finish_read(outputs);
+        self.buffers.flags.finish_read(&mut d.flags);
+        self.buffers.z_flags.finish_read(&mut d.z_flags);
+        self.buffers.exponents.finish_read(&mut d.exponents);
+        let (attended_non_finite, z_flags, exponents) = d.finish();
+        for (s, e) in self.streams.iter_mut().zip(exponents) {
+            s.exponent = e;
+        }
+        Ok(attended_non_finite || z_flags.iter().any(|f| f & 1 != 0) || outputs.iter().any(|v| !v.is_finite()))
+    }
+
+    /// The inputs' checks, before anything is queued: the CPU's errors for them.
+    fn check_inputs(&self, inputs: Inputs, rows: usize) -> Result<(), CudaError> {
         let cfg = *self.model.config();
-        let st = self.model.stream.clone();
         match (cfg.input_kind, inputs) {
             (InputKind::Tokens, Inputs::Tokens(ids)) => {
                 if let Some(&token) = ids.iter().find(|&&id| id >= cfg.input_dim) {
                     return Err(Error::TokenOutOfRange { token, vocab: cfg.input_dim }.into());
                 }
-                self.buffers.ids.write(&st, ids)?;
             }
             (InputKind::Vectors, Inputs::Vectors(v)) => {
                 let width = cfg.input_dim as usize;
@@ -594,9 +650,20 @@ impl Pass<'_, '_> {
                 if let Some(index) = v.iter().position(|x| !x.is_finite()) {
                     return Err(Error::NonFiniteInput { index }.into());
                 }
-                self.buffers.input.write(&st, v)?;
             }
             _ => return Err(Error::WrongInputKind { expected: cfg.input_kind }.into()),
+        }
+        Ok(())
+    }
+
+    /// Inputs, the position encoding and the streams' exponents to the device
+    /// (checked by `check_inputs`).
+    fn upload(&mut self, inputs: Inputs, rows: usize, t: usize) -> Result<(), CudaError> {
+        let cfg = *self.model.config();
+        let st = self.stream.clone();
+        match inputs {
+            Inputs::Tokens(ids) => self.buffers.ids.write(&st, ids)?,
+            Inputs::Vectors(v) => self.buffers.input.write(&st, v)?,
         }
         let d = cfg.d_model as usize;
         if cfg.positional == Positional::Sinusoidal {
@@ -614,19 +681,19 @@ impl Pass<'_, '_> {
 
     /// Queues the outputs, flags and exponents of a pass for the host.
     fn buffers_download(&mut self, out_len: usize, outputs: &mut [f32]) -> Result<Downloads, CudaError> {
-        let st = &self.model.stream;
+        let st = self.stream.clone();
         let b = self.streams.len();
         let mut d = Downloads { flags: [0], z_flags: vec![0; b], exponents: vec![0; b] };
-        self.buffers.output.queue_read(st, &mut outputs[..out_len])?;
-        self.buffers.flags.queue_read(st, &mut d.flags)?;
-        self.buffers.z_flags.queue_read(st, &mut d.z_flags)?;
-        self.buffers.exponents.queue_read(st, &mut d.exponents)?;
+        self.buffers.output.queue_read(&st, &mut outputs[..out_len])?;
+        self.buffers.flags.queue_read(&st, &mut d.flags)?;
+        self.buffers.z_flags.queue_read(&st, &mut d.z_flags)?;
+        self.buffers.exponents.queue_read(&st, &mut d.exponents)?;
         Ok(d)
     }
 
     /// The kernels of a one-position pass over every stream, recorded as a graph.
     fn capture(&mut self, rows: usize) -> Result<CudaGraph, CudaError> {
-        let st = self.model.stream.clone();
+        let st = self.stream.clone();
         st.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
             .map_err(driver("cuStreamBeginCapture"))?;
         let recorded = self.pass(rows, 1);
@@ -642,14 +709,16 @@ impl Pass<'_, '_> {
     fn pass(&mut self, rows: usize, t: usize) -> Result<(), CudaError> {
         let model = self.model;
         let cfg = *model.config();
-        let st = model.stream.clone();
+        let st = self.stream.clone();
         let b = self.streams.len();
-        st.memset_zeros(self.buffers.flags.device_mut()).map_err(driver("cuMemsetD8"))?;
-        st.memset_zeros(self.buffers.z_flags.device_mut()).map_err(driver("cuMemsetD8"))?;
         {
-            let (streams, max) = (b as i32, MAX_STATE_EXPONENT);
-            let mut l = st.launch_builder(&model.kernels.factors_from_exponents);
-            l.arg(self.buffers.exponents.device()).arg(&mut self.buffers.factors).arg(&streams).arg(&max);
+            // Factors from the exponents, and the flags zeroed (by a kernel, not a
+            // memset: on an integrated GPU the flags are mapped host memory).
+            let (streams, max) = (int(b)?, MAX_STATE_EXPONENT);
+            let bf = &mut *self.buffers;
+            let mut l = st.launch_builder(&model.kernels.begin_pass);
+            l.arg(bf.exponents.device()).arg(&mut bf.factors).arg(bf.flags.device_mut());
+            l.arg(bf.z_flags.device_mut()).arg(&streams).arg(&max);
             launch(l, plan::elementwise(b)?)?;
         }
         self.embed(rows)?;
@@ -667,12 +736,12 @@ impl Pass<'_, '_> {
     fn embed(&mut self, rows: usize) -> Result<(), CudaError> {
         let model = self.model;
         let cfg = *model.config();
-        let st = model.stream.clone();
+        let st = self.stream.clone();
         let d = cfg.d_model as usize;
         match cfg.input_kind {
             InputKind::Tokens => {
                 let table = model.embedding.as_ref().ok_or(Error::WrongInputKind { expected: cfg.input_kind })?;
-                let (d_i, rows_i) = (d as i32, rows as i32);
+                let [d_i, rows_i] = ints([d, rows])?;
                 let mut l = st.launch_builder(&model.kernels.embed_tokens);
                 l.arg(table).arg(self.buffers.ids.device()).arg(&mut self.buffers.hidden).arg(&d_i).arg(&rows_i);
                 launch(l, plan::embed(d, rows)?)
@@ -716,8 +785,8 @@ impl Pass<'_, '_> {
         self.attention(index, t)?;
         let v_width = cfg.v_width();
         {
-            let st = &model.stream;
-            let (count, mut l) = ((rows * v_width) as i32, st.launch_builder(&model.kernels.flag_non_finite));
+            let st = self.stream.clone();
+            let (count, mut l) = (int(rows * v_width)?, st.launch_builder(&model.kernels.flag_non_finite));
             l.arg(&self.buffers.attended).arg(&count).arg(self.buffers.flags.device_mut());
             launch(l, plan::elementwise(rows * v_width)?)?;
         }
@@ -754,8 +823,8 @@ impl Pass<'_, '_> {
         let (heads, f, dv) = (cfg.n_heads as usize, cfg.features_per_head() as usize, cfg.d_value as usize);
         let launch_shape = plan::attention(heads, self.streams.len(), f, dv)?;
         let layer_floats = self.state_floats / cfg.n_layers.max(1) as usize;
-        let args = [layer * layer_floats, heads, f, dv, t].map(|v| v as i32);
-        let st = &model.stream;
+        let args = ints([layer * layer_floats, heads, f, dv, t])?;
+        let st = self.stream.clone();
         let b = &mut *self.buffers;
         let mut l = st.launch_builder(&model.kernels.attention_step);
         l.arg(b.state_ptrs.device()).arg(&args[0]).arg(&b.factors).arg(&b.query).arg(&b.key).arg(&b.value);
@@ -773,14 +842,14 @@ impl Pass<'_, '_> {
         let layer_floats = self.state_floats / cfg.n_layers.max(1) as usize;
         let z_count = cfg.n_heads as usize * cfg.features_per_head() as usize;
         let z_offset = layer_floats - z_count;
-        let st = &model.stream;
-        let args = [self.state_floats, layer_floats, z_offset, z_count].map(|v| v as i32);
+        let st = self.stream.clone();
+        let args = ints([self.state_floats, layer_floats, z_offset, z_count])?;
         let mut l = st.launch_builder(&model.kernels.check_normalisers);
         l.arg(self.buffers.state_ptrs.device()).arg(&args[0]).arg(&args[1]).arg(&args[2]).arg(&args[3]);
         l.arg(&GROWTH_LIMIT);
         l.arg(self.buffers.z_flags.device_mut());
         launch(l, plan::per_stream(cfg.n_layers as usize * z_count, b)?)?;
-        let (growth, max, streams) = (GROWTH_EXPONENT, MAX_STATE_EXPONENT, b as i32);
+        let (growth, max, streams) = (GROWTH_EXPONENT, MAX_STATE_EXPONENT, int(b)?);
         let mut l = st.launch_builder(&model.kernels.rescale_grown);
         l.arg(self.buffers.state_ptrs.device()).arg(&args[0]).arg(self.buffers.z_flags.device());
         l.arg(self.buffers.exponents.device());
@@ -816,8 +885,8 @@ impl Pass<'_, '_> {
         if quantize && matches!(m.w, DeviceMatrix::I8 { .. }) {
             self.quantize(from, rows, m.cols)?;
         }
-        let (n, k, rows_i) = (m.rows as i32, m.cols as i32, rows as i32);
-        let st = &model.stream;
+        let [n, k, rows_i] = ints([m.rows, m.cols, rows])?;
+        let st = self.stream.clone();
         let kern = &model.kernels;
         let shape = plan::matmul(m.rows, rows)?;
         match &m.w {
@@ -847,8 +916,8 @@ impl Pass<'_, '_> {
     /// `quant_scales`.
     fn quantize(&mut self, which: Which, rows: usize, cols: usize) -> Result<(), CudaError> {
         let model = self.model;
-        let st = &model.stream;
-        let (k, rows_i) = (cols as i32, rows as i32);
+        let st = self.stream.clone();
+        let [k, rows_i] = ints([cols, rows])?;
         let (x, q, qs) = self.buffers.for_quantize(which);
         let mut l = st.launch_builder(&model.kernels.quantize_rows);
         l.arg(x).arg(q).arg(qs).arg(&k).arg(&rows_i);
@@ -857,9 +926,9 @@ impl Pass<'_, '_> {
 
     fn layer_norm(&mut self, which: Which, norm: &Norm, rows: usize, width: usize) -> Result<(), CudaError> {
         let model = self.model;
-        let st = &model.stream;
+        let st = self.stream.clone();
         let eps = model.config().layernorm_eps;
-        let (w, r) = (width as i32, rows as i32);
+        let [w, r] = ints([width, rows])?;
         let x = self.buffers.get_mut(which);
         let mut l = st.launch_builder(&model.kernels.layer_norm_rows);
         l.arg(x).arg(&norm.gamma).arg(&norm.beta).arg(&eps).arg(&w).arg(&r);
@@ -867,9 +936,8 @@ impl Pass<'_, '_> {
     }
 
     fn elementwise(&mut self, kernel: &CudaFunction, which: Which, count: usize) -> Result<(), CudaError> {
-        let model = self.model;
-        let st = &model.stream;
-        let n = count as i32;
+        let st = self.stream.clone();
+        let n = int(count)?;
         let x = self.buffers.get_mut(which);
         let mut l = st.launch_builder(kernel);
         l.arg(x).arg(&n);
@@ -879,8 +947,8 @@ impl Pass<'_, '_> {
     /// `x += y` over `count` values.
     fn add_assign(&mut self, x: Which, y: Which, count: usize) -> Result<(), CudaError> {
         let model = self.model;
-        let st = &model.stream;
-        let n = count as i32;
+        let st = self.stream.clone();
+        let n = int(count)?;
         let (y, x) = self.buffers.pair(y, x);
         let mut l = st.launch_builder(&model.kernels.add_assign);
         l.arg(x).arg(y).arg(&n);
@@ -888,8 +956,7 @@ impl Pass<'_, '_> {
     }
 
     fn copy(&mut self, from: Which, to: Which, count: usize) -> Result<(), CudaError> {
-        let model = self.model;
-        let st = &model.stream;
+        let st = self.stream.clone();
         let (x, y) = self.buffers.pair(from, to);
         let mut dst = y.slice_mut(..count);
         st.memcpy_dtod(&x.slice(..count), &mut dst).map_err(driver("cuMemcpyDtoD"))
@@ -978,6 +1045,20 @@ impl Buffers {
         };
         (x, &mut self.quant, &mut self.quant_scales)
     }
+}
+
+/// A count or offset as the kernels' `int`: an error, not a wrapped value, past 2^31.
+fn int(value: usize) -> Result<i32, CudaError> {
+    i32::try_from(value).map_err(|_| CudaError::Unsupported(format!("a pass of {value} values in one buffer")))
+}
+
+/// [`int`] of each.
+fn ints<const N: usize>(values: [usize; N]) -> Result<[i32; N], CudaError> {
+    let mut out = [0; N];
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = int(v)?;
+    }
+    Ok(out)
 }
 
 fn launch(mut args: cudarc::driver::LaunchArgs<'_>, shape: Launch) -> Result<(), CudaError> {

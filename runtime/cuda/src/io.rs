@@ -23,6 +23,8 @@ pub enum IoMemory {
 
 /// Page-locked host memory that the device addresses directly.
 pub(crate) struct Mapped<T> {
+    /// Kept until the host memory is freed: the context must outlive the free.
+    stream: Arc<CudaStream>,
     host: *mut T,
     len: usize,
     /// The device's view of the same bytes. Never freed as device memory: it is
@@ -53,7 +55,7 @@ impl<T: DeviceRepr + ValidAsZeroBits> Mapped<T> {
         // SAFETY: device addresses exactly len T's (the mapping of the allocation
         // above), which outlive the slice: drop leaks it before freeing them.
         let slice = unsafe { stream.upgrade_device_ptr::<T>(device, len) };
-        Ok(Mapped { host: host.cast(), len, slice: ManuallyDrop::new(slice) })
+        Ok(Mapped { stream: stream.clone(), host: host.cast(), len, slice: ManuallyDrop::new(slice) })
     }
 
     fn host(&mut self) -> &mut [T] {
@@ -70,6 +72,8 @@ impl<T> Drop for Mapped<T> {
         // cuMemFreeHost releases below, so it must not be freed as device memory.
         let slice = unsafe { ManuallyDrop::take(&mut self.slice) };
         let _ = slice.leak();
+        // The context is alive (self.stream holds it) and current for the free.
+        let _ = self.stream.context().bind_to_thread();
         // SAFETY: the host allocation from cuMemHostAlloc, freed exactly once.
         unsafe { sys::cuMemFreeHost(self.host.cast()) };
     }

@@ -276,7 +276,7 @@ extern "C" __global__ void embed_tokens(const float* __restrict__ table, const u
 // A stream's state is stored times its factor 2^-e: φ(k) and eps get that factor.
 // Stream b's state is at states[b] (each stream its own allocation); its layer at
 // states[b] + layer_offset, laid out [S: H×F×Dv][z: H×F] as runtime/src/model/state.rs.
-extern "C" __global__ void attention_step(float* const* __restrict__ states, int layer_offset,
+extern "C" __global__ void __launch_bounds__(1024) attention_step(float* const* __restrict__ states, int layer_offset,
                                           const float* __restrict__ factors, const float* __restrict__ q,
                                           const float* __restrict__ k, const float* __restrict__ v,
                                           float* __restrict__ out, int heads, int f, int dv, int positions,
@@ -349,13 +349,17 @@ extern "C" __global__ void check_normalisers(float* const* __restrict__ states, 
     else if (fabsf(z) > limit) atomicOr(flags + b, 2u);
 }
 
-// factors[b] = 2^-exponents[b] (attention::state_factor), for the pass's attention.
-extern "C" __global__ void factors_from_exponents(const unsigned int* __restrict__ exponents,
-                                                  float* __restrict__ factors, int streams, unsigned int max_exponent) {
+// The start of a pass: factors[b] = 2^-exponents[b] (attention::state_factor) for
+// its attention, and the pass's flags zeroed.
+extern "C" __global__ void begin_pass(const unsigned int* __restrict__ exponents, float* __restrict__ factors,
+                                      unsigned int* __restrict__ flags, unsigned int* __restrict__ z_flags, int streams,
+                                      unsigned int max_exponent) {
     int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= streams) return;
     unsigned int e = min(exponents[b], max_exponent);
     factors[b] = __uint_as_float((127u - e) << 23);
+    z_flags[b] = 0u;
+    if (b == 0) flags[0] = 0u;
 }
 
 // attention::rescale_if_grown on the device, for stream b (blockIdx.y): when a z

@@ -88,7 +88,7 @@ pub fn attention(heads: usize, streams: usize, features: usize, dv: usize) -> Re
     })
 }
 
-/// `check_normalisers` and `scale_streams`: `per_stream` values of each stream.
+/// `check_normalisers` and `rescale_grown`: `per_stream` values of each stream.
 pub fn per_stream(per_stream: usize, streams: usize) -> Result<Launch, CudaError> {
     Ok(Launch {
         grid: (count(per_stream.div_ceil(ELEMENTWISE_THREADS as usize).max(1), "values")?, rows_of(streams)?, 1),

@@ -339,3 +339,52 @@ fn backend_seam_forward_equals_sessions() {
         }
     }
 }
+
+/// A state whose normalisers pass the growth limit is rescaled by 2^-20 on the GPU as
+/// on the CPU: the same exponent, the same values to rounding, the same outputs.
+#[test]
+fn grown_states_rescale_as_on_the_cpu() {
+    let Some(ordinal) = device_or_skip("grown_states_rescale_as_on_the_cpu") else { return };
+    let (_, cfg) = configs().remove(1);
+    let bytes = random_model(&cfg, 21, DType::F32, 0);
+    let model = bytes.model().unwrap();
+    let gpu = CudaModel::load(&model, ordinal).unwrap();
+    let (tokens, _) = inputs(&cfg, 8, 2);
+    let d_out = cfg.output_dim();
+    let opts = SessionOptions { max_chunk: 1, kernels: Some(linrt::KernelPath::Scalar) };
+    let mut arena = vec![0u32; model.arena_bytes(opts).unwrap().div_ceil(4)];
+    let mut cpu = Session::new(&model, bytemuck_bytes(&mut arena), opts).unwrap();
+    let mut out = vec![0f32; d_out];
+    for &t in &tokens[..5] {
+        cpu.step(Input::Token(t), &mut out).unwrap();
+    }
+    // The same stream with S and z 2^19 times larger: outputs barely change, and
+    // the next step's z passes 2^20.
+    let mut saved = vec![0u8; cpu.state_bytes()];
+    cpu.save_state(&mut saved).unwrap();
+    for v in saved[linrt::STATE_HEADER_BYTES..].chunks_exact_mut(4) {
+        let x = f32::from_le_bytes([v[0], v[1], v[2], v[3]]) * 524_288.0;
+        v.copy_from_slice(&x.to_le_bytes());
+    }
+    cpu.restore_state(&saved).unwrap();
+    let mut g = CudaSession::new(&gpu, 1).unwrap();
+    g.restore_state(&saved).unwrap();
+    let (mut a, mut b) = (vec![0f32; d_out], vec![0f32; d_out]);
+    for &t in &tokens[5..] {
+        cpu.step(Input::Token(t), &mut a).unwrap();
+        g.step(Input::Token(t), &mut b).unwrap();
+        assert!(relative(&b, &a) <= 1e-5, "{:.2e}", relative(&b, &a));
+    }
+    assert_eq!(cpu.state_exponent(), 20, "the CPU rescaled");
+    let (mut from_cpu, mut from_gpu) = (vec![0u8; saved.len()], vec![0u8; saved.len()]);
+    cpu.save_state(&mut from_cpu).unwrap();
+    g.save_state(&mut from_gpu).unwrap();
+    assert_eq!(from_cpu[..linrt::STATE_HEADER_BYTES], from_gpu[..linrt::STATE_HEADER_BYTES], "position and exponent");
+    let floats = |bytes: &[u8]| -> Vec<f32> {
+        bytes[linrt::STATE_HEADER_BYTES..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    assert!(relative(&floats(&from_gpu), &floats(&from_cpu)) <= 1e-5);
+}
