@@ -216,14 +216,12 @@ fn stream_an_hour(rec: &mut Recognizer, alone_rec: &mut Recognizer, utterances: 
     }
     let (wer_stream, wer_alone) = (errors_stream as f64 / words as f64, errors_alone as f64 / words as f64);
     println!("WER {:.2} % streamed, {:.2} % alone", 100.0 * wer_stream, 100.0 * wer_alone);
-    // The issue asks for one point; the retrained model misses it: 1.98 % streamed
-    // against 0 % alone, "it is" (the noisy command, whose recording starts with its
-    // noise) heard as "is" 18 times in 219. The anchor's second of context then
-    // holds more quiet before the noise onset than any training utterance (0.1 to
-    // 0.6 s of lead): with 2 s of anchor it is 32 times, with 0.5 s other words go
-    // wrong. Held at 2.5 points until the training data cover longer quiet leads;
-    // a regression past that fails.
-    assert!((wer_stream - wer_alone).abs() <= 0.025, "WER {wer_stream} streamed vs {wer_alone} alone");
+    // The issue asks for one point. The model before cycle 7 missed it (1.98 %
+    // streamed against 0 % alone: "it is", whose recording starts with its noise,
+    // heard as "is" 18 times in 219), having never heard more than 0.6 s of quiet
+    // before speech; cycle 7's data start half their utterances after 0.7-2.2 s of
+    // quiet, and the recognizer keeps 1.0 s of idle context: 0.11 % streamed.
+    assert!((wer_stream - wer_alone).abs() <= 0.01, "WER {wer_stream} streamed vs {wer_alone} alone");
 
     println!("live heap: {live_after_warmup} bytes after 5 minutes, at most {live_peak} after");
     assert!(live_peak <= live_after_warmup + 4096, "memory grew: {live_after_warmup} → {live_peak} bytes");

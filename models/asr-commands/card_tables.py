@@ -21,6 +21,8 @@ SETS = [
     ("test-festival-noisy", "Festival ked (voice seen in training), 5-20 dB SNR"),
     ("test-mbrola-clean", "MBROLA, held-out voice (us3), clean"),
     ("test-mbrola-noisy", "MBROLA, held-out voice (us3), 5-20 dB SNR"),
+    ("test-rhvoice-clean", "RHVoice, held-out voice (clb), clean"),
+    ("test-rhvoice-noisy", "RHVoice, held-out voice (clb), 5-20 dB SNR"),
     ("test-flite", "Flite, never in training: kal16, awb, rms, slt"),
     ("test-real", "a real person (Asterisk's prompts, 8 kHz), never in training"),
 ]
