@@ -139,36 +139,41 @@ pub fn run_model(_: &linrt::Model, _: &crate::run::RunInputs, _: usize, ordinal:
     check_cuda(ordinal).map(|_| Vec::new())
 }
 
-/// Median seconds per forward pass of `streams` streams × 1 position on CUDA device
-/// `ordinal` (after 20 warm-up passes), with zero inputs of the model's kind.
+/// Median seconds per forward pass of each batch size in `batches` (streams × 1
+/// position) on CUDA device `ordinal` (after 20 warm-up passes), with zero inputs of
+/// the model's kind; the model is uploaded once for all of them.
 #[cfg(feature = "cuda")]
-pub fn step_times(model: &linrt::Model, streams: usize, steps: usize, ordinal: usize) -> Result<f64> {
+pub fn step_times(model: &linrt::Model, batches: &[usize], steps: usize, ordinal: usize) -> Result<Vec<f64>> {
     use linrt::{InputKind, Inputs};
     let cfg = model.config();
     let on_device = |e: linrt_cuda::CudaError| anyhow::anyhow!("cuda:{ordinal}: {e}");
     let gpu = linrt_cuda::CudaModel::load(model, ordinal).map_err(on_device)?;
-    let mut batch = linrt_cuda::CudaStreams::new(&gpu, streams, 1).map_err(on_device)?;
-    let tokens = vec![0u32; streams];
-    let vectors = vec![0f32; streams * cfg.input_width()];
-    let inputs = match cfg.input_kind {
-        InputKind::Tokens => Inputs::Tokens(&tokens),
-        InputKind::Vectors => Inputs::Vectors(&vectors),
-    };
-    let mut out = vec![0f32; streams * cfg.output_dim()];
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..steps + 20 {
-        let start = std::time::Instant::now();
-        batch.forward(inputs, &mut out).map_err(on_device)?;
-        if i >= 20 {
-            times.push(start.elapsed().as_secs_f64());
+    let mut medians = Vec::with_capacity(batches.len());
+    for &streams in batches {
+        let mut batch = linrt_cuda::CudaStreams::new(&gpu, streams, 1).map_err(on_device)?;
+        let tokens = vec![0u32; streams];
+        let vectors = vec![0f32; streams * cfg.input_width()];
+        let inputs = match cfg.input_kind {
+            InputKind::Tokens => Inputs::Tokens(&tokens),
+            InputKind::Vectors => Inputs::Vectors(&vectors),
+        };
+        let mut out = vec![0f32; streams * cfg.output_dim()];
+        let mut times = Vec::with_capacity(steps);
+        for i in 0..steps + 20 {
+            let start = std::time::Instant::now();
+            batch.forward(inputs, &mut out).map_err(on_device)?;
+            if i >= 20 {
+                times.push(start.elapsed().as_secs_f64());
+            }
         }
+        medians.push(crate::bench::median(times));
     }
-    Ok(crate::bench::median(times))
+    Ok(medians)
 }
 
 #[cfg(not(feature = "cuda"))]
-pub fn step_times(_: &linrt::Model, _: usize, _: usize, ordinal: usize) -> Result<f64> {
-    check_cuda(ordinal).map(|_| 0.0)
+pub fn step_times(_: &linrt::Model, _: &[usize], _: usize, ordinal: usize) -> Result<Vec<f64>> {
+    check_cuda(ordinal).map(|_| Vec::new())
 }
 
 #[cfg(test)]

@@ -169,11 +169,10 @@ fn bench_cuda(
             bail!("--batch must be between 1 and 4096 streams");
         }
     }
-    let gpu_step = crate::device::step_times(m, 1, steps, ordinal)?;
-    let gpu_batch = match batch {
-        Some(b) => Some((b, crate::device::step_times(m, b, steps, ordinal)?)),
-        None => None,
-    };
+    let batches: Vec<usize> = std::iter::once(1).chain(batch).collect();
+    let times = crate::device::step_times(m, &batches, steps, ordinal)?;
+    let gpu_step = times[0];
+    let gpu_batch = batch.zip(times.get(1).copied());
     let cpu_step = bench::median(bench::linrt_step_times(m, steps, 20, request)?);
     let us = |s: f64| s * 1e6;
     if json {
