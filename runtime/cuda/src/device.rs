@@ -259,6 +259,13 @@ struct StreamInfo {
     broken_at: Option<u64>,
 }
 
+/// A pass's int8 activations: words of four per row (`[rows, ceil(k / 4)]`) and one
+/// scale per row, shared by the matrices that read the same input.
+struct Quantized {
+    words: CudaSlice<u32>,
+    scales: CudaSlice<f32>,
+}
+
 /// Device buffers of one pass, sized for `max_rows` rows.
 struct Buffers {
     hidden: CudaSlice<f32>,
@@ -268,8 +275,6 @@ struct Buffers {
     value: CudaSlice<f32>,
     attended: CudaSlice<f32>,
     ffn: CudaSlice<f32>,
-    quant: CudaSlice<u32>,
-    quant_scales: CudaSlice<f32>,
     factors: CudaSlice<f32>,
     // Exchanged with the host every pass (io.rs: mapped on integrated GPUs).
     input: IoBuffer<f32>,
@@ -380,6 +385,7 @@ pub struct CudaWorkspace {
     /// weights).
     model_id: u64,
     buffers: Buffers,
+    quantized: Quantized,
     max_rows: usize,
     /// Host staging for the position encoding.
     host_positions: Vec<f32>,
@@ -418,8 +424,6 @@ impl CudaWorkspace {
             value: alloc(rows * cfg.v_width())?,
             attended: alloc(rows * cfg.v_width())?,
             ffn: alloc(rows * cfg.d_ff as usize)?,
-            quant: s.alloc_zeros::<u32>(rows * k4).map_err(driver("cuMemAlloc"))?,
-            quant_scales: alloc(rows)?,
             factors: alloc(rows)?,
             input: IoBuffer::new(s, rows * cfg.input_width(), io)?,
             ids: IoBuffer::new(s, rows, io)?,
@@ -430,11 +434,14 @@ impl CudaWorkspace {
             exponents: IoBuffer::new(s, rows, io)?,
             state_ptrs: IoBuffer::new(s, rows, io)?,
         };
+        let quantized =
+            Quantized { words: s.alloc_zeros::<u32>(rows * k4).map_err(driver("cuMemAlloc"))?, scales: alloc(rows)? };
         stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
         Ok(CudaWorkspace {
             stream,
             model_id: model.id,
             buffers,
+            quantized,
             max_rows,
             host_positions: vec![0.0; rows * d],
             step_graph: None,
@@ -508,6 +515,7 @@ pub fn forward(
         state_floats: StreamState::floats_for(model.config())?,
         max_rows: workspace.max_rows,
         buffers: &mut workspace.buffers,
+        quantized: &mut workspace.quantized,
         host_positions: &mut workspace.host_positions,
         step_graph: &mut workspace.step_graph,
     };
@@ -528,6 +536,7 @@ struct Pass<'x, 'm> {
     state_floats: usize,
     max_rows: usize,
     buffers: &'x mut Buffers,
+    quantized: &'x mut Quantized,
     host_positions: &'x mut Vec<f32>,
     step_graph: &'x mut Option<(usize, CudaGraph)>,
 }
@@ -903,24 +912,24 @@ impl Pass<'_, '_> {
                 launch(l, shape)
             }
             DeviceMatrix::I8 { words, scales, block } => {
-                // The input, quantized, is in `quant` (see `quantize`).
-                let (q, qs, y) = self.buffers.quantized_and(to);
+                // The input, quantized, is in `quantized` (see `quantize`).
+                let (q, y) = (&*self.quantized, self.buffers.get_mut(to));
                 let mut l = st.launch_builder(&kern.matmul_i8);
-                l.arg(words).arg(scales).arg(block).arg(&m.b).arg(q).arg(qs).arg(y).arg(&n).arg(&k).arg(&rows_i);
+                l.arg(words).arg(scales).arg(block).arg(&m.b).arg(&q.words).arg(&q.scales).arg(y);
+                l.arg(&n).arg(&k).arg(&rows_i);
                 launch(l, shape)
             }
         }
     }
 
-    /// Quantizes `rows` rows of `cols` values of `which` into `quant` (int8 words) and
-    /// `quant_scales`.
+    /// Quantizes `rows` rows of `cols` values of `which` into `quantized`.
     fn quantize(&mut self, which: Which, rows: usize, cols: usize) -> Result<(), CudaError> {
         let model = self.model;
         let st = self.stream.clone();
         let [k, rows_i] = ints([cols, rows])?;
-        let (x, q, qs) = self.buffers.for_quantize(which);
+        let (x, q) = (&*self.buffers.get_mut(which), &mut *self.quantized);
         let mut l = st.launch_builder(&model.kernels.quantize_rows);
-        l.arg(x).arg(q).arg(qs).arg(&k).arg(&rows_i);
+        l.arg(x).arg(&mut q.words).arg(&mut q.scales).arg(&k).arg(&rows_i);
         launch(l, plan::quantize(rows)?)
     }
 
@@ -1012,38 +1021,6 @@ impl Buffers {
             }
         }
         (x.expect("from has a slot"), y.expect("to has a slot"))
-    }
-
-    fn quantized_and(&mut self, to: Which) -> (&CudaSlice<u32>, &CudaSlice<f32>, &mut CudaSlice<f32>) {
-        let y = match to {
-            Which::Hidden => &mut self.hidden,
-            Which::Branch => &mut self.branch,
-            Which::Query => &mut self.query,
-            Which::Key => &mut self.key,
-            Which::Value => &mut self.value,
-            Which::Attended => &mut self.attended,
-            Which::Ffn => &mut self.ffn,
-            Which::Input => self.input.device_mut(),
-            Which::Positions => self.positions.device_mut(),
-            Which::Output => self.output.device_mut(),
-        };
-        (&self.quant, &self.quant_scales, y)
-    }
-
-    fn for_quantize(&mut self, from: Which) -> (&CudaSlice<f32>, &mut CudaSlice<u32>, &mut CudaSlice<f32>) {
-        let x = match from {
-            Which::Hidden => &self.hidden,
-            Which::Branch => &self.branch,
-            Which::Query => &self.query,
-            Which::Key => &self.key,
-            Which::Value => &self.value,
-            Which::Attended => &self.attended,
-            Which::Ffn => &self.ffn,
-            Which::Input => self.input.device(),
-            Which::Positions => self.positions.device(),
-            Which::Output => self.output.device(),
-        };
-        (x, &mut self.quant, &mut self.quant_scales)
     }
 }
 
