@@ -168,9 +168,8 @@ def asr_goldens(lrt, linrt):
     committed = committed_sample(folder, picks)
     pieces, cases, at = [floor(0.2)], [], int(0.2 * data.SAMPLE_RATE)
     for i, (text, voice, audio, snr) in enumerate(picks):
-        pcm = np.round(np.clip(audio, -1, 1) * 32767)
-        if committed is not None:  # the committed audio of the same utterance (see committed_sample)
-            pcm = committed[at:at + len(pcm)]
+        # The committed audio of the same utterance where there is one (see committed_sample).
+        pcm = np.round(np.clip(audio, -1, 1) * 32767) if committed is None else committed[i]
         pieces += [pcm, floor(1.4 if i < len(picks) - 1 else 0.2)]
         feats = data.fbank((pcm / 32768.0).astype(np.float32), noise_floor=data.NOISE_FLOOR)
         x = torch.from_numpy(stack((feats - mean) / std))[None]
@@ -191,8 +190,8 @@ def asr_goldens(lrt, linrt):
 
 
 def committed_sample(folder, picks):
-    """The committed sample.wav's samples when it holds these utterances (same text, voice
-    and length in cases.json), else None. SVOX Pico's audio differs by a few LSB from
+    """The committed sample.wav's samples of each of these utterances when it holds them
+    (same text, voice and length in cases.json), else None. SVOX Pico's audio differs by a few LSB from
     one CPU to another, so regenerating the sample on another machine would change every
     fixture made from it (the compressed copies, their expected transcripts) for nothing:
     new goldens for a new model are computed from the audio users already have."""
@@ -205,7 +204,7 @@ def committed_sample(folder, picks):
     same = len(cases) == len(picks) and all(
         c["reference"] == text and c["voice"] == voice and c["end"] - c["start"] == len(audio)
         for c, (text, voice, audio, _) in zip(cases, picks))
-    return pcm if same else None
+    return [pcm[c["start"]:c["end"]] for c in cases] if same else None
 
 
 def ship_copy(a, linrt):
