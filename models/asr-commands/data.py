@@ -71,6 +71,9 @@ VOCAB = (
     "alarm minutes seconds hours call answer cancel confirm help home temperature degrees what time is it the to and "
     "for please hey wake sleep"
 ).split()
+# Every word a training transcript holds: VOCAB and the "a" of "set a timer for"
+# (a template word, never drawn alone). The recognizer's lexicon (app.words).
+WORDS = VOCAB + ["a"]
 DIGITS = "zero one two three four five six seven eight nine oh".split()
 # CTC output symbols: 0 is the blank.
 SYMBOLS = ["<blank>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]

@@ -196,7 +196,7 @@ def export(model, mean, std, path):
                     preemph_coeff=0.97, remove_dc_offset=True, sample_scale=32768.0,
                     noise_floor=data.NOISE_FLOOR, stack=data.STACK, context=data.CONTEXT)
     extra = {"app.task": "asr-ctc", "app.vocabulary": json.dumps(data.SYMBOLS),
-             "app.words": json.dumps(data.VOCAB),
+             "app.words": json.dumps(data.WORDS),
              "app.frontend": json.dumps(frontend),
              "app.feature_mean": json.dumps([round(float(v), 6) for v in mean]),
              "app.feature_std": json.dumps([round(float(v), 6) for v in std])}

@@ -465,4 +465,14 @@ fn beam_and_greedy_decoders_with_words_grammars_and_hotwords() {
     assert_fails(&linrt(&["asr", "--beam", "0"], None), "--beam must be between 1 and 256");
     assert_fails(&linrt(&["asr", "--decoder", "greedy", "--grammar", &all], None), "--grammar is for the beam decoder");
     assert_fails(&linrt(&["asr", "--hotword-weight", "inf"], None), "--hotword-weight");
+
+    // The bundled model carries no word prior: leaving it out changes nothing;
+    // greedy decoding has none to leave out.
+    let out = linrt(&["asr", "--no-word-prior"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(finals(&out), want);
+    assert_fails(
+        &linrt(&["asr", "--decoder", "greedy", "--no-word-prior"], None),
+        "--no-word-prior is for the beam decoder",
+    );
 }

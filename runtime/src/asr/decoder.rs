@@ -4,7 +4,7 @@
 
 use crate::decode::text::Token;
 use crate::decode::{
-    BeamConfig, BeamDecoder, BeamMemory, CtcDecoder, DecodedWord, Grammar, Hotwords, Lexicon, MAX_TOKENS,
+    BeamConfig, BeamDecoder, BeamMemory, CtcDecoder, DecodedWord, Grammar, Hotwords, Lexicon, WordPrior, MAX_TOKENS,
     MAX_WORD_SYMBOLS,
 };
 use crate::Error;
@@ -42,6 +42,15 @@ impl<'m> Decoder<'m> {
             .separator()
             .ok_or(Error::BadDecoder { reason: "the beam decoder needs a word separator symbol (\" \")" })?;
         Ok(Decoder::Beam(BeamDecoder::new(config, 0, separator, lexicon, grammar, hotwords, memory)?))
+    }
+
+    /// The beam search scoring words by the one before them too (see
+    /// [`BeamDecoder::with_word_prior`]); greedy decoding stays as it is.
+    pub fn with_word_prior(self, prior: Option<&'m WordPrior<'m>>) -> Decoder<'m> {
+        match self {
+            Decoder::Beam(d) => Decoder::Beam(d.with_word_prior(prior)),
+            greedy => greedy,
+        }
     }
 
     /// The beam's configuration (None: greedy).

@@ -5,7 +5,9 @@
 
 use super::{AsrInfo, Decoder, Recognizer, RecognizerMemory, RecognizerSizes, WordSpan};
 use crate::carve::{Budget, Carver};
-use crate::decode::{BeamConfig, BeamMemory, Candidate, DecodedWord, EndpointConfig, Hypothesis, Lexicon, TrieNode};
+use crate::decode::{
+    BeamConfig, BeamMemory, Candidate, DecodedWord, EndpointConfig, Hypothesis, Lexicon, TrieNode, WordPrior,
+};
 use crate::error::Error;
 use crate::format::Model;
 use crate::kernels::KernelPath;
@@ -15,21 +17,34 @@ use crate::kernels::KernelPath;
 pub struct BufferedRecognizer {
     /// The beam search over the model's words with this beam; 0: greedy decoding.
     pub beam: usize,
+    /// The beam scores words by the word before them with the model's word prior
+    /// (`app.word_prior`), when it carries one.
+    pub word_prior: bool,
     pub endpoint: EndpointConfig,
     /// Force a kernel path (None: the fastest this CPU runs).
     pub kernels: Option<KernelPath>,
 }
 
 impl Default for BufferedRecognizer {
-    /// The beam `linrt asr` uses by default (16), its endpoints, the fastest kernels.
+    /// The beam `linrt asr` uses by default (16) with the model's word prior, its
+    /// endpoints, the fastest kernels.
     fn default() -> Self {
-        BufferedRecognizer { beam: 16, endpoint: EndpointConfig::default(), kernels: None }
+        BufferedRecognizer { beam: 16, word_prior: true, endpoint: EndpointConfig::default(), kernels: None }
     }
 }
 
 impl BufferedRecognizer {
     fn beam_config(&self) -> Option<BeamConfig> {
         (self.beam > 0).then(|| BeamConfig { beam: self.beam, ..BeamConfig::default() })
+    }
+
+    /// Floats of the word prior the beam uses (0: none).
+    fn prior_len(&self, info: &AsrInfo) -> usize {
+        if self.word_prior {
+            info.word_prior_len()
+        } else {
+            0
+        }
     }
 
     /// Bytes [`BufferedRecognizer::build`] takes for `model`, from a buffer of any alignment.
@@ -42,7 +57,12 @@ impl BufferedRecognizer {
             budget = budget
                 .slice::<TrieNode>(info.word_chars().checked_add(1).ok_or(Error::SizeOverflow)?)?
                 .slice::<u32>(info.word_count())?
-                .slice::<u32>(info.word_count())?
+                .slice::<u32>(info.word_count())?;
+            let prior_len = self.prior_len(&info);
+            if prior_len > 0 {
+                budget = budget.slice::<f32>(prior_len)?.value::<WordPrior>()?;
+            }
+            budget = budget
                 .value::<Lexicon>()?
                 .slice::<Hypothesis>(sizes.hypotheses)?
                 .slice::<DecodedWord>(sizes.words)?
@@ -76,8 +96,25 @@ impl BufferedRecognizer {
                 let word_nodes = carver.slice::<u32>(info.word_count())?;
                 let ranks = carver.slice::<u32>(info.word_count())?;
                 let mut lexicon = Lexicon::new(nodes, word_nodes, ranks)?;
-                info.insert_words(&mut lexicon)?;
+                let listed = info.insert_words(&mut lexicon)?;
                 lexicon.finish();
+                let prior_len = self.prior_len(&info);
+                let prior = if prior_len > 0 {
+                    // The prior numbers words as app.words lists them: a word listed twice would shift them.
+                    if lexicon.words() != listed {
+                        return Err(Error::BadAsrMetadata {
+                            key: "app.word_prior",
+                            reason: "needs app.words without a word listed twice",
+                        });
+                    }
+                    let prior = info.read_word_prior(carver.slice::<f32>(prior_len)?)?;
+                    match prior {
+                        Some(p) => Some(&*carver.put(p)?),
+                        None => None,
+                    }
+                } else {
+                    None
+                };
                 let lexicon = carver.put(lexicon)?;
                 let sizes = config.sizes(info.symbols())?;
                 let memory = BeamMemory {
@@ -86,7 +123,7 @@ impl BufferedRecognizer {
                     candidates: carver.slice::<Candidate>(sizes.candidates)?,
                     log_probs: carver.slice::<f32>(sizes.log_probs)?,
                 };
-                Decoder::beam(&info, *config, lexicon, None, None, memory)?
+                Decoder::beam(&info, *config, lexicon, None, None, memory)?.with_word_prior(prior)
             }
         };
         let sizes = RecognizerSizes::new(model, &info, self.kernels, config.as_ref())?;

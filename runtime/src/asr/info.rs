@@ -1,10 +1,11 @@
 //! What an `asr-ctc` model carries in its `app.*` metadata (runtime/FORMAT.md):
 //! the vocabulary, the audio front-end, the feature statistics and the optional
-//! word list, read strictly ([`super::json`]) and checked against the model's
+//! word list and word prior, read strictly ([`super::json`]) and checked against the model's
 //! shapes, into fixed storage.
 
 use super::json::{self, Str, Value};
 use crate::audio::{FbankOptions, Window};
+use crate::decode::WordPrior;
 use crate::{Error, InputKind, Model};
 
 /// Most output symbols (the vocabulary, blank included).
@@ -18,6 +19,7 @@ pub const MAX_WORD_BYTES: usize = 256;
 
 const VOCABULARY: &str = "app.vocabulary";
 const WORDS: &str = "app.words";
+const WORD_PRIOR: &str = "app.word_prior";
 const FRONTEND: &str = "app.frontend";
 
 /// Every field `app.frontend` may hold, in full so that errors can name them.
@@ -66,6 +68,9 @@ pub struct AsrInfo<'m> {
     words: Option<&'m str>,
     word_count: usize,
     word_chars: usize,
+    /// `app.word_prior` as the model holds it, already checked: `(word_count + 1)
+    /// × word_count` numbers, read into caller memory by [`AsrInfo::read_word_prior`].
+    word_prior: Option<&'m str>,
 }
 
 impl<'m> AsrInfo<'m> {
@@ -130,6 +135,10 @@ impl<'m> AsrInfo<'m> {
                 return Err(Error::BadAsrMetadata { key: WORDS, reason: "must list at least one word" });
             }
         }
+        let word_prior = model.metadata_value(WORD_PRIOR);
+        if let Some(text) = word_prior {
+            check_word_prior(text, words.is_some(), word_count)?;
+        }
         Ok(AsrInfo {
             sample_rate,
             num_bins,
@@ -143,6 +152,7 @@ impl<'m> AsrInfo<'m> {
             words,
             word_count,
             word_chars,
+            word_prior,
         })
     }
 
@@ -204,6 +214,37 @@ impl<'m> AsrInfo<'m> {
         self.word_chars
     }
 
+    /// Whether the model carries a word prior over its words (`app.word_prior`).
+    pub fn has_word_prior(&self) -> bool {
+        self.word_prior.is_some()
+    }
+
+    /// Floats [`AsrInfo::read_word_prior`] fills (0 without a prior).
+    pub fn word_prior_len(&self) -> usize {
+        if self.word_prior.is_some() {
+            (self.word_count + 1) * self.word_count
+        } else {
+            0
+        }
+    }
+
+    /// The model's word prior, read into `out` ([`AsrInfo::word_prior_len`]
+    /// floats); None when the model has none.
+    pub fn read_word_prior<'o>(&self, out: &'o mut [f32]) -> Result<Option<WordPrior<'o>>, Error> {
+        let Some(text) = self.word_prior else { return Ok(None) };
+        let expected = self.word_prior_len();
+        if out.len() != expected {
+            return Err(Error::BadLength { what: "word prior scores", expected, found: out.len() });
+        }
+        let mut n = 0;
+        json::for_each_number(WORD_PRIOR, text, |x| {
+            out[n] = x;
+            n += 1;
+            Ok(())
+        })?;
+        WordPrior::new(self.word_count, out).map(Some)
+    }
+
     /// Calls `f` with the index and text of each word of `app.words`, in order
     /// (not at all without it); stops at `f`'s first error.
     pub fn for_each_word(&self, f: impl FnMut(usize, &str) -> Result<(), Error>) -> Result<(), Error> {
@@ -239,6 +280,26 @@ fn read_floats(key: &'static str, text: &str) -> Result<heapless::Vec<f32, MAX_B
     let mut values = heapless::Vec::new();
     json::for_each_number(key, text, |x| values.push(x).map_err(|_| full))?;
     Ok(values)
+}
+
+/// `app.word_prior`: a list of `(words + 1) × words` numbers over `app.words`.
+fn check_word_prior(text: &str, has_words: bool, words: usize) -> Result<(), Error> {
+    if !has_words {
+        return Err(Error::BadAsrMetadata {
+            key: WORD_PRIOR,
+            reason: "scores words, but the model lists none (app.words)",
+        });
+    }
+    let count = json::for_each_number(WORD_PRIOR, text, |_| Ok(()))?;
+    let expected = (words as u64 + 1) * words as u64;
+    if count as u64 != expected {
+        return Err(Error::AsrShapeMismatch {
+            what: "app.word_prior scores ((app.words + 1) × app.words)",
+            expected,
+            found: count as u64,
+        });
+    }
+    Ok(())
 }
 
 fn check_bins(what: &'static str, values: &[f32], num_bins: usize) -> Result<(), Error> {
@@ -632,6 +693,44 @@ mod tests {
     fn frontend_names_match_the_keys() {
         let names: Vec<&str> = FRONTEND_KEYS.iter().map(|k| k.strip_prefix("app.frontend.").unwrap()).collect();
         assert_eq!(names.join(", "), FRONTEND_NAMES);
+    }
+
+    #[test]
+    fn a_word_prior_scores_every_word_after_each_and_first() {
+        // Three words: a start row and a row after each, three scores in each.
+        let scores = "[-1,-2,-3, -0.5,-1,-2, -4,-5,-6, 0,0.25,1e-3]";
+        let bytes = model_bytes(&meta_with("app.word_prior", Some(scores)), config(12, 5));
+        let model = bytes.model().unwrap();
+        let info = AsrInfo::from_model(&model).unwrap();
+        assert!(info.has_word_prior());
+        assert_eq!(info.word_prior_len(), 12);
+        let mut out = [0.0; 12];
+        let prior = info.read_word_prior(&mut out).unwrap().unwrap();
+        assert_eq!((prior.score(None, 2), prior.score(Some(0), 0), prior.score(Some(2), 1)), (-3.0, -0.5, 0.25));
+        assert!(matches!(info.read_word_prior(&mut [0.0; 11]), Err(Error::BadLength { expected: 12, found: 11, .. })));
+        // Without one, nothing to read.
+        let bytes = model_bytes(&meta_with("", None), config(12, 5));
+        let model = bytes.model().unwrap();
+        let info = AsrInfo::from_model(&model).unwrap();
+        assert!(!info.has_word_prior());
+        assert_eq!(info.word_prior_len(), 0);
+        assert!(info.read_word_prior(&mut []).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_word_prior_must_fit_the_words() {
+        let short = refused("app.word_prior", Some("[-1,-2,-3]"));
+        assert!(matches!(short, Error::AsrShapeMismatch { expected: 12, found: 3, .. }), "{short:?}");
+        assert_eq!(short.to_string(), "app.word_prior scores ((app.words + 1) × app.words): expected 12, found 3");
+        assert_eq!(bad_key(refused("app.word_prior", Some(r#"["a"]"#))), "app.word_prior");
+        assert_eq!(bad_key(refused("app.word_prior", Some("[1e39]"))), "app.word_prior");
+        let mut no_words = meta_with("app.word_prior", Some("[0]"));
+        no_words.retain(|(k, _)| k != "app.words");
+        let err = error_with_config(&no_words, config(12, 5));
+        assert_eq!(
+            err.to_string(),
+            "the model's app.word_prior metadata: scores words, but the model lists none (app.words)"
+        );
     }
 
     #[test]

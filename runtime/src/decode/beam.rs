@@ -1,7 +1,8 @@
 //! CTC prefix beam search restricted to a lexicon: the decoder a closed-vocabulary
 //! speech model runs with. Optionally a [`Grammar`] restricts the word sequences
-//! too (a command recognizer can then only say commands), and [`Hotwords`] give
-//! chosen words and phrases a bonus.
+//! too (a command recognizer can then only say commands), [`Hotwords`] give
+//! chosen words and phrases a bonus, and a [`WordPrior`] scores each word by the
+//! one before it.
 //!
 //! A hypothesis is a prefix of the output: the words decoded so far and a node of
 //! the [`Lexicon`] trie for the word being spelled. Each step, every hypothesis stays
@@ -22,6 +23,7 @@ use crate::error::Error;
 use super::grammar::{Grammar, GrammarSet};
 use super::hotwords::Hotwords;
 use super::lexicon::{Lexicon, WordId, ROOT};
+use super::word_prior::WordPrior;
 
 const NONE: u32 = u32::MAX;
 const NO_STEP: u64 = u64::MAX;
@@ -179,6 +181,7 @@ pub struct BeamDecoder<'m> {
     lexicon: &'m Lexicon<'m>,
     grammar: Option<&'m Grammar<'m>>,
     hotwords: Option<&'m Hotwords<'m>>,
+    prior: Option<&'m WordPrior<'m>>,
     memory: BeamMemory<'m>,
     /// Which half of the hypotheses (and words) holds the current generation.
     generation: usize,
@@ -246,6 +249,7 @@ impl<'m> BeamDecoder<'m> {
             lexicon,
             grammar,
             hotwords,
+            prior: None,
             memory,
             generation: 0,
             len: 0,
@@ -254,6 +258,13 @@ impl<'m> BeamDecoder<'m> {
         };
         d.restart();
         Ok(d)
+    }
+
+    /// Scores each completed word by the word before it too (`prior`'s words
+    /// must be the lexicon's first ids, as the model lists them).
+    pub fn with_word_prior(mut self, prior: Option<&'m WordPrior<'m>>) -> Self {
+        self.prior = prior;
+        self
     }
 
     /// One empty hypothesis.
@@ -442,7 +453,8 @@ impl<'m> BeamDecoder<'m> {
     fn word_bonus(&self, i: usize, word: WordId) -> f32 {
         let history = self.words_of(i);
         let hot = self.hotwords.map_or(0.0, |h| h.bonus(|k| history.get(k).map(|w| w.word), history.len(), word));
-        self.config.word_bonus + hot
+        let prior = self.prior.map_or(0.0, |p| p.score(history.last().map(|w| w.word), word));
+        self.config.word_bonus + hot + prior
     }
 
     /// Keeps the best `beam` candidates and builds them as the next generation.
@@ -783,6 +795,18 @@ mod tests {
         config: BeamConfig,
         steps: &[[f32; SYMBOLS]],
     ) -> std::string::String {
+        decode_with_prior(words, grammar, hotwords, None, config, steps)
+    }
+
+    /// [`decode`] with a word prior over the lexicon's words (`prior`: its scores).
+    fn decode_with_prior(
+        words: &str,
+        grammar: Option<&str>,
+        hotwords: Option<&str>,
+        prior: Option<&[f32]>,
+        config: BeamConfig,
+        steps: &[[f32; SYMBOLS]],
+    ) -> std::string::String {
         let mut s = setup();
         let mut lex = Lexicon::new(&mut s.nodes, &mut s.word_nodes, &mut s.ranks).unwrap();
         lex.insert_list(words, &VOCAB, &SKIP).unwrap();
@@ -793,7 +817,10 @@ mod tests {
             .map(|t| Hotwords::parse(t, 1.5, &mut lex, &VOCAB, &SKIP, &mut s.hot_words, &mut s.hot_phrases).unwrap());
         lex.finish();
         let mut b = buffers(&config);
-        let mut d = BeamDecoder::new(config, 0, 1, &lex, g.as_ref(), h.as_ref(), b.memory()).unwrap();
+        let prior = prior.map(|scores| WordPrior::new(lex.words(), scores).unwrap());
+        let mut d = BeamDecoder::new(config, 0, 1, &lex, g.as_ref(), h.as_ref(), b.memory())
+            .unwrap()
+            .with_word_prior(prior.as_ref());
         for step in steps {
             d.push(step).unwrap();
         }
@@ -889,6 +916,28 @@ mod tests {
         assert_eq!(decode(words, None, Some("fun"), BeamConfig::default(), &steps), "the fun");
         assert_eq!(decode(words, None, Some("the fun :1.0"), BeamConfig::default(), &steps), "the fun");
         assert_eq!(decode(words, None, Some("fan fun :1.0"), BeamConfig::default(), &steps), "the fan");
+    }
+
+    #[test]
+    fn a_word_prior_tips_a_close_call_by_the_word_before() {
+        // "fan" slightly above "fun" by sound. Words: the 0, fan 1, fun 2; rows:
+        // first in the utterance, after "the", after "fan", after "fun".
+        let steps = frames("tt_hh_ee_ ff_aa_nn__", 0.5, Some("tt_hh_ee_ ff_uu_nn__"), 0.45);
+        let words = "the fan fun";
+        let decode = |prior: &[f32]| decode_with_prior(words, None, None, Some(prior), BeamConfig::default(), &steps);
+        let flat = [-1.0; 12];
+        assert_eq!(decode(&flat), "the fan");
+        // "fun" more likely after "the": it wins.
+        let after_the = [-1.0, -1.0, -1.0, -3.0, -2.0, -0.5, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0];
+        assert_eq!(decode(&after_the), "the fun");
+        // The same preference after "fan" (not said) changes nothing.
+        let after_fan = [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -3.0, -2.0, -0.5, -1.0, -1.0, -1.0];
+        assert_eq!(decode(&after_fan), "the fan");
+        // The first row scores the first word: alone, "fun" wins when it starts utterances.
+        let alone = frames("ff_aa_nn__", 0.5, Some("ff_uu_nn__"), 0.45);
+        let first_fun = [-3.0, -2.0, -0.5, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0];
+        let got = decode_with_prior(words, None, None, Some(&first_fun), BeamConfig::default(), &alone);
+        assert_eq!(got, "fun");
     }
 
     #[test]

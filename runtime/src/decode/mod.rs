@@ -1,5 +1,5 @@
 //! Decoders on top of a session's outputs: greedy CTC and a CTC beam search
-//! constrained by a lexicon (with an optional grammar and hotwords) for speech
+//! constrained by a lexicon (with an optional grammar, hotwords and word prior) for speech
 //! models, the endpoint rules that split an endless stream into utterances, and
 //! token sampling for generation.
 
@@ -11,6 +11,7 @@ pub mod hotwords;
 pub mod lexicon;
 pub mod sampling;
 pub mod text;
+pub mod word_prior;
 
 #[cfg(feature = "std")]
 pub use beam::BeamBuffers;
@@ -21,3 +22,4 @@ pub use grammar::{Grammar, GrammarArc, GrammarSet, SlotDef, GRAMMAR_STATES};
 pub use hotwords::{Hotword, Hotwords};
 pub use lexicon::{Lexicon, TrieNode, WordId, MAX_WORD_SYMBOLS};
 pub use sampling::{Sampler, Sampling};
+pub use word_prior::WordPrior;

@@ -1,6 +1,7 @@
 //! Choosing and building the recognizer's decoder: greedy CTC, or the runtime's
 //! beam search constrained by a lexicon (the model's `app.words`, or a word list),
-//! with an optional grammar and hotwords read from files.
+//! with an optional grammar and hotwords read from files, and the model's word
+//! prior when it carries one.
 //!
 //! The runtime's decoder borrows all its memory; [`Tables`] and [`BeamBuffers`]
 //! own it here, sized once with capacities that no command recognizer comes near
@@ -12,7 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use linrt::asr::{self, Decoder, RecognizerBuffers, RecognizerSizes};
 use linrt::decode::EndpointConfig;
 use linrt::decode::{
-    BeamBuffers, BeamConfig, Grammar, GrammarArc, Hotword, Hotwords, Lexicon, SlotDef, TrieNode, WordId, GRAMMAR_STATES,
+    BeamBuffers, BeamConfig, Grammar, GrammarArc, Hotword, Hotwords, Lexicon, SlotDef, TrieNode, WordId, WordPrior,
+    GRAMMAR_STATES,
 };
 use linrt::{KernelPath, Model};
 
@@ -40,6 +42,9 @@ pub struct DecodeOptions {
     pub hotword_weight: f32,
     /// Cost of a word end without the separator (None: the decoder's default).
     pub boundary_penalty: Option<f32>,
+    /// Leave out the model's word prior (`app.word_prior`), which the beam uses
+    /// by default over the model's own words.
+    pub no_word_prior: bool,
 }
 
 /// Hypotheses kept per step by default. Chosen on the speech model's dev set
@@ -69,6 +74,7 @@ impl DecodeOptions {
                     ("--hotwords", sources.hotwords.is_some()),
                     ("--beam", self.beam.is_some()),
                     ("--boundary-penalty", self.boundary_penalty.is_some()),
+                    ("--no-word-prior", self.no_word_prior),
                 ] {
                     if given {
                         bail!("{flag} is for the beam decoder (--decoder beam, which needs words: the model's app.words or --words FILE)");
@@ -133,6 +139,7 @@ pub struct Tables {
     first_arc: Vec<u32>,
     hot_words: Vec<WordId>,
     hot_phrases: Vec<Hotword>,
+    prior: Vec<f32>,
 }
 
 /// What the beam decoder may say.
@@ -140,6 +147,9 @@ pub struct Vocabulary<'t> {
     pub lexicon: Lexicon<'t>,
     pub grammar: Option<Grammar<'t>>,
     pub hotwords: Option<Hotwords<'t>>,
+    /// The model's word prior, when it has one and its words are the lexicon's
+    /// (no `--words` list in their place).
+    pub prior: Option<WordPrior<'t>>,
 }
 
 /// A file's text, with its name for messages.
@@ -202,6 +212,7 @@ impl Tables {
             first_arc: vec![0; if sources.grammar.is_some() { GRAMMAR_STATES + 1 } else { 0 }],
             hot_words: vec![0; hot.0],
             hot_phrases: vec![Hotword::default(); hot.1],
+            prior: vec![0.0; if sources.words.is_none() { info.word_prior_len() } else { 0 }],
         }
     }
 
@@ -212,15 +223,23 @@ impl Tables {
             anyhow!("the beam decoder needs a word separator (a \" \" symbol) in the model's app.vocabulary")
         })?;
         let skip = [0, separator];
-        let Tables { nodes, word_nodes, ranks, arcs, first_arc, hot_words, hot_phrases } = self;
+        let Tables { nodes, word_nodes, ranks, arcs, first_arc, hot_words, hot_phrases, prior } = self;
         let mut lexicon = Lexicon::new(nodes, word_nodes, ranks)?;
+        let mut word_prior = None;
         match &sources.words {
             Some((name, text)) => {
                 lexicon.insert_list(text, &vocabulary, &skip).map_err(|e| located(name, text, e))?;
             }
             // Line n of the error is the model's n-th word.
             None => {
-                info.insert_words(&mut lexicon).map_err(|e| anyhow!("the model's app.words: {e}"))?;
+                let listed = info.insert_words(&mut lexicon).map_err(|e| anyhow!("the model's app.words: {e}"))?;
+                if info.has_word_prior() {
+                    // The prior numbers words as app.words lists them; a repeat would shift them.
+                    if lexicon.words() != listed {
+                        bail!("the model's app.word_prior: needs app.words without a word listed twice");
+                    }
+                    word_prior = info.read_word_prior(prior).map_err(|e| anyhow!("the model's app.word_prior: {e}"))?;
+                }
             }
         }
         let grammar = match &sources.grammar {
@@ -244,7 +263,7 @@ impl Tables {
             bail!("the beam decoder has no words to spell");
         }
         lexicon.finish();
-        Ok(Vocabulary { lexicon, grammar, hotwords })
+        Ok(Vocabulary { lexicon, grammar, hotwords, prior: word_prior })
     }
 }
 
@@ -284,7 +303,9 @@ pub fn with_recognizer_for<R>(
     let mut beam_buffers = BeamBuffers::new(&config, info.symbols())?;
     let decoder = match &vocabulary {
         Some(v) => {
+            let prior = if options.no_word_prior { None } else { v.prior.as_ref() };
             Decoder::beam(&info, config, &v.lexicon, v.grammar.as_ref(), v.hotwords.as_ref(), beam_buffers.memory())?
+                .with_word_prior(prior)
         }
         None => Decoder::greedy(&info),
     };

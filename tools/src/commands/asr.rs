@@ -111,6 +111,11 @@ pub struct AsrArgs {
     /// next one); `inf`: only the separator ends a word.
     #[arg(long)]
     pub boundary_penalty: Option<f32>,
+    /// Beam decoder: leave out the model's word prior (app.word_prior: how likely
+    /// each of its words is after each other, which tells "to" from "two"). A
+    /// --words list replaces the model's words and so its prior too.
+    #[arg(long)]
+    pub no_word_prior: bool,
 }
 
 pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
@@ -159,6 +164,7 @@ pub fn run(args: AsrArgs, out: &mut dyn Write) -> Result<()> {
         hotwords: args.hotwords.clone(),
         hotword_weight: args.hotword_weight,
         boundary_penalty: args.boundary_penalty,
+        no_word_prior: args.no_word_prior,
     };
     let (source, source_name) = open_source(&args)?;
     let names = (source_name.as_str(), model_name.as_str());
