@@ -44,12 +44,13 @@ impl<'m> Decoder<'m> {
         Ok(Decoder::Beam(BeamDecoder::new(config, 0, separator, lexicon, grammar, hotwords, memory)?))
     }
 
-    /// The beam search scoring words by the one before them too (see
-    /// [`BeamDecoder::with_word_prior`]); greedy decoding stays as it is.
-    pub fn with_word_prior(self, prior: Option<&'m WordPrior<'m>>) -> Decoder<'m> {
-        match self {
-            Decoder::Beam(d) => Decoder::Beam(d.with_word_prior(prior)),
-            greedy => greedy,
+    /// Makes the beam search score words by the one before them too (see
+    /// [`BeamDecoder::with_word_prior`]); greedy decoding stays as it is. In place:
+    /// a `Decoder` holds greedy's 16 KB inline, and a move by value would put
+    /// another copy on a microcontroller's stack.
+    pub fn set_word_prior(&mut self, prior: Option<&'m WordPrior<'m>>) {
+        if let Decoder::Beam(d) = self {
+            d.set_word_prior(prior);
         }
     }
 

@@ -123,7 +123,9 @@ impl BufferedRecognizer {
                     candidates: carver.slice::<Candidate>(sizes.candidates)?,
                     log_probs: carver.slice::<f32>(sizes.log_probs)?,
                 };
-                Decoder::beam(&info, *config, lexicon, None, None, memory)?.with_word_prior(prior)
+                let mut decoder = Decoder::beam(&info, *config, lexicon, None, None, memory)?;
+                decoder.set_word_prior(prior);
+                decoder
             }
         };
         let sizes = RecognizerSizes::new(model, &info, self.kernels, config.as_ref())?;

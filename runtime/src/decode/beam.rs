@@ -263,8 +263,13 @@ impl<'m> BeamDecoder<'m> {
     /// Scores each completed word by the word before it too (`prior`'s words
     /// must be the lexicon's first ids, as the model lists them).
     pub fn with_word_prior(mut self, prior: Option<&'m WordPrior<'m>>) -> Self {
-        self.prior = prior;
+        self.set_word_prior(prior);
         self
+    }
+
+    /// [`BeamDecoder::with_word_prior`] in place.
+    pub fn set_word_prior(&mut self, prior: Option<&'m WordPrior<'m>>) {
+        self.prior = prior;
     }
 
     /// One empty hypothesis.

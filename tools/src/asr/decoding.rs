@@ -303,9 +303,16 @@ pub fn with_recognizer_for<R>(
     let mut beam_buffers = BeamBuffers::new(&config, info.symbols())?;
     let decoder = match &vocabulary {
         Some(v) => {
-            let prior = if options.no_word_prior { None } else { v.prior.as_ref() };
-            Decoder::beam(&info, config, &v.lexicon, v.grammar.as_ref(), v.hotwords.as_ref(), beam_buffers.memory())?
-                .with_word_prior(prior)
+            let mut decoder = Decoder::beam(
+                &info,
+                config,
+                &v.lexicon,
+                v.grammar.as_ref(),
+                v.hotwords.as_ref(),
+                beam_buffers.memory(),
+            )?;
+            decoder.set_word_prior(if options.no_word_prior { None } else { v.prior.as_ref() });
+            decoder
         }
         None => Decoder::greedy(&info),
     };
