@@ -122,7 +122,8 @@ fn asr_commands_transcribes_its_golden_utterances() {
     let file = ModelFile::open(model_file("asr-commands", "f32")).unwrap();
     let info = AsrInfo::from_model(&file.model().unwrap()).unwrap();
     assert_eq!(info.symbols(), 29);
-    assert!(info.has_words() && info.word_count() == 66, "the model lists its 66 words");
+    assert!(info.has_words() && info.word_count() == 67, "the model lists its 67 words");
+    assert_eq!(info.word_prior_len(), 68 * 67, "and a word prior over them");
     assert_eq!((info.sample_rate, info.num_bins), (16000, 80));
     assert!(info.step_seconds() <= 0.040, "at most 40 ms per encoder step");
     let sample = read_wav(&dir.join("sample.wav"));

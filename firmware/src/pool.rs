@@ -7,7 +7,7 @@ use linrt::carve::Carver;
 
 /// Bytes of the static buffer. The link fails if it, the other statics and the
 /// stack do not fit the RAM of `memory.x`.
-pub const POOL_BYTES: usize = 880 * 1024;
+pub const POOL_BYTES: usize = 900 * 1024;
 
 static mut POOL: linrt::Aligned<[u8; POOL_BYTES]> = linrt::Aligned([0; POOL_BYTES]);
 static TAKEN: AtomicBool = AtomicBool::new(false);

@@ -76,7 +76,7 @@ impl Model {
         Model::from_bytes(ModelBytes::File(file), name)
     }
 
-    /// The speech model the package carries (int8, 66 command words).
+    /// The speech model the package carries (int8, 67 command words).
     #[staticmethod]
     #[pyo3(name = "bundled")]
     fn py_bundled() -> PyResult<Model> {
