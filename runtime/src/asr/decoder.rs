@@ -45,7 +45,7 @@ impl<'m> Decoder<'m> {
     }
 
     /// Makes the beam search score words by the one before them too (see
-    /// [`BeamDecoder::with_word_prior`]); greedy decoding stays as it is. In place:
+    /// [`BeamDecoder::set_word_prior`]); greedy decoding stays as it is. In place:
     /// a `Decoder` holds greedy's 16 KB inline, and a move by value would put
     /// another copy on a microcontroller's stack.
     pub fn set_word_prior(&mut self, prior: Option<&'m WordPrior<'m>>) {

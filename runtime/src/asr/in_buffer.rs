@@ -96,24 +96,11 @@ impl BufferedRecognizer {
                 let word_nodes = carver.slice::<u32>(info.word_count())?;
                 let ranks = carver.slice::<u32>(info.word_count())?;
                 let mut lexicon = Lexicon::new(nodes, word_nodes, ranks)?;
-                let listed = info.insert_words(&mut lexicon)?;
+                info.insert_words(&mut lexicon)?;
                 lexicon.finish();
-                let prior_len = self.prior_len(&info);
-                let prior = if prior_len > 0 {
-                    // The prior numbers words as app.words lists them: a word listed twice would shift them.
-                    if lexicon.words() != listed {
-                        return Err(Error::BadAsrMetadata {
-                            key: "app.word_prior",
-                            reason: "needs app.words without a word listed twice",
-                        });
-                    }
-                    let prior = info.read_word_prior(carver.slice::<f32>(prior_len)?)?;
-                    match prior {
-                        Some(p) => Some(&*carver.put(p)?),
-                        None => None,
-                    }
-                } else {
-                    None
+                let prior = match self.prior_len(&info) {
+                    0 => None,
+                    len => info.read_word_prior(carver.slice::<f32>(len)?)?.map(|p| carver.put(p)).transpose()?,
                 };
                 let lexicon = carver.put(lexicon)?;
                 let sizes = config.sizes(info.symbols())?;
@@ -124,7 +111,7 @@ impl BufferedRecognizer {
                     log_probs: carver.slice::<f32>(sizes.log_probs)?,
                 };
                 let mut decoder = Decoder::beam(&info, *config, lexicon, None, None, memory)?;
-                decoder.set_word_prior(prior);
+                decoder.set_word_prior(prior.map(|p| &*p));
                 decoder
             }
         };

@@ -137,7 +137,7 @@ impl<'m> AsrInfo<'m> {
         }
         let word_prior = model.metadata_value(WORD_PRIOR);
         if let Some(text) = word_prior {
-            check_word_prior(text, words.is_some(), word_count)?;
+            check_word_prior(text, words, word_count)?;
         }
         Ok(AsrInfo {
             sample_rate,
@@ -214,11 +214,6 @@ impl<'m> AsrInfo<'m> {
         self.word_chars
     }
 
-    /// Whether the model carries a word prior over its words (`app.word_prior`).
-    pub fn has_word_prior(&self) -> bool {
-        self.word_prior.is_some()
-    }
-
     /// Floats [`AsrInfo::read_word_prior`] fills (0 without a prior).
     pub fn word_prior_len(&self) -> usize {
         if self.word_prior.is_some() {
@@ -282,21 +277,27 @@ fn read_floats(key: &'static str, text: &str) -> Result<heapless::Vec<f32, MAX_B
     Ok(values)
 }
 
-/// `app.word_prior`: a list of `(words + 1) × words` numbers over `app.words`.
-fn check_word_prior(text: &str, has_words: bool, words: usize) -> Result<(), Error> {
-    if !has_words {
+/// `app.word_prior`: a list of `(words + 1) × words` numbers over `app.words`,
+/// which must name each word once: the prior numbers words as the list does, and
+/// the lexicon gives a repeated word its first number.
+fn check_word_prior(text: &str, words: Option<&str>, count: usize) -> Result<(), Error> {
+    let Some(list) = words else {
         return Err(Error::BadAsrMetadata {
             key: WORD_PRIOR,
             reason: "scores words, but the model lists none (app.words)",
         });
-    }
-    let count = json::for_each_number(WORD_PRIOR, text, |_| Ok(()))?;
-    let expected = (words as u64 + 1) * words as u64;
-    if count as u64 != expected {
+    };
+    let repeated = Error::BadAsrMetadata { key: WORD_PRIOR, reason: "needs app.words without a word listed twice" };
+    visit_words(list, |i, word| {
+        visit_words(list, |j, other| if j < i && other == word { Err(repeated) } else { Ok(()) }).map(|_| ())
+    })?;
+    let scores = json::for_each_number(WORD_PRIOR, text, |_| Ok(()))?;
+    let expected = (count as u64 + 1) * count as u64;
+    if scores as u64 != expected {
         return Err(Error::AsrShapeMismatch {
             what: "app.word_prior scores ((app.words + 1) × app.words)",
             expected,
-            found: count as u64,
+            found: scores as u64,
         });
     }
     Ok(())
@@ -702,7 +703,6 @@ mod tests {
         let bytes = model_bytes(&meta_with("app.word_prior", Some(scores)), config(12, 5));
         let model = bytes.model().unwrap();
         let info = AsrInfo::from_model(&model).unwrap();
-        assert!(info.has_word_prior());
         assert_eq!(info.word_prior_len(), 12);
         let mut out = [0.0; 12];
         let prior = info.read_word_prior(&mut out).unwrap().unwrap();
@@ -712,7 +712,6 @@ mod tests {
         let bytes = model_bytes(&meta_with("", None), config(12, 5));
         let model = bytes.model().unwrap();
         let info = AsrInfo::from_model(&model).unwrap();
-        assert!(!info.has_word_prior());
         assert_eq!(info.word_prior_len(), 0);
         assert!(info.read_word_prior(&mut []).unwrap().is_none());
     }
@@ -731,6 +730,12 @@ mod tests {
             err.to_string(),
             "the model's app.word_prior metadata: scores words, but the model lists none (app.words)"
         );
+        // A word listed twice would shift the prior's numbering against the lexicon's.
+        let mut twice = meta_with("app.word_prior", Some("[0,0,0, 0,0,0, 0,0,0, 0,0,0]"));
+        twice.retain(|(k, _)| k != "app.words");
+        twice.push(("app.words".into(), r#"["ab", "b\u00e9", "ab"]"#.into()));
+        let err = error_with_config(&twice, config(12, 5));
+        assert_eq!(err.to_string(), "the model's app.word_prior metadata: needs app.words without a word listed twice");
     }
 
     #[test]

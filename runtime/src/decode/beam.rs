@@ -262,12 +262,6 @@ impl<'m> BeamDecoder<'m> {
 
     /// Scores each completed word by the word before it too (`prior`'s words
     /// must be the lexicon's first ids, as the model lists them).
-    pub fn with_word_prior(mut self, prior: Option<&'m WordPrior<'m>>) -> Self {
-        self.set_word_prior(prior);
-        self
-    }
-
-    /// [`BeamDecoder::with_word_prior`] in place.
     pub fn set_word_prior(&mut self, prior: Option<&'m WordPrior<'m>>) {
         self.prior = prior;
     }
@@ -823,9 +817,8 @@ mod tests {
         lex.finish();
         let mut b = buffers(&config);
         let prior = prior.map(|scores| WordPrior::new(lex.words(), scores).unwrap());
-        let mut d = BeamDecoder::new(config, 0, 1, &lex, g.as_ref(), h.as_ref(), b.memory())
-            .unwrap()
-            .with_word_prior(prior.as_ref());
+        let mut d = BeamDecoder::new(config, 0, 1, &lex, g.as_ref(), h.as_ref(), b.memory()).unwrap();
+        d.set_word_prior(prior.as_ref());
         for step in steps {
             d.push(step).unwrap();
         }

@@ -232,14 +232,8 @@ impl Tables {
             }
             // Line n of the error is the model's n-th word.
             None => {
-                let listed = info.insert_words(&mut lexicon).map_err(|e| anyhow!("the model's app.words: {e}"))?;
-                if info.has_word_prior() {
-                    // The prior numbers words as app.words lists them; a repeat would shift them.
-                    if lexicon.words() != listed {
-                        bail!("the model's app.word_prior: needs app.words without a word listed twice");
-                    }
-                    word_prior = info.read_word_prior(prior).map_err(|e| anyhow!("the model's app.word_prior: {e}"))?;
-                }
+                info.insert_words(&mut lexicon).map_err(|e| anyhow!("the model's app.words: {e}"))?;
+                word_prior = info.read_word_prior(prior).map_err(|e| anyhow!("the model's app.word_prior: {e}"))?;
             }
         }
         let grammar = match &sources.grammar {
